@@ -1,0 +1,226 @@
+#include "app/connection.h"
+
+#include <asio/experimental/awaitable_operators.hpp>
+
+#include "log/log.h"
+#include "proxy/diagnostics.h"
+#include "proxy/proxy_parser.h"
+#include "smtp/server/session.h"
+#include "tls/tls_context.h"
+
+namespace postern::app {
+
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+Endpoint toEndpoint(const net::tcp::endpoint& ep) {
+  Endpoint e;
+  auto a = ep.address();
+  if (a.is_v4()) {
+    auto b = a.to_v4().to_bytes();
+    e.address = IpAddress::v4(b.data());
+  } else {
+    auto b = a.to_v6().to_bytes();
+    e.address = IpAddress::v6(b.data()).unmapped();
+  }
+  e.port = ep.port();
+  return e;
+}
+
+}  // namespace
+
+Connection::Connection(smtp::ServerContext& ctx, net::tcp::socket socket, const config::Listener& listener, uint64_t id)
+    : ctx_(ctx), stream_(std::move(socket)), start_(std::chrono::steady_clock::now()) {
+  info_.id = id;
+  info_.listener = &listener;
+  std::error_code ec;
+  auto peer = stream_.socket().remote_endpoint(ec);
+  if (!ec) info_.peer = toEndpoint(peer);
+  auto local = stream_.socket().local_endpoint(ec);
+  if (!ec) info_.local = toEndpoint(local);
+  info_.client = info_.peer;
+}
+
+void Connection::interruptIfIdle() {
+  // The session checks shutting_down before each command; cancelling a pending read
+  // gets it there now rather than at the next command.
+  if (session_ && session_->idle()) {
+    std::error_code ignored;
+    stream_.socket().cancel(ignored);
+  }
+}
+
+void Connection::forceClose() { stream_.close(); }
+
+net::awaitable<void> Connection::run() {
+  co_await (serve() || stream_.runWatchdog(kWatchdogGrace));
+  stream_.close();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
+  auto ev = log::info("conn.close");
+  ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
+  if (info_.proxied) ev.kv("via", info_.peer.toString());
+  ev.kv("duration_ms", int64_t(ms));
+}
+
+void Connection::logProxyEvent(std::string_view event, std::string_view counter, std::string_view detail,
+                               std::string_view fix) {
+  ctx_.counters.inc(counter);
+  log::warn(event).kv("conn", info_.id).kv("listener", info_.listener->name)
+      .kv("port", uint64_t(info_.listener->address.port)).kv("peer", info_.peer.toString())
+      .kv("detail", detail).kv("fix", fix);
+}
+
+net::awaitable<bool> Connection::refuseHeader(std::string& leftover, bool trusted) {
+  // Server-first protocols (SMTP) are greeted at once; their first bytes are checked by
+  // the session. A TLS client speaks first, so its first bytes are looked at here.
+  if (!info_.listener->service->implicit_tls) co_return true;
+  stream_.setDeadline(std::chrono::milliseconds(ctx_.config.smtp.command_timeout_ms));
+  for (;;) {
+    auto sig = proxy::detectSignature(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(leftover.data()), leftover.size()));
+    if (sig == proxy::Signature::kNone) co_return true;
+    if (sig == proxy::Signature::kV1 || sig == proxy::Signature::kV2) {
+      const char* v = sig == proxy::Signature::kV1 ? "PROXY v1 header" : "PROXY v2 header";
+      if (info_.listener->proxy == config::ProxyMode::kOff)
+        logProxyEvent("proxy.unexpected_header", "proxy.unexpected_header", v,
+                      proxy::fixForUnexpectedHeader(info_.listener->name, info_.listener->address.port));
+      else
+        logProxyEvent("proxy.untrusted_header", "proxy.untrusted_header", v,
+                      proxy::fixForUntrustedHeader(info_.listener->name));
+      co_return false;
+    }
+    char buf[512];
+    auto [ec, n] = co_await stream_.readSome(buf, sizeof buf);
+    if (ec) co_return !leftover.empty();   // let the TLS layer report what happened
+    leftover.append(buf, n);
+  }
+}
+
+net::awaitable<bool> Connection::proxyStage(std::string& leftover) {
+  const config::Listener& l = *info_.listener;
+  bool trusted = anyContains(l.trusted_networks, info_.peer.address);
+  if (l.proxy == config::ProxyMode::kOff || (l.proxy == config::ProxyMode::kMixed && !trusted))
+    co_return co_await refuseHeader(leftover, trusted);
+
+  // A header is expected (required, or mixed from a trusted peer); nothing is sent to the
+  // peer before it is complete and valid.
+  stream_.setDeadline(std::chrono::milliseconds(ctx_.config.proxy.header_timeout_ms));
+  for (;;) {
+    auto bytes = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(leftover.data()), leftover.size());
+    proxy::ParseResult r = proxy::parse(bytes);
+    if (r.status == proxy::Status::kDone) {
+      if (!trusted) {
+        // required mode, untrusted peer: never honoured.
+        logProxyEvent("proxy.untrusted_header", "proxy.untrusted_header",
+                      r.header.hasAddresses() ? "PROXY header claiming " + r.header.src_addr.toString()
+                                              : std::string("PROXY header"),
+                      proxy::fixForUntrustedHeader(l.name));
+        co_return false;
+      }
+      const proxy::Header& h = r.header;
+      auto ev = log::info("proxy.header");
+      ev.kv("conn", info_.id).kv("listener", l.name).kv("peer", info_.peer.toString())
+          .kv("version", h.version == proxy::Version::kV1 ? "v1" : "v2");
+      if (h.command == proxy::Command::kLocal) {
+        ctx_.counters.inc("proxy.local");
+        ev.kv("command", "local");
+      } else if (h.hasAddresses()) {
+        ctx_.counters.inc("proxy.accepted");
+        info_.client = Endpoint{h.src_addr.unmapped(), h.src_port};
+        info_.proxied = true;
+        ev.kv("client", info_.client.toString());
+      } else {
+        ctx_.counters.inc("proxy.unknown_address");
+        ev.kv("command", "proxy").kv("client", "unknown (served as the proxy's address)");
+      }
+      leftover.erase(0, r.consumed);
+      co_return true;
+    }
+    if (r.status == proxy::Status::kError) {
+      if (!trusted) {
+        logProxyEvent("proxy.untrusted_peer", "proxy.untrusted_peer",
+                      std::string("arrived: ") + std::string(proxy::describeNonProxy(bytes)),
+                      proxy::fixForUntrustedPeer(l.name));
+      } else if (r.error == proxy::Error::kNotProxy) {
+        logProxyEvent("proxy.header_missing", "proxy.header_missing",
+                      std::string("arrived: ") + std::string(proxy::describeNonProxy(bytes)), proxy::fixForMissingHeader());
+      } else {
+        logProxyEvent("proxy.malformed", "proxy.malformed", r.reason,
+                      "fix the load balancer's PROXY protocol settings (HAProxy: send-proxy or send-proxy-v2)");
+      }
+      co_return false;
+    }
+    if (leftover.size() >= proxy::kV2MaxAcceptedLength) {
+      logProxyEvent("proxy.malformed", "proxy.malformed", "header too long", "fix the load balancer's PROXY settings");
+      co_return false;
+    }
+    char buf[512];
+    // Read no more than the header could still need, so a following ClientHello or
+    // command mostly stays in the socket (whatever does arrive is kept as leftover).
+    auto [ec, n] = co_await stream_.readSome(buf, sizeof buf);
+    if (ec) {
+      if (stream_.expired()) {
+        if (!trusted)
+          logProxyEvent("proxy.untrusted_peer", "proxy.untrusted_peer",
+                        leftover.empty() ? "nothing arrived" : "incomplete data", proxy::fixForUntrustedPeer(l.name));
+        else
+          logProxyEvent("proxy.header_timeout", "proxy.header_timeout",
+                        leftover.empty() ? "nothing arrived before header_timeout"
+                                         : "an incomplete PROXY header arrived before header_timeout",
+                        proxy::fixForMissingHeader());
+      } else if (!leftover.empty()) {
+        logProxyEvent("proxy.malformed", "proxy.malformed", "connection closed inside the PROXY header",
+                      "check the load balancer's PROXY settings");
+      }
+      co_return false;
+    }
+    leftover.append(buf, n);
+  }
+}
+
+net::awaitable<void> Connection::serve() {
+  std::string prefix;   // bytes read ahead of the protocol (after a PROXY header)
+  if (!co_await proxyStage(prefix)) {
+    stream_.stopWatchdog();
+    co_return;
+  }
+  {
+    auto open = log::info("conn.open");
+    open.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
+    if (info_.proxied) open.kv("via", info_.peer.toString());
+    open.kv("local", info_.local.toString());
+  }
+  if (info_.listener->service->implicit_tls) {
+    stream_.setDeadline(std::chrono::milliseconds(ctx_.config.smtp.command_timeout_ms));
+    std::string reason;
+    auto tls = ctx_.certs->current();
+    if (!co_await stream_.acceptTls(tls.get(), prefix, reason)) {
+      ctx_.counters.inc("tls.handshake_failed");
+      auto ev = log::warn("tls.handshake_failed");
+      ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
+      if (info_.proxied) ev.kv("via", info_.peer.toString());
+      ev.kv("mode", "implicit").kv("reason", reason);
+      if (reason.find("wrong version number") != std::string::npos ||
+          reason.find("http request") != std::string::npos)
+        ev.kv("hint", "the client spoke plaintext or sent a PROXY header to a TLS port");
+      stream_.stopWatchdog();
+      co_return;
+    }
+    log::info("tls.established").kv("conn", info_.id).kv("client", info_.client.toString())
+        .kv("tls", stream_.tlsInfo().version + " " + stream_.tlsInfo().cipher).opt("sni", stream_.tlsInfo().sni);
+    prefix.clear();
+  }
+  smtp::Session session(ctx_, stream_, info_);
+  session.preload(std::move(prefix));
+  bool header_expected = info_.listener->proxy == config::ProxyMode::kRequired ||
+                         (info_.listener->proxy == config::ProxyMode::kMixed &&
+                          anyContains(info_.listener->trusted_networks, info_.peer.address));
+  if (!header_expected && !info_.listener->service->implicit_tls) session.guardAgainstProxyHeader();
+  session_ = &session;
+  co_await session.run();
+  session_ = nullptr;
+  stream_.stopWatchdog();
+}
+
+}  // namespace postern::app

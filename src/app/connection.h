@@ -1,0 +1,48 @@
+// One accepted connection: the stages in front of the protocol session (PROXY header,
+// implicit TLS), the session itself, and the deadline watchdog.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "config/config.h"
+#include "net/stream.h"
+#include "smtp/server/context.h"
+
+namespace postern::smtp {
+class Session;
+}
+
+namespace postern::app {
+
+inline constexpr std::chrono::seconds kWatchdogGrace{10};
+
+class Connection {
+ public:
+  Connection(smtp::ServerContext& ctx, net::tcp::socket socket, const config::Listener& listener, uint64_t id);
+  net::awaitable<void> run();
+  // Shutdown: a session waiting for the next command is told 421 and closed; one in the
+  // middle of a transaction finishes it first.
+  void interruptIfIdle();
+  void forceClose();
+
+ private:
+  net::awaitable<void> serve();
+  // The PROXY stage (DESIGN.md "PROXY modes"): reads and applies a header when the
+  // listener's mode and the peer's address call for one. `leftover` receives the bytes
+  // read past the header (or the first bytes of a direct client). False: close.
+  net::awaitable<bool> proxyStage(std::string& leftover);
+  // Reads the first bytes of a client that must not send a header; false (logged) when
+  // they are a PROXY signature.
+  net::awaitable<bool> refuseHeader(std::string& leftover, bool trusted);
+  void logProxyEvent(std::string_view event, std::string_view counter, std::string_view detail,
+                     std::string_view fix);
+
+  smtp::ServerContext& ctx_;
+  net::Stream stream_;
+  smtp::ConnectionInfo info_;
+  std::chrono::steady_clock::time_point start_;
+  smtp::Session* session_ = nullptr;   // while the protocol session runs
+};
+
+}  // namespace postern::app

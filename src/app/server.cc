@@ -1,0 +1,276 @@
+#include "app/server.h"
+
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <asio/signal_set.hpp>
+#include <fmt/format.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <list>
+#include <thread>
+#include <unordered_set>
+
+#include "app/connection.h"
+#include "delivery/deliverer.h"
+#include "directory/directory_service.h"
+#include "log/log.h"
+#include "net/asio.h"
+#include "smtp/server/context.h"
+#include "spool/spool.h"
+#include "tls/tls_context.h"
+#include "util/fs.h"
+
+namespace postern::app {
+
+using namespace std::chrono_literals;
+using net::awaitable;
+using net::tcp;
+
+namespace {
+
+constexpr auto kDirectoryPollInterval = 1s;
+constexpr unsigned kCpuThreads = 2;
+constexpr unsigned kDeliveryThreads = 2;
+
+struct Worker {
+  asio::io_context io{1};
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  std::unordered_set<Connection*> connections;   // touched only on this worker's thread
+  std::thread thread;
+};
+
+}  // namespace
+
+class Server {
+ public:
+  explicit Server(std::shared_ptr<const config::Config> cfg) : cfg_(std::move(cfg)) {}
+  int run();
+
+ private:
+  awaitable<void> acceptLoop(tcp::acceptor& acceptor, const config::Listener& listener);
+  awaitable<void> watchDirectory();
+  awaitable<void> handleSignals();
+  void beginShutdown();
+
+  std::shared_ptr<const config::Config> cfg_;
+  Counters counters_;
+  std::atomic<uint64_t> next_seq_{1};
+  std::atomic<uint64_t> next_conn_{1};
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<size_t> open_connections_{0};
+  std::unique_ptr<tls::CertStore> certs_;
+  std::unique_ptr<directory::DirectoryService> directory_;
+  std::unique_ptr<spool::Spool> spool_;
+  std::unique_ptr<delivery::Deliverer> deliverer_;
+  std::unique_ptr<asio::thread_pool> cpu_pool_;
+  std::unique_ptr<smtp::ServerContext> smtp_ctx_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::list<tcp::acceptor> acceptors_;
+  size_t next_worker_ = 0;
+  std::thread shutdown_thread_;
+};
+
+awaitable<void> Server::acceptLoop(tcp::acceptor& acceptor, const config::Listener& listener) {
+  for (;;) {
+    Worker& w = *workers_[next_worker_++ % workers_.size()];
+    auto [ec, sock] = co_await acceptor.async_accept(w.io, net::use_nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || shutting_down_) co_return;
+      // EMFILE and friends: log, pause briefly, keep serving.
+      log::error("net.accept_failed").kv("listener", listener.name).kv("reason", ec.message());
+      asio::steady_timer t(acceptor.get_executor(), 100ms);
+      co_await t.async_wait(net::use_nothrow);
+      continue;
+    }
+    if (open_connections_.load() >= cfg_->server.max_connections) {
+      counters_.inc("net.max_connections");
+      log::warn("net.max_connections").kv("listener", listener.name).kv("limit", uint64_t(cfg_->server.max_connections));
+      std::error_code ignored;
+      sock.close(ignored);
+      continue;
+    }
+    ++open_connections_;
+    uint64_t id = next_conn_++;
+    Worker* wp = &w;
+    asio::co_spawn(
+        w.io,
+        [this, wp, id, &listener, s = std::move(sock)]() mutable -> awaitable<void> {
+          Connection conn(*smtp_ctx_, std::move(s), listener, id);
+          wp->connections.insert(&conn);
+          co_await conn.run();
+          wp->connections.erase(&conn);
+          --open_connections_;
+        },
+        asio::detached);
+  }
+}
+
+awaitable<void> Server::watchDirectory() {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (!shutting_down_) {
+    timer.expires_after(kDirectoryPollInterval);
+    co_await timer.async_wait(net::use_nothrow);
+    asio::post(*cpu_pool_, [d = directory_.get()] { d->reloadIfChanged(); });
+  }
+}
+
+awaitable<void> Server::handleSignals() {
+  asio::signal_set signals(co_await asio::this_coro::executor, SIGTERM, SIGINT, SIGHUP);
+  for (;;) {
+    auto [ec, sig] = co_await signals.async_wait(net::use_nothrow);
+    if (ec) co_return;
+    if (sig == SIGHUP) {
+      log::info("server.reload").kv("signal", "SIGHUP");
+      asio::post(*cpu_pool_, [this] {
+        directory_->reloadIfChanged(true);
+        if (certs_) {
+          if (Status s = certs_->reload(); !s)
+            log::error("tls.reload_failed").kv("reason", s.message()).kv("status", "kept_previous");
+          else
+            for (const auto& c : certs_->certificates())
+              log::info("tls.reloaded").kv("file", c.cert_path).kv("serial", c.serial_hex)
+                  .kv("days_left", int64_t(c.days_left));
+        }
+      });
+      continue;
+    }
+    log::info("server.stopping").kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")
+        .kv("open_connections", uint64_t(open_connections_.load()));
+    beginShutdown();
+    co_return;
+  }
+}
+
+void Server::beginShutdown() {
+  shutting_down_ = true;
+  for (auto& a : acceptors_) {
+    std::error_code ignored;
+    a.close(ignored);
+  }
+  for (auto& w : workers_) {
+    asio::post(w->io, [wp = w.get()] {
+      for (Connection* c : wp->connections) c->interruptIfIdle();
+    });
+  }
+  // Bounded: after shutdown_timeout every remaining connection is closed.
+  shutdown_thread_ = std::thread([this] {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_->server.shutdown_timeout_ms);
+    while (open_connections_.load() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    if (open_connections_.load() > 0) {
+      log::warn("server.shutdown_timeout").kv("closing", uint64_t(open_connections_.load()));
+      for (auto& w : workers_)
+        asio::post(w->io, [wp = w.get()] {
+          for (Connection* c : wp->connections) c->forceClose();
+        });
+      std::this_thread::sleep_for(200ms);
+    }
+    for (auto& w : workers_) w->guard.reset();
+    for (auto& w : workers_) w->io.stop();
+  });
+}
+
+int Server::run() {
+  const config::Config& c = *cfg_;
+  if (sodium_init() < 0) {
+    log::error("server.start_failed").kv("reason", "libsodium initialisation failed");
+    return 1;
+  }
+  for (const auto& d : {c.data_dir, c.spoolDir(), c.stateDir(), c.mailbox_root}) {
+    if (Status s = makeDirs(d); !s) {
+      log::error("server.start_failed").kv("reason", s.message());
+      return 1;
+    }
+  }
+  if (c.tls.configured) {
+    certs_ = std::make_unique<tls::CertStore>(c.tls);
+    if (Status s = certs_->load(); !s) {
+      log::error("server.start_failed").kv("reason", s.message());
+      return 1;
+    }
+    for (const auto& ci : certs_->certificates())
+      log::info("tls.certificate").kv("file", ci.cert_path).kv("names", fmt::format("{}", fmt::join(ci.names, ",")))
+          .kv("serial", ci.serial_hex).kv("days_left", int64_t(ci.days_left));
+  }
+  directory_ = std::make_unique<directory::DirectoryService>(c.accounts_path, c.aliases_path);
+  if (Status s = directory_->load(); !s) {
+    log::error("server.start_failed").kv("reason", s.message());
+    return 1;
+  }
+  std::vector<spool::Pending> pending;
+  auto sp = spool::Spool::open(c.spoolDir(), &pending);
+  if (!sp) {
+    log::error("server.start_failed").kv("reason", sp.status().message());
+    return 1;
+  }
+  spool_ = std::move(sp.value());
+  deliverer_ = std::make_unique<delivery::Deliverer>(*spool_, c.mailbox_root, c.hostname, kDeliveryThreads);
+  if (!pending.empty()) log::info("spool.recovered").kv("messages", uint64_t(pending.size()));
+  for (auto& p : pending) {
+    delivery::Job job;
+    job.env = std::move(p.env);
+    job.done = std::move(p.done);
+    job.recovered = true;
+    deliverer_->submit(std::move(job));
+  }
+  cpu_pool_ = std::make_unique<asio::thread_pool>(kCpuThreads);
+  smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *deliverer_, certs_.get(), *cpu_pool_, counters_,
+                                          next_seq_, shutting_down_});
+
+  unsigned n = c.server.threads ? c.server.threads : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->guard = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(w->io.get_executor());
+    workers_.push_back(std::move(w));
+  }
+  asio::io_context& main_io = workers_[0]->io;
+  for (const auto& l : c.listeners) {
+    tcp::endpoint ep(asio::ip::make_address(l.address.address.toString()), l.address.port);
+    tcp::acceptor& a = acceptors_.emplace_back(main_io);
+    std::error_code ec;
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6()) a.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      log::error("server.start_failed").kv("listener", l.name).kv("address", l.address.toString())
+          .kv("reason", fmt::format("cannot listen: {}", ec.message()));
+      return 1;
+    }
+    log::info("server.listening").kv("listener", l.name).kv("address", l.address.toString())
+        .kv("proxy_protocol", config::proxyModeName(l.proxy))
+        .kv("tls", l.service->implicit_tls ? "implicit" : (certs_ ? "starttls" : "none"));
+    asio::co_spawn(main_io, acceptLoop(a, l), asio::detached);
+  }
+  asio::co_spawn(main_io, handleSignals(), asio::detached);
+  asio::co_spawn(main_io, watchDirectory(), asio::detached);
+  log::info("server.started").kv("version", POSTERN_VERSION).kv("hostname", c.hostname).kv("threads", uint64_t(n))
+      .kv("pid", uint64_t(::getpid()));
+
+  for (size_t i = 1; i < workers_.size(); ++i)
+    workers_[i]->thread = std::thread([w = workers_[i].get()] { w->io.run(); });
+  main_io.run();
+  for (size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
+  if (shutdown_thread_.joinable()) shutdown_thread_.join();
+  acceptors_.clear();
+  workers_.clear();
+  cpu_pool_->join();
+  spool_->drain();
+  deliverer_->drain();
+  deliverer_.reset();
+  spool_->drain();
+  spool_.reset();
+  log::info("server.stopped");
+  log::flush();
+  return 0;
+}
+
+int serve(std::shared_ptr<const config::Config> config) {
+  Server s(std::move(config));
+  return s.run();
+}
+
+}  // namespace postern::app

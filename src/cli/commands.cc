@@ -1,0 +1,196 @@
+#include "cli/commands.h"
+
+#include <sodium.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "app/server.h"
+#include "config/config.h"
+#include "directory/accounts.h"
+#include "directory/aliases.h"
+#include "directory/file_edit.h"
+#include "log/log.h"
+#include "util/fs.h"
+
+namespace postern::cli {
+
+int usage(int status) {
+  std::fprintf(status ? stderr : stdout,
+               "usage: postern <command> [--config FILE]\n"
+               "  serve                              run the server in the foreground (logs to stderr)\n"
+               "  config check                       validate the configuration (exit 0 valid, 1 invalid)\n"
+               "  config show                        print every listener's effective settings\n"
+               "  account add|del|passwd ADDRESS     [--password-stdin]\n"
+               "  account list\n"
+               "  alias add ALIAS TARGET[,TARGET...] | alias del ALIAS | alias list\n"
+               "  ban list | ban add IP [--for DURATION] | ban del IP\n"
+               "  doctor [--through [LISTENER=]HOST:PORT] [--ca FILE]\n"
+               "  version\n"
+               "default configuration: %s\n",
+               kDefaultConfigPath);
+  return status;
+}
+
+namespace {
+
+// Loads the configuration, printing diagnostics; null on errors.
+std::shared_ptr<const config::Config> loadConfig(const Args& a, bool print_warnings) {
+  config::LoadResult r = config::load(a.config_path);
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == config::Diagnostic::Severity::kError || print_warnings)
+      std::fprintf(stderr, "%s\n", d.toString().c_str());
+  }
+  return r.config;
+}
+
+std::optional<std::string> readPassword(const Args& a, const std::string& prompt) {
+  std::string pw;
+  if (a.password_stdin || !isatty(STDIN_FILENO)) {
+    if (!std::getline(std::cin, pw)) return std::nullopt;
+    if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+    return pw;
+  }
+  std::fprintf(stderr, "%s", prompt.c_str());
+  termios old{};
+  tcgetattr(STDIN_FILENO, &old);
+  termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  bool ok = static_cast<bool>(std::getline(std::cin, pw));
+  tcsetattr(STDIN_FILENO, TCSANOW, &old);
+  std::fprintf(stderr, "\n");
+  if (!ok) return std::nullopt;
+  std::string again;
+  std::fprintf(stderr, "Again: ");
+  tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  ok = static_cast<bool>(std::getline(std::cin, again));
+  tcsetattr(STDIN_FILENO, TCSANOW, &old);
+  std::fprintf(stderr, "\n");
+  if (!ok || again != pw) {
+    std::fprintf(stderr, "postern: the passwords differ\n");
+    return std::nullopt;
+  }
+  return pw;
+}
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "postern: %s\n", s.message().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int runServe(const Args& a) {
+  auto cfg = loadConfig(a, true);
+  if (!cfg) {
+    std::fprintf(stderr, "postern: not starting: the configuration has errors\n");
+    return 1;
+  }
+  log::Level level = cfg->log_level == "debug"  ? log::Level::kDebug
+                     : cfg->log_level == "warn" ? log::Level::kWarn
+                     : cfg->log_level == "error" ? log::Level::kError
+                                                 : log::Level::kInfo;
+  log::init(cfg->log_format == config::LogFormat::kJson ? log::Format::kJson : log::Format::kText, level);
+  return app::serve(cfg);
+}
+
+int runConfig(const Args& a) {
+  if (a.positional.size() != 2 || (a.positional[1] != "check" && a.positional[1] != "show")) return usage(2);
+  config::LoadResult r = config::load(a.config_path);
+  for (const auto& d : r.diagnostics) std::fprintf(stderr, "%s\n", d.toString().c_str());
+  if (!r.config) {
+    std::fprintf(stderr, "%s: configuration is invalid\n", a.config_path.c_str());
+    return 1;
+  }
+  if (a.positional[1] == "show") {
+    std::printf("%s", config::describe(*r.config).c_str());
+    return 0;
+  }
+  std::printf("%s: configuration is valid (%zu listener%s)\n", a.config_path.c_str(), r.config->listeners.size(),
+              r.config->listeners.size() == 1 ? "" : "s");
+  return 0;
+}
+
+int runAccount(const Args& a) {
+  if (a.positional.size() < 2) return usage(2);
+  const std::string& sub = a.positional[1];
+  auto cfg = loadConfig(a, false);
+  if (!cfg) return 1;
+  if (sodium_init() < 0) return 1;
+  const std::string& path = cfg->accounts_path;
+  if (sub == "list" && a.positional.size() == 2) {
+    auto text = readFile(path);
+    if (!text) return fail(text.status());
+    auto parsed = directory::parseAccounts(*text, path);
+    if (!parsed) return fail(parsed.status());
+    for (const auto& acct : parsed->accounts)
+      std::printf("%s %s\n", acct.address.c_str(), std::string(directory::schemeName(acct.scheme)).c_str());
+    return 0;
+  }
+  if (a.positional.size() != 3) return usage(2);
+  const std::string& address = a.positional[2];
+  if (sub == "del") {
+    if (Status s = directory::deleteAccount(path, address); !s) return fail(s);
+    std::printf("deleted account %s\n", address.c_str());
+    return 0;
+  }
+  if (sub == "add" || sub == "passwd") {
+    auto pw = readPassword(a, "Password for " + address + ": ");
+    if (!pw) return fail(Status::invalid("no password given"));
+    if (pw->empty()) return fail(Status::invalid("the password must not be empty"));
+    Status s = sub == "add" ? directory::addAccount(path, address, *pw) : directory::setPassword(path, address, *pw);
+    if (!s) return fail(s);
+    std::printf("%s account %s\n", sub == "add" ? "added" : "changed password of", address.c_str());
+    return 0;
+  }
+  return usage(2);
+}
+
+int runAlias(const Args& a) {
+  if (a.positional.size() < 2) return usage(2);
+  const std::string& sub = a.positional[1];
+  auto cfg = loadConfig(a, false);
+  if (!cfg) return 1;
+  const std::string& path = cfg->aliases_path;
+  if (sub == "list" && a.positional.size() == 2) {
+    auto text = readFile(path);
+    if (!text) {
+      if (::access(path.c_str(), F_OK) != 0) return 0;   // no aliases yet
+      return fail(text.status());
+    }
+    auto parsed = directory::parseAliases(*text, path);
+    if (!parsed) return fail(parsed.status());
+    for (const auto& al : parsed->aliases) {
+      std::string targets;
+      for (const auto& t : al.targets) targets += (targets.empty() ? "" : ",") + t;
+      std::printf("%s %s\n", al.source.c_str(), targets.c_str());
+    }
+    return 0;
+  }
+  if (sub == "add" && a.positional.size() == 4) {
+    if (Status s = directory::addAlias(path, a.positional[2], a.positional[3]); !s) return fail(s);
+    std::printf("added alias %s -> %s\n", a.positional[2].c_str(), a.positional[3].c_str());
+    return 0;
+  }
+  if (sub == "del" && a.positional.size() == 3) {
+    if (Status s = directory::deleteAlias(path, a.positional[2]); !s) return fail(s);
+    std::printf("deleted alias %s\n", a.positional[2].c_str());
+    return 0;
+  }
+  return usage(2);
+}
+
+int runBan(const Args& a) {
+  std::fprintf(stderr, "postern: 'ban' is not available in this version (auto-ban is not built yet)\n");
+  return 1;
+}
+
+int runDoctor(const Args& a) {
+  std::fprintf(stderr, "postern: 'doctor' is not available in this version yet\n");
+  return 1;
+}
+
+}  // namespace postern::cli

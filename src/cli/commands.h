@@ -1,0 +1,29 @@
+// The `postern` command line (DESIGN.md "Command line (contract)"). Each subcommand is a
+// function from arguments to an exit status; errors go to stderr.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace postern::cli {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/postern/postern.toml";
+
+struct Args {
+  std::vector<std::string> positional;
+  std::string config_path = kDefaultConfigPath;
+  bool password_stdin = false;
+  std::vector<std::string> through;   // doctor --through
+  std::string ca_file;                // doctor --ca
+  std::string ban_for;                // ban add --for
+};
+
+int runServe(const Args& a);
+int runConfig(const Args& a);
+int runAccount(const Args& a);
+int runAlias(const Args& a);
+int runBan(const Args& a);
+int runDoctor(const Args& a);
+int usage(int status);
+
+}  // namespace postern::cli

@@ -1,0 +1,563 @@
+// Configuration loading: TOML (toml++) into the validated Config snapshot.
+// Each table has a fixed set of keys; anything else is an error with a did-you-mean.
+#include "config/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "util/strings.h"
+
+namespace postern::config {
+
+std::string_view proxyModeName(ProxyMode m) {
+  switch (m) {
+    case ProxyMode::kOff: return "off";
+    case ProxyMode::kRequired: return "required";
+    case ProxyMode::kMixed: return "mixed";
+  }
+  return "?";
+}
+
+std::string Position::toString() const {
+  if (line == 0) return file;
+  return fmt::format("{}:{}:{}", file, line, column);
+}
+
+std::string Diagnostic::toString() const {
+  const char* sev = severity == Severity::kError ? "error" : severity == Severity::kWarning ? "warning" : "note";
+  return fmt::format("{}: {}: {}", pos.toString(), sev, message);
+}
+
+bool LoadResult::hasErrors() const {
+  for (const auto& d : diagnostics)
+    if (d.severity == Diagnostic::Severity::kError) return true;
+  return false;
+}
+
+namespace {
+
+using Severity = Diagnostic::Severity;
+
+class Loader {
+ public:
+  Loader(std::string path) : path_(std::move(path)) {
+    auto slash = path_.rfind('/');
+    base_dir_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+  }
+
+  LoadResult run(std::string_view text);
+
+ private:
+  Position pos(const toml::source_region& r) const {
+    return Position{path_, static_cast<uint32_t>(r.begin.line), static_cast<uint32_t>(r.begin.column)};
+  }
+  Position pos(const toml::node& n) const { return pos(n.source()); }
+  void error(const Position& p, std::string msg) { diags_.push_back({Severity::kError, p, std::move(msg)}); }
+  void warning(const Position& p, std::string msg) { diags_.push_back({Severity::kWarning, p, std::move(msg)}); }
+  void note(const Position& p, std::string msg) { diags_.push_back({Severity::kNote, p, std::move(msg)}); }
+
+  // Reports every key of `t` that is not in `known`.
+  void checkKeys(const toml::table& t, std::string_view where, const std::vector<std::string>& known);
+  bool getString(const toml::table& t, std::string_view key, std::string& out);
+  bool getDuration(const toml::table& t, std::string_view key, uint64_t& out_ms);
+  bool getSize(const toml::table& t, std::string_view key, uint64_t& out);
+  bool getUnsigned(const toml::table& t, std::string_view key, uint64_t max, unsigned& out);
+  bool getNetworks(const toml::table& t, std::string_view key, std::vector<Cidr>& out);
+  const toml::table* getTable(const toml::table& t, std::string_view key);
+  std::string resolvePath(const std::string& p) const {
+    if (p.empty() || p[0] == '/') return p;
+    return base_dir_ + "/" + p;
+  }
+  void checkReadable(const std::string& path, const Position& p, std::string_view what, bool required);
+  void loadListeners(const toml::table& root);
+  void crossChecks();
+
+  std::string path_;
+  std::string base_dir_;
+  std::vector<Diagnostic> diags_;
+  Config c_;
+};
+
+void Loader::checkKeys(const toml::table& t, std::string_view where, const std::vector<std::string>& known) {
+  for (auto&& [k, v] : t) {
+    std::string key(k.str());
+    bool ok = false;
+    for (const auto& n : known) ok = ok || n == key;
+    if (ok) continue;
+    std::string msg = fmt::format("unknown setting '{}' in {}", key, where);
+    if (auto s = didYouMean(key, known)) msg += fmt::format(" (did you mean '{}'?)", *s);
+    else msg += fmt::format(" (known: {})", fmt::join(known, ", "));
+    error(pos(k.source()), msg);
+  }
+}
+
+bool Loader::getString(const toml::table& t, std::string_view key, std::string& out) {
+  const toml::node* n = t.get(key);
+  if (!n) return false;
+  if (!n->is_string()) {
+    error(pos(*n), fmt::format("'{}' must be a string", key));
+    return false;
+  }
+  out = n->as_string()->get();
+  return true;
+}
+
+bool Loader::getDuration(const toml::table& t, std::string_view key, uint64_t& out_ms) {
+  const toml::node* n = t.get(key);
+  if (!n) return false;
+  if (n->is_integer()) {
+    int64_t v = n->as_integer()->get();
+    if (v < 0) {
+      error(pos(*n), fmt::format("'{}' must not be negative", key));
+      return false;
+    }
+    out_ms = static_cast<uint64_t>(v) * 1000;
+    return true;
+  }
+  if (!n->is_string()) {
+    error(pos(*n), fmt::format("'{}' must be a duration such as \"30s\", \"5m\" or \"1h\"", key));
+    return false;
+  }
+  auto ms = parseDurationMs(n->as_string()->get());
+  if (!ms) {
+    error(pos(*n), fmt::format("'{}': bad duration \"{}\" (use e.g. \"500ms\", \"30s\", \"5m\", \"1h\", \"2d\")", key,
+                               n->as_string()->get()));
+    return false;
+  }
+  out_ms = *ms;
+  return true;
+}
+
+bool Loader::getSize(const toml::table& t, std::string_view key, uint64_t& out) {
+  const toml::node* n = t.get(key);
+  if (!n) return false;
+  if (n->is_integer() && n->as_integer()->get() >= 0) {
+    out = static_cast<uint64_t>(n->as_integer()->get());
+    return true;
+  }
+  if (n->is_string()) {
+    if (auto s = parseSize(n->as_string()->get())) {
+      out = *s;
+      return true;
+    }
+  }
+  error(pos(*n), fmt::format("'{}' must be a size such as 26214400 or \"25MiB\"", key));
+  return false;
+}
+
+bool Loader::getUnsigned(const toml::table& t, std::string_view key, uint64_t max, unsigned& out) {
+  const toml::node* n = t.get(key);
+  if (!n) return false;
+  if (!n->is_integer() || n->as_integer()->get() < 0 || static_cast<uint64_t>(n->as_integer()->get()) > max) {
+    error(pos(*n), fmt::format("'{}' must be an integer from 0 to {}", key, max));
+    return false;
+  }
+  out = static_cast<unsigned>(n->as_integer()->get());
+  return true;
+}
+
+bool Loader::getNetworks(const toml::table& t, std::string_view key, std::vector<Cidr>& out) {
+  const toml::node* n = t.get(key);
+  if (!n) return false;
+  const toml::array* arr = n->as_array();
+  if (!arr) {
+    error(pos(*n), fmt::format("'{}' must be an array of networks such as [\"10.0.0.0/8\", \"::1/128\"]", key));
+    return false;
+  }
+  out.clear();
+  bool ok = true;
+  for (const auto& e : *arr) {
+    if (!e.is_string()) {
+      error(pos(e), fmt::format("'{}': each entry must be a string", key));
+      ok = false;
+      continue;
+    }
+    std::string s = e.as_string()->get();
+    auto cidr = Cidr::parse(s);
+    if (!cidr) {
+      error(pos(e), fmt::format("'{}': bad network \"{}\" (expected an address or CIDR like 10.0.0.0/8 with no host bits set)",
+                                key, s));
+      ok = false;
+      continue;
+    }
+    if (cidr->isEverything())
+      warning(pos(e), fmt::format("'{}' contains {}: every address on the internet may send a PROXY header and claim "
+                                  "any client address; list only your load balancers",
+                                  key, s));
+    out.push_back(*cidr);
+  }
+  return ok;
+}
+
+const toml::table* Loader::getTable(const toml::table& t, std::string_view key) {
+  const toml::node* n = t.get(key);
+  if (!n) return nullptr;
+  if (!n->is_table()) {
+    error(pos(*n), fmt::format("'{}' must be a table ([{}])", key, key));
+    return nullptr;
+  }
+  return n->as_table();
+}
+
+void Loader::checkReadable(const std::string& path, const Position& p, std::string_view what, bool required) {
+  if (::access(path.c_str(), R_OK) == 0) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) error(p, fmt::format("{} '{}' is a directory", what, path));
+    return;
+  }
+  std::string msg = fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno));
+  if (required) error(p, msg);
+  else warning(p, msg + " (treated as empty until it appears)");
+}
+
+LoadResult Loader::run(std::string_view text) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path_);
+  } catch (const toml::parse_error& e) {
+    Position p{path_, static_cast<uint32_t>(e.source().begin.line), static_cast<uint32_t>(e.source().begin.column)};
+    error(p, std::string(e.description()));
+    return LoadResult{nullptr, diags_};
+  }
+  c_.path = path_;
+  c_.base_dir = base_dir_;
+  Position file_pos{path_, 0, 0};
+
+  checkKeys(root, "the top level",
+            {"hostname", "data_dir", "log_format", "log_level", "server", "directory", "mailbox", "tls",
+             "proxy_protocol", "smtp", "listener"});
+
+  if (!getString(root, "hostname", c_.hostname)) {
+    if (!root.get("hostname")) error(Position{path_, 1, 1}, "'hostname' is required (the name in the greeting and Received headers)");
+  } else if (c_.hostname.empty() || c_.hostname.find_first_of(" \t\r\n") != std::string::npos) {
+    error(pos(*root.get("hostname")), "'hostname' must be a domain name such as \"mail.example.com\"");
+  }
+  c_.data_dir = "/var/lib/postern";
+  getString(root, "data_dir", c_.data_dir);
+  c_.data_dir = resolvePath(c_.data_dir);
+  std::string fmt_name = "text";
+  if (getString(root, "log_format", fmt_name)) {
+    if (fmt_name == "text") c_.log_format = LogFormat::kText;
+    else if (fmt_name == "json") c_.log_format = LogFormat::kJson;
+    else error(pos(*root.get("log_format")), fmt::format("'log_format' must be \"text\" or \"json\", not \"{}\"", fmt_name));
+  }
+  if (getString(root, "log_level", c_.log_level)) {
+    if (c_.log_level != "debug" && c_.log_level != "info" && c_.log_level != "warn" && c_.log_level != "error")
+      error(pos(*root.get("log_level")), "'log_level' must be one of debug, info, warn, error");
+  }
+
+  if (const toml::table* t = getTable(root, "server")) {
+    checkKeys(*t, "[server]", {"threads", "shutdown_timeout", "max_connections"});
+    getUnsigned(*t, "threads", 256, c_.server.threads);
+    getDuration(*t, "shutdown_timeout", c_.server.shutdown_timeout_ms);
+    getUnsigned(*t, "max_connections", 1'000'000, c_.server.max_connections);
+  }
+
+  c_.accounts_path = "accounts.cf";
+  c_.aliases_path = "virtual.cf";
+  Position accounts_pos = file_pos, aliases_pos = file_pos;
+  if (const toml::table* t = getTable(root, "directory")) {
+    checkKeys(*t, "[directory]", {"accounts", "aliases"});
+    if (getString(*t, "accounts", c_.accounts_path)) accounts_pos = pos(*t->get("accounts"));
+    if (getString(*t, "aliases", c_.aliases_path)) aliases_pos = pos(*t->get("aliases"));
+  }
+  c_.accounts_path = resolvePath(c_.accounts_path);
+  c_.aliases_path = resolvePath(c_.aliases_path);
+  checkReadable(c_.accounts_path, accounts_pos, "accounts file", true);
+  checkReadable(c_.aliases_path, aliases_pos, "aliases file", false);
+
+  c_.mailbox_root = c_.data_dir + "/mail";
+  if (const toml::table* t = getTable(root, "mailbox")) {
+    checkKeys(*t, "[mailbox]", {"root"});
+    if (getString(*t, "root", c_.mailbox_root)) c_.mailbox_root = resolvePath(c_.mailbox_root);
+  }
+
+  if (const toml::table* t = getTable(root, "tls")) {
+    checkKeys(*t, "[tls]", {"cert", "key", "certificate", "min_version", "ciphers", "ciphersuites"});
+    c_.tls.configured = true;
+    bool has_cert = getString(*t, "cert", c_.tls.default_cert.cert);
+    bool has_key = getString(*t, "key", c_.tls.default_cert.key);
+    c_.tls.default_cert.pos = pos(*t);
+    if (!has_cert) error(pos(*t), "[tls] needs 'cert' (a PEM certificate chain)");
+    if (!has_key) error(pos(*t), "[tls] needs 'key' (the PEM private key)");
+    if (has_cert) {
+      c_.tls.default_cert.cert = resolvePath(c_.tls.default_cert.cert);
+      checkReadable(c_.tls.default_cert.cert, pos(*t->get("cert")), "certificate file", true);
+    }
+    if (has_key) {
+      c_.tls.default_cert.key = resolvePath(c_.tls.default_cert.key);
+      checkReadable(c_.tls.default_cert.key, pos(*t->get("key")), "key file", true);
+    }
+    if (getString(*t, "min_version", c_.tls.min_version) && c_.tls.min_version != "1.2" &&
+        c_.tls.min_version != "1.3")
+      error(pos(*t->get("min_version")), "'min_version' must be \"1.2\" or \"1.3\" (older versions are not offered)");
+    getString(*t, "ciphers", c_.tls.ciphers);
+    getString(*t, "ciphersuites", c_.tls.ciphersuites);
+    if (const toml::node* certs = t->get("certificate")) {
+      const toml::array* arr = certs->as_array();
+      if (!arr || !arr->is_array_of_tables()) {
+        error(pos(*certs), "'certificate' must be written as [[tls.certificate]] tables with cert and key");
+      } else {
+        for (const auto& e : *arr) {
+          const toml::table& ct = *e.as_table();
+          checkKeys(ct, "[[tls.certificate]]", {"cert", "key"});
+          CertificatePair p;
+          p.pos = pos(ct);
+          if (!getString(ct, "cert", p.cert)) error(pos(ct), "[[tls.certificate]] needs 'cert'");
+          if (!getString(ct, "key", p.key)) error(pos(ct), "[[tls.certificate]] needs 'key'");
+          if (!p.cert.empty()) {
+            p.cert = resolvePath(p.cert);
+            checkReadable(p.cert, pos(*ct.get("cert")), "certificate file", true);
+          }
+          if (!p.key.empty()) {
+            p.key = resolvePath(p.key);
+            checkReadable(p.key, pos(*ct.get("key")), "key file", true);
+          }
+          c_.tls.extra.push_back(std::move(p));
+        }
+      }
+    }
+  }
+
+  c_.proxy.trusted_networks = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
+  if (const toml::table* t = getTable(root, "proxy_protocol")) {
+    checkKeys(*t, "[proxy_protocol]", {"trusted_networks", "header_timeout"});
+    c_.proxy.section_present = true;
+    c_.proxy.pos = pos(*t);
+    getNetworks(*t, "trusted_networks", c_.proxy.trusted_networks);
+    if (getDuration(*t, "header_timeout", c_.proxy.header_timeout_ms) && c_.proxy.header_timeout_ms == 0)
+      error(pos(*t->get("header_timeout")), "'header_timeout' must be greater than zero");
+  }
+
+  if (const toml::table* t = getTable(root, "smtp")) {
+    checkKeys(*t, "[smtp]", {"max_message_size", "max_recipients", "max_line_length", "command_timeout", "data_timeout",
+                             "transaction_timeout", "bare_newlines", "greeting_delay", "max_errors"});
+    getSize(*t, "max_message_size", c_.smtp.max_message_size);
+    getUnsigned(*t, "max_recipients", 100000, c_.smtp.max_recipients);
+    if (getUnsigned(*t, "max_line_length", 1'000'000, c_.smtp.max_line_length) && c_.smtp.max_line_length < 1000)
+      error(pos(*t->get("max_line_length")), "'max_line_length' must be at least 1000 (RFC 5321 §4.5.3.1.6)");
+    getDuration(*t, "command_timeout", c_.smtp.command_timeout_ms);
+    getDuration(*t, "data_timeout", c_.smtp.data_timeout_ms);
+    getDuration(*t, "transaction_timeout", c_.smtp.transaction_timeout_ms);
+    getDuration(*t, "greeting_delay", c_.smtp.greeting_delay_ms);
+    getUnsigned(*t, "max_errors", 1000, c_.smtp.max_errors);
+    std::string bn;
+    if (getString(*t, "bare_newlines", bn)) {
+      if (bn == "reject") c_.smtp.bare_newlines = BareNewlinePolicy::kReject;
+      else if (bn == "normalize") c_.smtp.bare_newlines = BareNewlinePolicy::kNormalize;
+      else error(pos(*t->get("bare_newlines")), "'bare_newlines' must be \"reject\" or \"normalize\"");
+    }
+    if (c_.smtp.max_recipients == 0) error(pos(*t), "'max_recipients' must be at least 1");
+  }
+
+  loadListeners(root);
+  crossChecks();
+
+  LoadResult r;
+  r.diagnostics = diags_;
+  if (!r.hasErrors()) r.config = std::make_shared<const Config>(std::move(c_));
+  return r;
+}
+
+void Loader::loadListeners(const toml::table& root) {
+  const toml::node* n = root.get("listener");
+  if (!n) {
+    error(Position{path_, 1, 1}, "no [[listener]] configured: nothing would accept mail");
+    return;
+  }
+  const toml::array* arr = n->as_array();
+  if (!arr || !arr->is_array_of_tables()) {
+    error(pos(*n), "'listener' must be written as [[listener]] tables");
+    return;
+  }
+  for (const auto& e : *arr) {
+    const toml::table& t = *e.as_table();
+    checkKeys(t, "[[listener]]", {"service", "address", "proxy_protocol", "trusted_networks"});
+    Listener l;
+    l.pos = pos(t);
+    bool ok = true;
+    if (getString(t, "service", l.service_as_written)) {
+      const toml::node& sn = *t.get("service");
+      ServiceLookup s = lookupService(l.service_as_written);
+      if (!s.info) {
+        std::string msg = fmt::format("unknown service '{}'", l.service_as_written);
+        if (s.suggestion) msg += fmt::format(" (did you mean '{}'?)", *s.suggestion);
+        msg += "; services: smtp, submission, submissions";
+        error(pos(sn), msg);
+        ok = false;
+      } else if (!s.info->implemented) {
+        error(pos(sn), fmt::format("service '{}' is reserved but not implemented yet", s.info->name));
+        ok = false;
+      } else {
+        if (s.deprecated_alias)
+          warning(pos(sn), fmt::format("service '{}' is an old name: it is now '{}' (port {}, implicit TLS); "
+                                       "write service = \"{}\"",
+                                       l.service_as_written, s.info->name, s.info->standard_port, s.info->name));
+        l.service = s.info;
+        l.name = std::string(s.info->name);
+      }
+    } else if (!t.get("service")) {
+      error(pos(t), "[[listener]] needs 'service' (smtp, submission or submissions)");
+      ok = false;
+    } else {
+      ok = false;
+    }
+    std::string addr;
+    if (getString(t, "address", addr)) {
+      auto ep = Endpoint::parse(addr);
+      if (!ep) {
+        error(pos(*t.get("address")),
+              fmt::format("bad listen address \"{}\" (expected IP:PORT such as \"0.0.0.0:25\" or \"[::]:25\")", addr));
+        ok = false;
+      } else {
+        l.address = *ep;
+      }
+    } else if (!t.get("address")) {
+      error(pos(t), "[[listener]] needs 'address' such as \"0.0.0.0:25\"");
+      ok = false;
+    } else {
+      ok = false;
+    }
+    std::string mode;
+    if (getString(t, "proxy_protocol", mode)) {
+      if (mode == "off") l.proxy = ProxyMode::kOff;
+      else if (mode == "required") l.proxy = ProxyMode::kRequired;
+      else if (mode == "mixed") l.proxy = ProxyMode::kMixed;
+      else {
+        std::string msg = fmt::format("'proxy_protocol' must be \"off\", \"required\" or \"mixed\", not \"{}\"", mode);
+        if (mode == "on" || mode == "true" || mode == "haproxy" || mode == "yes") msg += " (did you mean \"required\"?)";
+        error(pos(*t.get("proxy_protocol")), msg);
+      }
+    } else if (const toml::node* pn = t.get("proxy_protocol"); pn && pn->is_boolean()) {
+      // getString already reported the type; add the likely intent.
+      diags_.back().message += " (\"required\", \"mixed\" or \"off\"; true is not accepted)";
+    }
+    l.trusted_networks = c_.proxy.trusted_networks;
+    if (t.get("trusted_networks")) {
+      if (getNetworks(t, "trusted_networks", l.trusted_networks)) l.trusted_networks_overridden = true;
+      if (l.proxy == ProxyMode::kOff)
+        warning(pos(*t.get("trusted_networks")),
+                fmt::format("'trusted_networks' on listener '{}' has no effect while proxy_protocol = \"off\"",
+                            l.name.empty() ? l.service_as_written : l.name));
+    }
+    if (ok) c_.listeners.push_back(std::move(l));
+  }
+}
+
+void Loader::crossChecks() {
+  // Two listeners on one port collide when the addresses are equal or either is a wildcard
+  // of the same family.
+  for (size_t i = 0; i < c_.listeners.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      const auto& a = c_.listeners[i].address;
+      const auto& b = c_.listeners[j].address;
+      if (a.port != b.port || a.address.family() != b.address.family()) continue;
+      bool wild_a = a.address.masked(0) == a.address, wild_b = b.address.masked(0) == b.address;
+      if (a == b || wild_a || wild_b)
+        error(c_.listeners[i].pos, fmt::format("listen address {} of listener '{}' collides with {} of listener '{}' at {}",
+                                               a.toString(), c_.listeners[i].name, b.toString(), c_.listeners[j].name,
+                                               c_.listeners[j].pos.toString()));
+    }
+  }
+  bool any_proxy = false;
+  for (const auto& l : c_.listeners) {
+    if (l.service->implicit_tls || l.service->auth_required) {
+      if (!c_.tls.configured)
+        error(l.pos, fmt::format("listener '{}' needs TLS but there is no [tls] section with cert and key", l.name));
+    }
+    if (l.proxy != ProxyMode::kOff) any_proxy = true;
+    if (l.proxy == ProxyMode::kRequired && l.address.address.isLoopback()) {
+      bool reachable = false;
+      for (const auto& n : l.trusted_networks)
+        reachable = reachable || n.contains(*IpAddress::parse("127.0.0.1")) || n.contains(*IpAddress::parse("::1"));
+      if (!reachable)
+        warning(l.pos, fmt::format("listener '{}' on {} requires PROXY headers but listens on loopback and its "
+                                   "trusted_networks do not include loopback: no proxy could ever connect",
+                                   l.name, l.address.toString()));
+    }
+    if (l.proxy != ProxyMode::kOff && l.trusted_networks.empty())
+      error(l.pos, fmt::format("listener '{}' has proxy_protocol = \"{}\" but trusted_networks is empty", l.name,
+                               proxyModeName(l.proxy)));
+  }
+  if (c_.proxy.section_present && !any_proxy && !c_.listeners.empty())
+    warning(c_.proxy.pos, "[proxy_protocol] settings apply to no listener: every [[listener]] has proxy_protocol = "
+                          "\"off\" (set proxy_protocol = \"required\" or \"mixed\" on the listeners behind the proxy)");
+  if (!c_.tls.configured)
+    for (const auto& l : c_.listeners)
+      if (l.service->offers_starttls && !l.service->auth_required)
+        warning(l.pos, fmt::format("listener '{}' will not offer STARTTLS: no [tls] section", l.name));
+}
+
+}  // namespace
+
+LoadResult loadFromString(std::string_view text, const std::string& path) {
+  Loader l(path);
+  return l.run(text);
+}
+
+LoadResult load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.diagnostics.push_back({Severity::kError, Position{path, 0, 0},
+                             fmt::format("cannot read configuration file: {}", std::strerror(errno))});
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return loadFromString(ss.str(), path);
+}
+
+std::string describe(const Config& c) {
+  std::string out;
+  out += fmt::format("config: {}\nhostname: {}\ndata_dir: {}\nlog_format: {}\nlog_level: {}\n", c.path, c.hostname,
+                     c.data_dir, c.log_format == LogFormat::kJson ? "json" : "text", c.log_level);
+  out += fmt::format("directory.accounts: {}\ndirectory.aliases: {}\nmailbox.root: {}\n", c.accounts_path,
+                     c.aliases_path, c.mailbox_root);
+  if (c.tls.configured) {
+    out += fmt::format("tls.cert: {}\ntls.key: {}\ntls.min_version: {}\n", c.tls.default_cert.cert,
+                       c.tls.default_cert.key, c.tls.min_version);
+    for (const auto& e : c.tls.extra) out += fmt::format("tls.certificate: {} {}\n", e.cert, e.key);
+  } else {
+    out += "tls: not configured\n";
+  }
+  out += fmt::format("smtp.max_message_size: {}\nsmtp.max_recipients: {}\nsmtp.max_line_length: {}\n",
+                     c.smtp.max_message_size, c.smtp.max_recipients, c.smtp.max_line_length);
+  out += fmt::format("smtp.command_timeout: {}\nsmtp.data_timeout: {}\nsmtp.transaction_timeout: {}\n",
+                     formatDurationMs(c.smtp.command_timeout_ms), formatDurationMs(c.smtp.data_timeout_ms),
+                     formatDurationMs(c.smtp.transaction_timeout_ms));
+  out += fmt::format("smtp.bare_newlines: {}\nsmtp.greeting_delay: {}\nsmtp.max_errors: {}\n",
+                     c.smtp.bare_newlines == BareNewlinePolicy::kReject ? "reject" : "normalize",
+                     formatDurationMs(c.smtp.greeting_delay_ms), c.smtp.max_errors);
+  out += fmt::format("server.threads: {}\nserver.shutdown_timeout: {}\nserver.max_connections: {}\n",
+                     c.server.threads == 0 ? std::string("auto") : std::to_string(c.server.threads),
+                     formatDurationMs(c.server.shutdown_timeout_ms), c.server.max_connections);
+  out += fmt::format("proxy_protocol.header_timeout: {}\n", formatDurationMs(c.proxy.header_timeout_ms));
+  for (const auto& l : c.listeners) {
+    std::vector<std::string> nets;
+    for (const auto& n : l.trusted_networks) nets.push_back(n.toString());
+    out += fmt::format("\nlistener {} ({})\n  service: {}{}\n  address: {}\n  tls: {}\n  auth: {}\n  proxy_protocol: {}\n",
+                       l.name, l.pos.toString(), l.name,
+                       l.service_as_written != l.name ? fmt::format(" (written as '{}')", l.service_as_written) : "",
+                       l.address.toString(),
+                       l.service->implicit_tls ? "implicit" : (c.tls.configured ? "starttls" : "none"),
+                       l.service->auth_required ? "required before MAIL" : "offered under TLS",
+                       proxyModeName(l.proxy));
+    if (l.proxy != ProxyMode::kOff)
+      out += fmt::format("  trusted_networks: {}{}\n  header_timeout: {}\n", fmt::join(nets, ", "),
+                         l.trusted_networks_overridden ? " (listener)" : " (global)",
+                         formatDurationMs(c.proxy.header_timeout_ms));
+  }
+  return out;
+}
+
+}  // namespace postern::config

@@ -1,0 +1,134 @@
+// The validated, immutable configuration snapshot (DESIGN.md "Configuration (contract)").
+// Loading never ignores a setting: unknown keys, wrong types, bad addresses and CIDRs,
+// unreadable files and duplicate listen addresses are errors with FILE:LINE:COL.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/services.h"
+#include "util/ip.h"
+
+namespace postern::config {
+
+enum class ProxyMode : uint8_t { kOff, kRequired, kMixed };
+std::string_view proxyModeName(ProxyMode m);
+
+enum class LogFormat : uint8_t { kText, kJson };
+enum class BareNewlinePolicy : uint8_t { kReject, kNormalize };
+
+// Named defaults: every limit has one, documented in docs/configuration.md.
+inline constexpr uint64_t kDefaultMaxMessageSize = 25ull * 1024 * 1024;   // 25 MiB
+inline constexpr unsigned kDefaultMaxRecipients = 100;                    // RFC 5321 §4.5.3.1.8 minimum
+inline constexpr unsigned kDefaultMaxLineLength = 1000;                   // RFC 5321 §4.5.3.1.6
+inline constexpr uint64_t kDefaultCommandTimeoutMs = 5 * 60 * 1000;       // RFC 5321 §4.5.3.2.7
+inline constexpr uint64_t kDefaultDataTimeoutMs = 3 * 60 * 1000;          // RFC 5321 §4.5.3.2.5
+inline constexpr uint64_t kDefaultTransactionTimeoutMs = 30 * 60 * 1000;
+inline constexpr uint64_t kDefaultHeaderTimeoutMs = 5000;
+inline constexpr uint64_t kDefaultShutdownTimeoutMs = 30'000;
+inline constexpr unsigned kDefaultMaxErrors = 10;
+inline constexpr unsigned kDefaultMaxConnections = 20'000;
+
+struct Position {
+  std::string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+  std::string toString() const;  // "FILE:LINE:COL"
+};
+
+struct Diagnostic {
+  enum class Severity { kWarning, kError, kNote };
+  Severity severity;
+  Position pos;
+  std::string message;
+  std::string toString() const;  // "FILE:LINE:COL: error: message"
+};
+
+struct Listener {
+  std::string name;             // "smtp", "submissions", ... (canonical service name)
+  const ServiceInfo* service = nullptr;
+  std::string service_as_written;
+  Endpoint address;
+  ProxyMode proxy = ProxyMode::kOff;
+  std::vector<Cidr> trusted_networks;   // effective: the listener's own list or the global one
+  bool trusted_networks_overridden = false;
+  Position pos;
+};
+
+struct CertificatePair {
+  std::string cert;
+  std::string key;
+  Position pos;
+};
+
+struct Tls {
+  bool configured = false;
+  CertificatePair default_cert;
+  std::vector<CertificatePair> extra;
+  std::string min_version = "1.2";   // "1.2" | "1.3"
+  std::string ciphers;               // TLS 1.2 cipher list; empty: the built-in intermediate set
+  std::string ciphersuites;          // TLS 1.3 suites; empty: OpenSSL's defaults
+};
+
+struct Smtp {
+  uint64_t max_message_size = kDefaultMaxMessageSize;
+  unsigned max_recipients = kDefaultMaxRecipients;
+  unsigned max_line_length = kDefaultMaxLineLength;
+  uint64_t command_timeout_ms = kDefaultCommandTimeoutMs;
+  uint64_t data_timeout_ms = kDefaultDataTimeoutMs;
+  uint64_t transaction_timeout_ms = kDefaultTransactionTimeoutMs;
+  BareNewlinePolicy bare_newlines = BareNewlinePolicy::kReject;
+  uint64_t greeting_delay_ms = 0;
+  unsigned max_errors = kDefaultMaxErrors;
+};
+
+struct Server {
+  unsigned threads = 0;                    // 0: one per core
+  uint64_t shutdown_timeout_ms = kDefaultShutdownTimeoutMs;
+  unsigned max_connections = kDefaultMaxConnections;
+};
+
+struct ProxyProtocol {
+  std::vector<Cidr> trusted_networks;
+  uint64_t header_timeout_ms = kDefaultHeaderTimeoutMs;
+  bool section_present = false;
+  Position pos;
+};
+
+struct Config {
+  std::string path;          // the file this came from
+  std::string base_dir;      // relative paths resolve against this
+  std::string hostname;
+  std::string data_dir;
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level = "info";
+  std::string accounts_path;
+  std::string aliases_path;
+  std::string mailbox_root;
+  Tls tls;
+  ProxyProtocol proxy;
+  Smtp smtp;
+  Server server;
+  std::vector<Listener> listeners;
+
+  std::string spoolDir() const { return data_dir + "/spool"; }
+  std::string stateDir() const { return data_dir + "/state"; }
+};
+
+struct LoadResult {
+  std::shared_ptr<const Config> config;   // null when there is any error
+  std::vector<Diagnostic> diagnostics;    // errors, warnings and notes, in file order
+  bool hasErrors() const;
+};
+
+// Reads and validates `path`. Never throws.
+LoadResult load(const std::string& path);
+// Same, from text already in memory (`path` is used for messages and relative paths).
+LoadResult loadFromString(std::string_view text, const std::string& path);
+
+// `postern config show`: every listener's effective settings, defaults included.
+std::string describe(const Config& c);
+
+}  // namespace postern::config

@@ -1,0 +1,24 @@
+// Maildir delivery (the Maildir format as used by Dovecot and Courier: tmp/ -> new/ by
+// rename). File names follow DESIGN.md: <secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>; the
+// name is derived from the spool record, so delivering the same message again after a
+// crash finds the earlier copy instead of writing a second one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+namespace postern::delivery {
+
+// The host part with '/' and ':' escaped as \057 and \072 (they are separators in Maildir).
+std::string maildirHost(std::string_view hostname);
+std::string maildirName(uint64_t accepted_us, uint32_t pid, uint64_t seq, std::string_view host, uint64_t size);
+// <root>/<domain>/<local>; error for addresses that could escape the root.
+Result<std::string> mailboxDir(const std::string& root, std::string_view address);
+// The bytes stored in the mailbox: Return-Path and Delivered-To, then the message with
+// CRLF line ends turned into LF (the on-disk convention of Maildir).
+std::string renderForMaildir(std::string_view mail_from, std::string_view delivered_to, std::string_view message);
+
+}  // namespace postern::delivery

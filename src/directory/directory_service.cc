@@ -1,0 +1,64 @@
+#include "directory/directory_service.h"
+
+#include <sys/stat.h>
+
+#include "log/log.h"
+
+namespace postern::directory {
+
+DirectoryService::Stamp DirectoryService::stampOf(const std::string& path) {
+  Stamp s;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    s.exists = true;
+    s.ino = st.st_ino;
+    s.size = st.st_size;
+    s.mtime = st.st_mtim;
+  }
+  return s;
+}
+
+Status DirectoryService::loadNow() {
+  Stamp a = stampOf(accounts_path_), b = stampOf(aliases_path_);
+  std::vector<std::string> notes;
+  auto d = loadDirectory(accounts_path_, aliases_path_, &notes);
+  if (!d) return d.status();
+  for (const auto& n : notes) log::info("directory.note").kv("message", n);
+  std::lock_guard lock(mu_);
+  current_ = *d;
+  accounts_stamp_ = a;
+  aliases_stamp_ = b;
+  return Status::ok();
+}
+
+Status DirectoryService::load() {
+  std::lock_guard lock(reload_mu_);
+  return loadNow();
+}
+
+void DirectoryService::reloadIfChanged(bool force) {
+  std::lock_guard lock(reload_mu_);
+  Stamp a = stampOf(accounts_path_), b = stampOf(aliases_path_);
+  {
+    std::lock_guard l(mu_);
+    if (!force && a == accounts_stamp_ && b == aliases_stamp_) return;
+  }
+  Status s = loadNow();
+  if (!s) {
+    // Keep serving the last good data; remember the stamps so the error is logged once.
+    log::error("directory.reload_failed").kv("reason", s.message()).kv("status", "kept_previous");
+    std::lock_guard l(mu_);
+    accounts_stamp_ = a;
+    aliases_stamp_ = b;
+    return;
+  }
+  auto d = current();
+  log::info("directory.reloaded").kv("accounts", uint64_t(d->accountCount())).kv("aliases", uint64_t(d->aliasCount()));
+}
+
+std::shared_ptr<const Directory> DirectoryService::current() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+}  // namespace postern::directory

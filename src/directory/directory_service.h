@@ -1,0 +1,51 @@
+// The live directory: the current immutable snapshot, replaced when the accounts or
+// aliases file changes. A file with a bad line keeps the last good snapshot serving and
+// the error (file and line) is logged.
+#pragma once
+
+#include <sys/types.h>
+
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "directory/directory.h"
+#include "util/status.h"
+
+namespace postern::directory {
+
+class DirectoryService {
+ public:
+  DirectoryService(std::string accounts_path, std::string aliases_path)
+      : accounts_path_(std::move(accounts_path)), aliases_path_(std::move(aliases_path)) {}
+
+  // First load; an error refuses to start.
+  Status load();
+  // Reloads when either file changed since the last look (or `force`). Blocking file
+  // reads and parsing: call from a worker thread, not the event loop.
+  void reloadIfChanged(bool force = false);
+  std::shared_ptr<const Directory> current() const;
+
+ private:
+  struct Stamp {
+    bool exists = false;
+    ino_t ino = 0;
+    off_t size = 0;
+    timespec mtime{};
+    bool operator==(const Stamp& o) const {
+      return exists == o.exists && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+             mtime.tv_nsec == o.mtime.tv_nsec;
+    }
+  };
+  static Stamp stampOf(const std::string& path);
+  Status loadNow();
+
+  std::string accounts_path_, aliases_path_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Directory> current_;
+  Stamp accounts_stamp_, aliases_stamp_;
+  std::mutex reload_mu_;   // one reload at a time
+};
+
+}  // namespace postern::directory

@@ -1,0 +1,150 @@
+// AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms, offered only under TLS.
+// Password checks run on the CPU pool, never on the event loop.
+#include <fmt/format.h>
+#include <sodium.h>
+
+#include "directory/directory_service.h"
+#include "directory/password.h"
+#include "log/log.h"
+#include "smtp/server/session.h"
+#include "util/strings.h"
+
+namespace postern::smtp {
+namespace {
+
+std::optional<std::string> base64Decode(std::string_view in) {
+  std::string out(in.size(), '\0');
+  size_t len = 0;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), in.data(), in.size(), nullptr, &len,
+                        nullptr, sodium_base64_VARIANT_ORIGINAL) != 0)
+    return std::nullopt;
+  out.resize(len);
+  return out;
+}
+
+std::string base64Encode(std::string_view in) {
+  std::string out(sodium_base64_ENCODED_LEN(in.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(in.data()), in.size(),
+                    sodium_base64_VARIANT_ORIGINAL);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+}  // namespace
+
+net::awaitable<bool> Session::onAuth(const Command& cmd) {
+  if (!stream_.isTls()) {
+    reject("smtp.auth_without_tls", 538, "5.7.11", "Encryption required for requested authentication mechanism");
+    co_return !quit_;
+  }
+  if (!user_.empty()) {
+    reject("smtp.bad_sequence", 503, "5.5.1", "Already authenticated");
+    co_return !quit_;
+  }
+  if (in_mail_) {
+    reject("smtp.bad_sequence", 503, "5.5.1", "AUTH not allowed during a mail transaction");
+    co_return !quit_;
+  }
+  std::string_view arg = cmd.argument;
+  size_t sp = arg.find(' ');
+  std::string_view mech = arg.substr(0, sp);
+  std::optional<std::string_view> initial;
+  if (sp != std::string_view::npos) initial = arg.substr(sp + 1);
+
+  // Reads one client response line; nullopt ends the session; "*" cancels (RFC 4954 §4).
+  auto response = [&](std::string_view challenge) -> net::awaitable<std::optional<std::string>> {
+    reply(334, "", challenge);
+    co_return co_await readLine(kMaxAuthLine, command_timeout_);
+  };
+
+  std::string authcid, password;
+  if (iequals(mech, "PLAIN")) {
+    std::string resp;
+    if (initial) {
+      resp = std::string(*initial);
+    } else {
+      auto line = co_await response("");
+      if (!line) co_return false;
+      resp = *line;
+    }
+    if (resp == "*") {
+      reject("smtp.auth_cancelled", 501, "5.7.0", "Authentication cancelled");
+      co_return !quit_;
+    }
+    std::optional<std::string> decoded = resp == "=" ? std::optional<std::string>("") : base64Decode(resp);
+    if (!decoded) {
+      reject("smtp.auth_bad_base64", 501, "5.5.2", "Cannot decode response");
+      co_return !quit_;
+    }
+    // authzid NUL authcid NUL passwd
+    auto parts = split(*decoded, '\0');
+    if (parts.size() != 3 || parts[1].empty()) {
+      reject("smtp.auth_malformed", 501, "5.5.2", "Malformed PLAIN response");
+      co_return !quit_;
+    }
+    if (!parts[0].empty() && !iequals(parts[0], parts[1])) {
+      reject("smtp.auth_authzid", 535, "5.7.8", "Authorization identity differs from authentication identity");
+      co_return !quit_;
+    }
+    authcid = std::string(parts[1]);
+    password = std::string(parts[2]);
+  } else if (iequals(mech, "LOGIN")) {
+    std::string user_b64;
+    if (initial) {
+      user_b64 = std::string(*initial);
+    } else {
+      auto line = co_await response(base64Encode("Username:"));
+      if (!line) co_return false;
+      user_b64 = *line;
+    }
+    if (user_b64 == "*") {
+      reject("smtp.auth_cancelled", 501, "5.7.0", "Authentication cancelled");
+      co_return !quit_;
+    }
+    auto u = base64Decode(user_b64);
+    if (!u) {
+      reject("smtp.auth_bad_base64", 501, "5.5.2", "Cannot decode response");
+      co_return !quit_;
+    }
+    auto line = co_await response(base64Encode("Password:"));
+    if (!line) co_return false;
+    if (*line == "*") {
+      reject("smtp.auth_cancelled", 501, "5.7.0", "Authentication cancelled");
+      co_return !quit_;
+    }
+    auto p = base64Decode(*line);
+    if (!p) {
+      reject("smtp.auth_bad_base64", 501, "5.5.2", "Cannot decode response");
+      co_return !quit_;
+    }
+    authcid = *u;
+    password = *p;
+  } else {
+    reject("smtp.auth_mechanism", 504, "5.5.4", "Unrecognized authentication type");
+    co_return !quit_;
+  }
+
+  std::string address = toLower(authcid);
+  auto dir = ctx_.directory.current();
+  auto check = [dir, address, password]() {
+    const directory::Account* acct = dir->findAccount(address);
+    if (!acct) return false;
+    return directory::verifyPassword(acct->scheme, acct->hash, password);
+  };
+  bool ok = co_await net::offload(ctx_.cpu_pool, std::move(check));
+  auto ev = log::info("smtp.auth");
+  ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
+  if (info_.proxied) ev.kv("via", info_.peer.toString());
+  ev.kv("user", address).kv("mechanism", toLower(mech)).kv("status", ok ? "ok" : "failed");
+  if (!ok) {
+    ++auth_failures_;
+    reject("smtp.auth_failed", 535, "5.7.8", "Authentication credentials invalid");
+    co_return !quit_;
+  }
+  ctx_.counters.inc("smtp.auth_ok");
+  user_ = address;
+  reply(235, "2.7.0", "Authentication successful");
+  co_return true;
+}
+
+}  // namespace postern::smtp

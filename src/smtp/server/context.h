@@ -1,0 +1,52 @@
+// What an SMTP session needs from the rest of the server, handed in by app/ (wiring only).
+#pragma once
+
+#include <asio/thread_pool.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "config/config.h"
+#include "util/counters.h"
+#include "util/ip.h"
+
+namespace postern::directory {
+class DirectoryService;
+}
+namespace postern::spool {
+class Spool;
+}
+namespace postern::delivery {
+class Deliverer;
+}
+namespace postern::tls {
+class CertStore;
+}
+
+namespace postern::smtp {
+
+struct ServerContext {
+  const config::Config& config;
+  directory::DirectoryService& directory;
+  spool::Spool& spool;
+  delivery::Deliverer& deliverer;
+  tls::CertStore* certs;            // null without [tls]
+  asio::thread_pool& cpu_pool;      // password hashing and other CPU-heavy work
+  Counters& counters;
+  std::atomic<uint64_t>& next_seq;  // per-process message counter (queue ids, Maildir names)
+  std::atomic<bool>& shutting_down;
+};
+
+// Who is on the other end. After a PROXY header `client` is the real client and `peer`
+// the proxy; without one they are the same.
+struct ConnectionInfo {
+  uint64_t id = 0;
+  const config::Listener* listener = nullptr;
+  Endpoint peer;       // the TCP peer
+  Endpoint client;     // the real client
+  Endpoint local;
+  bool proxied = false;
+};
+
+}  // namespace postern::smtp

@@ -1,0 +1,283 @@
+// DATA (RFC 5321 §4.1.1.4, transparency §4.5.2) and BDAT (RFC 3030 §2), and handing the
+// message to the spool: the 250 reply is written only after the spool's fdatasync.
+#include <fmt/format.h>
+
+#include <ctime>
+
+#include "delivery/deliverer.h"
+#include "log/log.h"
+#include "smtp/proto/data_scanner.h"
+#include "smtp/server/session.h"
+#include "spool/spool.h"
+
+namespace postern::smtp {
+namespace {
+
+BareNewlines policy(const config::Config& c) {
+  return c.smtp.bare_newlines == config::BareNewlinePolicy::kReject ? BareNewlines::kReject : BareNewlines::kNormalize;
+}
+
+std::string rfc5322Date(std::chrono::system_clock::time_point tp) {
+  std::time_t t = std::chrono::system_clock::to_time_t(tp);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+// Waits for a spool callback (run on the spool's writer thread) and resumes the session
+// on its own executor. `start(cb)` hands `cb` to the spool.
+template <class Start>
+auto awaitSpool(Start start) {
+  auto init = [](auto handler, Start st) {
+    auto ex = asio::get_associated_executor(handler);
+    auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+    st([shared, ex](Status s) {
+      asio::post(ex, [shared, s = std::move(s)]() mutable { std::move(*shared)(std::move(s)); });
+    });
+  };
+  return asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(init, asio::use_awaitable,
+                                                                          std::move(start));
+}
+
+}  // namespace
+
+std::string Session::protocolName() const {
+  // RFC 3848 transmission types.
+  std::string p = esmtp_ ? "ESMTP" : "SMTP";
+  if (stream_.isTls()) p += "S";
+  if (!user_.empty()) p += "A";
+  if (smtputf8_) p = "UTF8" + p;
+  return p;
+}
+
+// RFC 5321 §4.4 trace information.
+std::string Session::receivedHeader() const {
+  std::string h = fmt::format("Received: from {} ([{}])\r\n\tby {} (Postern) with {} id {}", helo_,
+                              info_.client.address.toString(), ctx_.config.hostname, protocolName(), env_.queue_id);
+  if (stream_.isTls())
+    h += fmt::format("\r\n\t(using {} with cipher {})", stream_.tlsInfo().version, stream_.tlsInfo().cipher);
+  if (!user_.empty()) h += fmt::format("\r\n\t(authenticated sender: {})", user_);
+  if (rcpt_display_.size() == 1) h += fmt::format("\r\n\tfor <{}>", rcpt_display_.front());
+  h += fmt::format("; {}\r\n", rfc5322Date(std::chrono::system_clock::now()));
+  return h;
+}
+
+void Session::beginBody() {
+  body_started_ = true;
+  body_ = receivedHeader();
+  body_size_ = body_.size();   // the spool stores the message with our trace header
+}
+
+// Moves the in-memory part of the body to the spool, so a large message never holds more
+// than kSpoolChunk bytes of memory.
+net::awaitable<bool> Session::spillBody() {
+  // The lambda captures only `this`: the session outlives the wait, and g++ 12 must not
+  // see non-trivial captures in a co_await expression.
+  auto start = [this](auto cb) {
+    std::string chunk;
+    chunk.swap(body_);
+    ctx_.spool.appendChunk(env_.queue_id, std::move(chunk), std::move(cb));
+  };
+  Status s = co_await awaitSpool(start);
+  spilled_ = true;
+  if (!s) {
+    log::error("smtp.spool_failed").kv("conn", info_.id).kv("queue_id", env_.queue_id).kv("reason", s.message());
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<bool> Session::commitMessage() {
+  env_.size = body_size_;
+  pending_tail_ = std::make_shared<const std::string>(std::move(body_));
+  body_.clear();
+  auto start = [this](auto cb) { ctx_.spool.commit(env_, pending_tail_, std::move(cb)); };
+  Status s = co_await awaitSpool(start);
+  std::shared_ptr<const std::string> tail = std::move(pending_tail_);
+  std::vector<std::string> to;
+  for (const auto& r : env_.recipients) to.push_back(r.mailbox);
+  auto ev = log::info(s ? "smtp.accepted" : "smtp.spool_failed");
+  ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
+  if (info_.proxied) ev.kv("via", info_.peer.toString());
+  if (stream_.isTls()) ev.kv("tls", stream_.tlsInfo().version + " " + stream_.tlsInfo().cipher);
+  ev.opt("user", user_).kv("queue_id", env_.queue_id).kv("from", env_.mail_from).kv("to", fmt::format("{}", fmt::join(to, ",")))
+      .kv("size", body_size_).kv("status", s ? "queued" : "failed");
+  if (!s) {
+    ev.kv("reason", s.message());
+    ctx_.counters.inc("smtp.spool_failed");
+    reply(451, "4.3.0", "Local error: message could not be stored; try again later");
+    resetTransaction();
+    co_return true;
+  }
+  ctx_.counters.inc("smtp.accepted");
+  reply(250, "2.0.0", fmt::format("Ok: queued as {}", env_.queue_id));
+  delivery::Job job;
+  job.env = env_;
+  job.env.size = body_size_;
+  if (!spilled_) job.body = tail;   // small message: deliver from memory, no re-read
+  ctx_.deliverer.submit(std::move(job));
+  spilled_ = false;                 // the spool owns it now; reset must not abort it
+  resetTransaction();
+  co_return true;
+}
+
+net::awaitable<bool> Session::onData(const Command& cmd) {
+  if (!cmd.argument.empty()) {
+    reject("smtp.syntax_error", 501, "5.5.4", "DATA takes no arguments");
+    co_return !quit_;
+  }
+  if (!in_mail_) {
+    reject("smtp.bad_sequence", 503, "5.5.1", "Need MAIL command first");
+    co_return !quit_;
+  }
+  if (bdat_mode_) {
+    reject("smtp.bad_sequence", 503, "5.5.1", "DATA after BDAT is not allowed");
+    co_return !quit_;
+  }
+  if (env_.recipients.empty()) {
+    if (rcpt_attempts_ > 0) reject("smtp.no_valid_recipients", 554, "5.5.1", "No valid recipients");
+    else reject("smtp.bad_sequence", 503, "5.5.1", "Need RCPT command first");
+    co_return !quit_;
+  }
+  reply(354, "", "End data with <CR><LF>.<CR><LF>");
+  beginBody();
+  DataScanner scanner(policy(ctx_.config), ctx_.config.smtp.max_line_length);
+  scanner.setSizeLimit(ctx_.config.smtp.max_message_size);
+  const auto data_timeout = std::chrono::milliseconds(ctx_.config.smtp.data_timeout_ms);
+  for (;;) {
+    size_t before = body_.size();
+    DataScanner::Result r = scanner.feed(in_, body_);
+    body_size_ += body_.size() - before;
+    in_.erase(0, r.consumed);
+    if (r.done) break;
+    if (body_.size() >= kSpoolChunk && !scanner.overLimit() && !scanner.bareNewline()) {
+      if (!co_await spillBody()) {
+        reply(451, "4.3.0", "Local error: message could not be stored; try again later");
+        quit_ = true;   // the rest of the message is still coming; end the session
+        co_return false;
+      }
+    } else if (body_.size() >= kSpoolChunk) {
+      body_.clear();    // rejected anyway: keep memory bounded
+    }
+    ReadResult rr = co_await readMore(data_timeout);
+    if (rr == ReadResult::kTimeout) {
+      ctx_.counters.inc("smtp.timeout");
+      log::info("smtp.timeout").kv("conn", info_.id).kv("client", info_.client.toString()).kv("state", "data");
+      reply(421, "4.4.2", fmt::format("{} Timeout exceeded, closing connection", ctx_.config.hostname));
+      resetTransaction();
+      co_return false;
+    }
+    if (rr != ReadResult::kOk) {
+      resetTransaction();
+      co_return false;
+    }
+  }
+  if (scanner.bareNewline()) {
+    reject("smtp.bare_newline_data", 554, "5.6.0",
+           "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)");
+    resetTransaction();
+    co_return !quit_;
+  }
+  if (scanner.overLimit()) {
+    reject("smtp.size_exceeded", 552, "5.3.4", "Message size exceeds fixed maximum message size");
+    resetTransaction();
+    co_return !quit_;
+  }
+  if (scanner.lineTooLong()) {
+    reject("smtp.line_too_long", 500, "5.5.2",
+           fmt::format("Message has a line longer than {} octets (RFC 5321 section 4.5.3.1.6)",
+                       ctx_.config.smtp.max_line_length));
+    resetTransaction();
+    co_return !quit_;
+  }
+  co_return co_await commitMessage();
+}
+
+net::awaitable<bool> Session::onBdat(const Command& cmd) {
+  // RFC 3030 §2: the chunk is read in full whatever the reply will be.
+  uint64_t remaining = cmd.chunk_size;
+  const char* error_counter = nullptr;
+  int code = 0;
+  std::string_view enhanced, text;
+  std::string why;
+  if (!in_mail_) {
+    error_counter = "smtp.bad_sequence", code = 503, enhanced = "5.5.1", text = "Need MAIL command first";
+  } else if (env_.recipients.empty()) {
+    error_counter = "smtp.bad_sequence", code = 503, enhanced = "5.5.1", text = "Need RCPT command first";
+  } else if (body_failed_) {
+    error_counter = "smtp.bdat_after_error", code = 503, enhanced = "5.5.1",
+    text = "Previous BDAT failed; send RSET";
+  }
+  bool accepting = error_counter == nullptr;
+  if (accepting && !bdat_mode_) {
+    bdat_mode_ = true;
+    beginBody();
+  }
+  const auto data_timeout = std::chrono::milliseconds(ctx_.config.smtp.data_timeout_ms);
+  if (!bdat_checker_) bdat_checker_.emplace(policy(ctx_.config), ctx_.config.smtp.max_line_length);
+  TextChecker& checker = *bdat_checker_;
+  while (remaining > 0) {
+    if (in_.empty()) {
+      ReadResult rr = co_await readMore(data_timeout);
+      if (rr != ReadResult::kOk) {
+        if (rr == ReadResult::kTimeout) {
+          ctx_.counters.inc("smtp.timeout");
+          reply(421, "4.4.2", fmt::format("{} Timeout exceeded, closing connection", ctx_.config.hostname));
+        }
+        resetTransaction();
+        co_return false;
+      }
+    }
+    size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, in_.size()));
+    if (accepting) {
+      size_t before = body_.size();
+      checker.feed(std::string_view(in_.data(), n), body_);
+      body_size_ += body_.size() - before;
+      if (body_size_ > ctx_.config.smtp.max_message_size) {
+        accepting = false;
+        body_failed_ = true;
+        error_counter = "smtp.size_exceeded", code = 552, enhanced = "5.3.4",
+        text = "Message size exceeds fixed maximum message size";
+        body_.clear();
+      } else if (body_.size() >= kSpoolChunk && !checker.bareNewline()) {
+        in_.erase(0, n);
+        remaining -= n;
+        if (!co_await spillBody()) {
+          reply(451, "4.3.0", "Local error: message could not be stored; try again later");
+          resetTransaction();
+          co_return false;
+        }
+        continue;
+      }
+    }
+    in_.erase(0, n);
+    remaining -= n;
+  }
+  if (accepting && cmd.last) checker.finish(body_);
+  if (accepting && checker.bareNewline()) {
+    accepting = false;
+    body_failed_ = true;
+    error_counter = "smtp.bare_newline_data", code = 554, enhanced = "5.6.0",
+    text = "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)";
+  }
+  if (accepting && checker.lineTooLong()) {
+    accepting = false;
+    body_failed_ = true;
+    why = fmt::format("Message has a line longer than {} octets (RFC 5321 section 4.5.3.1.6)",
+                      ctx_.config.smtp.max_line_length);
+    error_counter = "smtp.line_too_long", code = 500, enhanced = "5.5.2", text = why;
+  }
+  if (!accepting) {
+    reject(error_counter, code, enhanced, text);
+    co_return !quit_;
+  }
+  if (!cmd.last) {
+    reply(250, "2.0.0", fmt::format("{} octets received", cmd.chunk_size));
+    co_return true;
+  }
+  co_return co_await commitMessage();
+}
+
+}  // namespace postern::smtp

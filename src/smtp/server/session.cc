@@ -1,0 +1,264 @@
+// RFC 5321 session loop and the simple verbs: HELO/EHLO (§4.1.1.1), RSET (§4.1.1.5),
+// NOOP (§4.1.1.9), QUIT (§4.1.1.10), VRFY (§3.5.3: 252), HELP (§4.1.1.8).
+#include "smtp/server/session.h"
+
+#include <fmt/format.h>
+
+#include "directory/directory_service.h"
+#include "log/log.h"
+#include "proxy/diagnostics.h"
+#include "proxy/proxy_parser.h"
+#include "smtp/proto/line.h"
+#include "smtp/proto/reply.h"
+#include "spool/spool.h"
+
+namespace postern::smtp {
+
+using namespace std::chrono_literals;
+
+Session::Session(ServerContext& ctx, net::Stream& stream, ConnectionInfo info)
+    : ctx_(ctx),
+      stream_(stream),
+      info_(std::move(info)),
+      command_timeout_(std::chrono::milliseconds(ctx.config.smtp.command_timeout_ms)) {}
+
+void Session::reply(int code, std::string_view enhanced, std::string_view text) {
+  appendReply(out_, code, enhanced, text);
+}
+
+void Session::replyLines(int code, std::string_view enhanced, const std::vector<std::string>& lines) {
+  std::vector<std::string_view> views(lines.begin(), lines.end());
+  appendReplyLines(out_, code, enhanced, views);
+}
+
+bool Session::countError() {
+  ++errors_;
+  if (errors_ >= ctx_.config.smtp.max_errors) {
+    ctx_.counters.inc("smtp.too_many_errors");
+    log::warn("smtp.too_many_errors").kv("conn", info_.id).kv("client", info_.client.toString())
+        .kv("errors", uint64_t(errors_));
+    reply(421, "4.7.0", fmt::format("{} Too many errors, closing connection", ctx_.config.hostname));
+    quit_ = true;
+    return true;
+  }
+  return false;
+}
+
+void Session::reject(std::string_view counter, int code, std::string_view enhanced, std::string_view text) {
+  ctx_.counters.inc(counter);
+  auto ev = log::info("smtp.rejected");
+  ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
+  if (info_.proxied) ev.kv("via", info_.peer.toString());
+  ev.opt("user", user_).kv("code", code).kv("reason", text).kv("counter", counter);
+  reply(code, enhanced, text);
+  countError();
+}
+
+net::awaitable<bool> Session::flush() {
+  if (out_.empty()) co_return true;
+  stream_.setDeadline(command_timeout_);
+  auto ec = co_await stream_.writeAll(out_);
+  out_.clear();
+  if (out_.capacity() > 4 * kReadChunk) std::string().swap(out_);
+  co_return !ec;
+}
+
+net::awaitable<Session::ReadResult> Session::readMore(std::chrono::milliseconds timeout) {
+  if (!co_await flush()) co_return ReadResult::kError;
+  stream_.setDeadline(timeout);
+  size_t old = in_.size();
+  in_.resize(old + kReadChunk);
+  auto [ec, n] = co_await stream_.readSome(in_.data() + old, kReadChunk);
+  in_.resize(old + n);
+  if (!ec) co_return ReadResult::kOk;
+  if (stream_.expired() || ec == asio::error::timed_out) co_return ReadResult::kTimeout;
+  if (ec == asio::error::eof) co_return ReadResult::kEof;
+  if (ec == asio::error::operation_aborted && ctx_.shutting_down.load()) co_return ReadResult::kInterrupted;
+  co_return ReadResult::kError;
+}
+
+bool Session::proxyHeaderArrived() {
+  auto sig = proxy::detectSignature(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(in_.data()), in_.size()));
+  if (sig == proxy::Signature::kNone) {
+    guard_proxy_ = false;
+    return false;
+  }
+  if (sig == proxy::Signature::kNeedMore) return false;
+  const bool off = info_.listener->proxy == config::ProxyMode::kOff;
+  const char* counter = off ? "proxy.unexpected_header" : "proxy.untrusted_header";
+  ctx_.counters.inc(counter);
+  log::warn(counter).kv("conn", info_.id).kv("listener", info_.listener->name)
+      .kv("port", uint64_t(info_.listener->address.port)).kv("peer", info_.peer.toString())
+      .kv("detail", sig == proxy::Signature::kV1 ? "PROXY v1 header" : "PROXY v2 header")
+      .kv("fix", off ? proxy::fixForUnexpectedHeader(info_.listener->name, info_.listener->address.port)
+                     : proxy::fixForUntrustedHeader(info_.listener->name));
+  out_.clear();
+  return true;
+}
+
+net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout) {
+  bool discarding = false;   // inside an over-long line: drop bytes up to its CRLF
+  for (;;) {
+    if (discarding) {
+      bool found = false;
+      size_t n = discardUntilCrlf(in_, found);
+      in_.erase(0, n);
+      if (found) {
+        discarding = false;
+        reject("smtp.line_too_long", 500, "5.5.2", "Line too long");
+        if (quit_) co_return std::nullopt;
+        continue;
+      }
+    } else if (guard_proxy_ && proxyHeaderArrived()) {
+      co_return std::nullopt;
+    } else if (guard_proxy_ && !in_.empty() && in_.size() < proxy::kV2SignatureLength &&
+               proxy::detectSignature(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(in_.data()),
+                                                               in_.size())) == proxy::Signature::kNeedMore) {
+      // Could still become a PROXY signature: wait for more bytes before answering.
+    } else {
+      LineResult r = nextLine(in_, max);
+      switch (r.status) {
+        case LineStatus::kLine: {
+          std::string line(r.line);
+          in_.erase(0, r.consumed);
+          co_return line;
+        }
+        case LineStatus::kTooLong:
+          in_.erase(0, r.consumed);
+          discarding = true;
+          continue;
+        case LineStatus::kBareNewline:
+          in_.erase(0, r.consumed);
+          reject("smtp.bare_newline_command", 500, "5.5.2",
+                 "Bare LF or CR in command line; lines must end with CRLF (RFC 5321 section 2.3.8)");
+          if (quit_) co_return std::nullopt;
+          continue;
+        case LineStatus::kNul:
+          in_.erase(0, r.consumed);
+          reject("smtp.nul_in_command", 500, "5.5.2", "NUL character in command line");
+          if (quit_) co_return std::nullopt;
+          continue;
+        case LineStatus::kNeedMore: break;
+      }
+    }
+    ReadResult rr = co_await readMore(timeout);
+    if (rr == ReadResult::kTimeout) {
+      ctx_.counters.inc("smtp.timeout");
+      log::info("smtp.timeout").kv("conn", info_.id).kv("client", info_.client.toString())
+          .kv("state", in_mail_ ? "transaction" : "command");
+      reply(421, "4.4.2", fmt::format("{} Timeout exceeded, closing connection", ctx_.config.hostname));
+      stream_.setDeadline(kFinalWriteGrace);
+      co_await flush();
+      co_return std::nullopt;
+    }
+    if (rr == ReadResult::kInterrupted) {
+      reply(421, "4.3.2", fmt::format("{} Service shutting down, closing connection", ctx_.config.hostname));
+      stream_.setDeadline(kFinalWriteGrace);
+      co_await flush();
+      co_return std::nullopt;
+    }
+    if (rr != ReadResult::kOk) co_return std::nullopt;
+  }
+}
+
+bool Session::tlsAvailable() const { return ctx_.certs != nullptr; }
+
+bool Session::authRequired() const { return info_.listener->service->auth_required; }
+
+net::awaitable<void> Session::run() {
+  reply(220, "", fmt::format("{} ESMTP Postern", ctx_.config.hostname));
+  while (!quit_) {
+    if (ctx_.shutting_down.load(std::memory_order_relaxed) && !in_mail_) {
+      reply(421, "4.3.2", fmt::format("{} Service shutting down, closing connection", ctx_.config.hostname));
+      break;
+    }
+    waiting_command_ = true;
+    std::optional<std::string> line = co_await readLine(kMaxCommandLine, command_timeout_);
+    waiting_command_ = false;
+    if (!line) break;
+    auto parsed = parseCommand(*line);
+    if (auto* err = std::get_if<CommandError>(&parsed)) {
+      reject("smtp.syntax_error", err->code, err->enhanced, err->text);
+      continue;
+    }
+    if (!co_await dispatch(std::get<Command>(parsed))) break;
+  }
+  stream_.setDeadline(kFinalWriteGrace);
+  co_await flush();
+  if (in_mail_) resetTransaction();
+}
+
+net::awaitable<bool> Session::dispatch(const Command& cmd) {
+  switch (cmd.verb) {
+    case Verb::kEhlo: onHelo(cmd, true); break;
+    case Verb::kHelo: onHelo(cmd, false); break;
+    case Verb::kMail: onMail(cmd); break;
+    case Verb::kRcpt: onRcpt(cmd); break;
+    case Verb::kData: co_return co_await onData(cmd);
+    case Verb::kBdat: co_return co_await onBdat(cmd);
+    case Verb::kAuth: co_return co_await onAuth(cmd);
+    case Verb::kStarttls: co_return co_await onStarttls(cmd);
+    case Verb::kRset:
+      resetTransaction();
+      reply(250, "2.0.0", "Ok");
+      break;
+    case Verb::kNoop: reply(250, "2.0.0", "Ok"); break;
+    case Verb::kQuit:
+      reply(221, "2.0.0", "Bye");
+      quit_ = true;
+      break;
+    case Verb::kVrfy: reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"); break;
+    case Verb::kExpn: reject("smtp.expn", 502, "5.5.1", "EXPN is not supported"); break;
+    case Verb::kHelp:
+      reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+      break;
+    case Verb::kUnknown: reject("smtp.unknown_command", 500, "5.5.2", "Command not recognized"); break;
+  }
+  co_return !quit_;
+}
+
+void Session::onHelo(const Command& cmd, bool extended) {
+  if (cmd.argument.empty()) {
+    reject("smtp.syntax_error", 501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+    return;
+  }
+  // RFC 5321 §4.1.4: EHLO/HELO also resets the transaction.
+  resetTransaction();
+  helo_ = std::string(cmd.argument.substr(0, cmd.argument.find(' ')));
+  esmtp_ = extended;
+  if (!extended) {
+    reply(250, "", ctx_.config.hostname);
+    return;
+  }
+  std::vector<std::string> lines;
+  lines.push_back(fmt::format("{} Hello {} [{}]", ctx_.config.hostname, helo_, info_.client.address.toString()));
+  lines.push_back("PIPELINING");
+  lines.push_back(fmt::format("SIZE {}", ctx_.config.smtp.max_message_size));
+  lines.push_back("8BITMIME");
+  lines.push_back("ENHANCEDSTATUSCODES");
+  lines.push_back("SMTPUTF8");
+  lines.push_back("CHUNKING");
+  if (!stream_.isTls() && tlsAvailable() && info_.listener->service->offers_starttls) lines.push_back("STARTTLS");
+  if (stream_.isTls() && user_.empty()) lines.push_back("AUTH PLAIN LOGIN");
+  replyLines(250, "", lines);
+}
+
+void Session::resetTransaction() {
+  if (in_mail_ && spilled_) ctx_.spool.abort(env_.queue_id);
+  in_mail_ = false;
+  env_ = spool::Envelope();
+  smtputf8_ = false;
+  declared_size_ = 0;
+  rcpt_attempts_ = 0;
+  rcpt_display_.clear();
+  bdat_mode_ = false;
+  bdat_checker_.reset();
+  body_started_ = false;
+  body_failed_ = false;
+  std::string().swap(body_);
+  body_size_ = 0;
+  spilled_ = false;
+  dir_.reset();
+}
+
+}  // namespace postern::smtp

@@ -1,0 +1,112 @@
+// One SMTP session (RFC 5321) as a coroutine: reads commands, answers them, receives
+// messages and hands them to the spool. Syntax lives in smtp/proto (pure); this is
+// behaviour, one file per verb group: session.cc (loop, HELO/EHLO, RSET, NOOP, QUIT,
+// VRFY, HELP), mail.cc (MAIL, RCPT), data.cc (DATA, BDAT, commit), auth.cc (AUTH),
+// starttls.cc (STARTTLS).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "directory/directory.h"
+#include "net/stream.h"
+#include "smtp/proto/command.h"
+#include "smtp/proto/data_scanner.h"
+#include "smtp/server/context.h"
+#include "spool/record.h"
+
+namespace postern::smtp {
+
+inline constexpr size_t kReadChunk = 4096;
+inline constexpr size_t kSpoolChunk = 1024 * 1024;      // body bytes held in memory before spilling
+inline constexpr size_t kMaxAuthLine = 12288;           // RFC 4954 §4: at least 12288 octets
+inline constexpr std::chrono::seconds kFinalWriteGrace{10};
+
+class Session {
+ public:
+  Session(ServerContext& ctx, net::Stream& stream, ConnectionInfo info);
+  // Bytes already read from the connection that belong to this session.
+  void preload(std::string bytes) { in_ = std::move(bytes); }
+  // This listener does not expect a PROXY header here: if the client's first bytes are
+  // one, log the misconfiguration and close instead of answering them as commands.
+  void guardAgainstProxyHeader() { guard_proxy_ = true; }
+  net::awaitable<void> run();
+  // Waiting for a command outside a transaction (shutdown may interrupt it).
+  bool idle() const { return waiting_command_ && !in_mail_; }
+
+ private:
+  enum class ReadResult { kOk, kEof, kTimeout, kInterrupted, kError };
+
+  // I/O
+  net::awaitable<ReadResult> readMore(std::chrono::milliseconds timeout);
+  net::awaitable<bool> flush();
+  void reply(int code, std::string_view enhanced, std::string_view text);
+  void replyLines(int code, std::string_view enhanced, const std::vector<std::string>& lines);
+  // Counts a client error; true when the session must end (too many).
+  bool countError();
+  // guard_proxy_: true when the first bytes are a PROXY header (logged; session ends).
+  bool proxyHeaderArrived();
+  void reject(std::string_view counter, int code, std::string_view enhanced, std::string_view text);
+  // Reads one command line; nullopt when the session must end.
+  net::awaitable<std::optional<std::string>> readLine(size_t max, std::chrono::milliseconds timeout);
+
+  // Verbs
+  net::awaitable<bool> dispatch(const Command& cmd);
+  void onHelo(const Command& cmd, bool extended);
+  void onMail(const Command& cmd);
+  void onRcpt(const Command& cmd);
+  net::awaitable<bool> onData(const Command& cmd);
+  net::awaitable<bool> onBdat(const Command& cmd);
+  net::awaitable<bool> onAuth(const Command& cmd);
+  net::awaitable<bool> onStarttls(const Command& cmd);
+  void resetTransaction();
+
+  // Message assembly and acceptance
+  void beginBody();
+  net::awaitable<bool> spillBody();
+  net::awaitable<bool> commitMessage();
+  std::string receivedHeader() const;
+  std::string protocolName() const;
+  bool tlsAvailable() const;
+  bool authRequired() const;
+
+  ServerContext& ctx_;
+  net::Stream& stream_;
+  ConnectionInfo info_;
+  std::string in_;      // bytes read, not yet consumed
+  std::string out_;     // replies not yet written
+  std::chrono::milliseconds command_timeout_;
+  unsigned errors_ = 0;
+  bool quit_ = false;
+  bool waiting_command_ = false;
+  bool guard_proxy_ = false;
+
+  // Session state
+  std::string helo_;
+  bool esmtp_ = false;
+  std::string user_;    // after AUTH
+  unsigned auth_failures_ = 0;
+  std::shared_ptr<const directory::Directory> dir_;   // snapshot for this transaction
+
+  // Transaction state
+  bool in_mail_ = false;
+  spool::Envelope env_;
+  bool smtputf8_ = false;
+  uint64_t declared_size_ = 0;
+  unsigned rcpt_attempts_ = 0;
+  std::vector<std::string> rcpt_display_;
+  bool bdat_mode_ = false;
+  std::optional<TextChecker> bdat_checker_;   // bare CR/LF state across BDAT chunks
+  bool body_started_ = false;
+  bool body_failed_ = false;        // BDAT chunks after an error are read and dropped
+  std::string body_;                // the part not yet handed to the spool
+  std::shared_ptr<const std::string> pending_tail_;   // while a commit is in flight
+  uint64_t body_size_ = 0;          // all body bytes, spilled or not
+  bool spilled_ = false;
+  std::chrono::steady_clock::time_point transaction_start_;
+};
+
+}  // namespace postern::smtp

@@ -1,0 +1,176 @@
+#include "tls/tls_context.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace postern::tls {
+namespace {
+
+std::string opensslError() {
+  unsigned long e = ERR_get_error();
+  std::string out = e ? ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "unknown error" : "unknown error";
+  ERR_clear_error();
+  return out;
+}
+
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+
+Result<std::unique_ptr<X509, X509Free>> readCert(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return Status::io(fmt::format("cannot read certificate '{}': {}", path, std::strerror(errno)));
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!x) {
+    ERR_clear_error();
+    return Status::invalid(fmt::format("'{}' holds no PEM certificate", path));
+  }
+  return std::unique_ptr<X509, X509Free>(x);
+}
+
+Result<std::unique_ptr<EVP_PKEY, PkeyFree>> readKey(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return Status::io(fmt::format("cannot read key '{}': {}", path, std::strerror(errno)));
+  EVP_PKEY* k = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!k) {
+    ERR_clear_error();
+    return Status::invalid(fmt::format("'{}' holds no PEM private key (or it is encrypted)", path));
+  }
+  return std::unique_ptr<EVP_PKEY, PkeyFree>(k);
+}
+
+void fillInfo(X509* x, CertificateInfo& info) {
+  char buf[512];
+  X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof buf);
+  info.subject = buf;
+  if (ASN1_INTEGER* s = X509_get_serialNumber(x)) {
+    BIGNUM* bn = ASN1_INTEGER_to_BN(s, nullptr);
+    char* hex = BN_bn2hex(bn);
+    info.serial_hex = hex;
+    OPENSSL_free(hex);
+    BN_free(bn);
+  }
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  if (sans) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+      if (gn->type == GEN_DNS) {
+        const unsigned char* d = ASN1_STRING_get0_data(gn->d.dNSName);
+        info.names.emplace_back(reinterpret_cast<const char*>(d), ASN1_STRING_length(gn->d.dNSName));
+      }
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  if (info.names.empty()) {
+    int idx = X509_NAME_get_index_by_NID(X509_get_subject_name(x), NID_commonName, -1);
+    if (idx >= 0) {
+      ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(X509_get_subject_name(x), idx));
+      info.names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(cn)), ASN1_STRING_length(cn));
+    }
+  }
+  const ASN1_TIME* na = X509_get0_notAfter(x);
+  struct tm t{};
+  if (ASN1_TIME_to_tm(na, &t) == 1) info.not_after = timegm(&t);
+  int days = 0, secs = 0;
+  if (ASN1_TIME_diff(&days, &secs, nullptr, na) == 1) info.days_left = days;
+}
+
+}  // namespace
+
+Result<CertificateInfo> inspectPair(const config::CertificatePair& pair) {
+  auto cert = readCert(pair.cert);
+  if (!cert) return cert.status();
+  auto key = readKey(pair.key);
+  if (!key) return key.status();
+  if (X509_check_private_key(cert->get(), key->get()) != 1) {
+    ERR_clear_error();
+    return Status::invalid(fmt::format("key '{}' does not match certificate '{}'", pair.key, pair.cert));
+  }
+  CertificateInfo info;
+  info.cert_path = pair.cert;
+  fillInfo(cert->get(), info);
+  int id = EVP_PKEY_get_base_id(key->get());
+  info.key_type = id == EVP_PKEY_RSA ? "RSA" : id == EVP_PKEY_EC ? "EC" : id == EVP_PKEY_ED25519 ? "ED25519" : "other";
+  return info;
+}
+
+Result<SslCtxPtr> makeServerContext(const config::Tls& tls, std::vector<CertificateInfo>* infos) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()), SslCtxDeleter());
+  if (!ctx) return Status::io("SSL_CTX_new: " + opensslError());
+  SSL_CTX* c = ctx.get();
+  SSL_CTX_set_min_proto_version(c, tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  const std::string ciphers = tls.ciphers.empty() ? kIntermediateCiphers : tls.ciphers;
+  if (SSL_CTX_set_cipher_list(c, ciphers.c_str()) != 1)
+    return Status::invalid(fmt::format("[tls] ciphers \"{}\": {}", ciphers, opensslError()));
+  if (!tls.ciphersuites.empty() && SSL_CTX_set_ciphersuites(c, tls.ciphersuites.c_str()) != 1)
+    return Status::invalid(fmt::format("[tls] ciphersuites \"{}\": {}", tls.ciphersuites, opensslError()));
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_set_session_id_context(c, reinterpret_cast<const unsigned char*>("postern"), 7);
+  SSL_CTX_set_num_tickets(c, 1);
+
+  auto loadPair = [&](const config::CertificatePair& p) -> Status {
+    auto info = inspectPair(p);
+    if (!info) return info.status();
+    if (SSL_CTX_use_certificate_chain_file(c, p.cert.c_str()) != 1)
+      return Status::invalid(fmt::format("certificate chain '{}': {}", p.cert, opensslError()));
+    if (SSL_CTX_use_PrivateKey_file(c, p.key.c_str(), SSL_FILETYPE_PEM) != 1)
+      return Status::invalid(fmt::format("key '{}': {}", p.key, opensslError()));
+    if (SSL_CTX_check_private_key(c) != 1)
+      return Status::invalid(fmt::format("key '{}' does not match certificate '{}'", p.key, p.cert));
+    if (infos) infos->push_back(*info);
+    return Status::ok();
+  };
+  if (Status s = loadPair(tls.default_cert); !s) return s;
+  return ctx;
+}
+
+Result<SslCtxPtr> makeClientContext(const std::string& ca_file, bool verify) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()), SslCtxDeleter());
+  if (!ctx) return Status::io("SSL_CTX_new: " + opensslError());
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  if (verify) {
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    if (!ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) != 1)
+        return Status::invalid(fmt::format("CA file '{}': {}", ca_file, opensslError()));
+    } else {
+      SSL_CTX_set_default_verify_paths(ctx.get());
+    }
+  }
+  return ctx;
+}
+
+Status CertStore::load() { return reload(); }
+
+Status CertStore::reload() {
+  std::vector<CertificateInfo> infos;
+  auto ctx = makeServerContext(tls_, &infos);
+  if (!ctx) return ctx.status();
+  std::lock_guard lock(mu_);
+  ctx_ = *ctx;
+  infos_ = std::move(infos);
+  return Status::ok();
+}
+
+SslCtxPtr CertStore::current() const {
+  std::lock_guard lock(mu_);
+  return ctx_;
+}
+
+std::vector<CertificateInfo> CertStore::certificates() const {
+  std::lock_guard lock(mu_);
+  return infos_;
+}
+
+}  // namespace postern::tls

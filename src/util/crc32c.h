@@ -1,0 +1,14 @@
+// CRC-32C (Castagnoli, polynomial 0x1EDC6F41, reflected 0x82F63B78), as used by the
+// PROXY protocol v2 PP2_TYPE_CRC32C TLV and by spool records. None of the project's
+// dependencies exposes CRC-32C, so it is implemented here (slicing-by-8 tables).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace postern {
+
+// Extends `crc` (0 to start) over [data, data+n).
+uint32_t crc32c(uint32_t crc, const void* data, size_t n);
+
+}  // namespace postern

@@ -1,0 +1,81 @@
+#include "util/fs.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace postern {
+
+std::string dirName(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+Status fsyncDir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::io(fmt::format("open folder {}: {}", path, std::strerror(errno)));
+  int r = ::fsync(fd);
+  int e = errno;
+  ::close(fd);
+  if (r != 0) return Status::io(fmt::format("fsync folder {}: {}", path, std::strerror(e)));
+  return Status::ok();
+}
+
+Status makeDirs(const std::string& path, unsigned mode) {
+  if (path.empty()) return Status::invalid("empty path");
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return Status::ok();
+    return Status::io(fmt::format("{} exists and is not a folder", path));
+  }
+  std::string parent = dirName(path);
+  if (parent != path) {
+    if (Status s = makeDirs(parent, mode); !s) return s;
+  }
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+    return Status::io(fmt::format("mkdir {}: {}", path, std::strerror(errno)));
+  if (Status s = fsyncDir(path); !s) return s;
+  return fsyncDir(parent);
+}
+
+Result<std::string> readFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::io(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return Status::io(fmt::format("read {}: {}", path, std::strerror(e)));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Status writeAll(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::io(std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::ok();
+}
+
+}  // namespace postern

@@ -1,0 +1,20 @@
+// File-system helpers with explicit durability: every function says what it syncs.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+namespace postern {
+
+// mkdir -p; fsyncs each folder it creates and its parent, so a created path survives a crash.
+Status makeDirs(const std::string& path, unsigned mode = 0750);
+// fsync() of a folder: makes renames and creations inside it durable.
+Status fsyncDir(const std::string& path);
+Result<std::string> readFile(const std::string& path);
+// Writes `data` to `fd` completely (retries on EINTR and short writes).
+Status writeAll(int fd, const void* data, size_t n);
+std::string dirName(const std::string& path);
+
+}  // namespace postern

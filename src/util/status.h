@@ -1,0 +1,63 @@
+// Errors as values: a Status says ok or carries a code and a message; Result<T> holds
+// either a value or a Status. Used on every path where input may be bad, so nothing on
+// the data path throws.
+#pragma once
+
+#include <cassert>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace postern {
+
+class Status {
+ public:
+  enum class Code { kOk, kInvalid, kNotFound, kIo, kCorruption, kUnsupported, kExists };
+
+  Status() = default;
+  static Status ok() { return Status(); }
+  static Status invalid(std::string msg) { return Status(Code::kInvalid, std::move(msg)); }
+  static Status notFound(std::string msg) { return Status(Code::kNotFound, std::move(msg)); }
+  static Status io(std::string msg) { return Status(Code::kIo, std::move(msg)); }
+  static Status corruption(std::string msg) { return Status(Code::kCorruption, std::move(msg)); }
+  static Status unsupported(std::string msg) { return Status(Code::kUnsupported, std::move(msg)); }
+  static Status exists(std::string msg) { return Status(Code::kExists, std::move(msg)); }
+
+  bool isOk() const { return code_ == Code::kOk; }
+  explicit operator bool() const { return isOk(); }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  Status(Code c, std::string m) : code_(c), message_(std::move(m)) {}
+  Code code_ = Code::kOk;
+  std::string message_;
+};
+
+// Result<T>: a T or a non-ok Status.
+template <class T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit on purpose
+  Result(Status status) : v_(std::move(status)) {    // NOLINT
+    assert(!std::get<Status>(v_).isOk());
+  }
+  bool isOk() const { return v_.index() == 0; }
+  explicit operator bool() const { return isOk(); }
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  const Status& status() const {
+    static const Status kOk;
+    return isOk() ? kOk : std::get<1>(v_);
+  }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+}  // namespace postern

@@ -1,0 +1,29 @@
+// Small string helpers shared by parsers and the command line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace postern {
+
+std::string toLower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
+bool istartsWith(std::string_view s, std::string_view prefix);
+std::string_view trim(std::string_view s);
+std::vector<std::string_view> split(std::string_view s, char sep);
+// Edit distance, for did-you-mean suggestions.
+size_t levenshtein(std::string_view a, std::string_view b);
+// The candidate closest to `word` if it is close enough to be a plausible typo.
+std::optional<std::string> didYouMean(std::string_view word, const std::vector<std::string>& candidates);
+// Strict unsigned decimal: digits only, no sign, no leading '+', value <= max.
+std::optional<uint64_t> parseDecimal(std::string_view s, uint64_t max);
+// "30s", "5m", "1h", "2d", "1w", "250ms" or a bare number of seconds, into milliseconds.
+std::optional<uint64_t> parseDurationMs(std::string_view s);
+// "25MiB", "512KiB", "10M", "1000" (bytes) into bytes.
+std::optional<uint64_t> parseSize(std::string_view s);
+std::string formatDurationMs(uint64_t ms);
+
+}  // namespace postern

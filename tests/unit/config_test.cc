@@ -1,0 +1,146 @@
+// Table tests for configuration validation: every error kind carries FILE:LINE:COL.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "config/config.h"
+
+namespace postern::config {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/config_test";
+    std::system(("mkdir -p " + dir_).c_str());
+    std::ofstream(dir_ + "/accounts.cf") << "";
+    path_ = dir_ + "/postern.toml";
+  }
+  LoadResult load(const std::string& text) { return loadFromString(text, path_); }
+  static std::string joined(const LoadResult& r) {
+    std::string out;
+    for (const auto& d : r.diagnostics) out += d.toString() + "\n";
+    return out;
+  }
+  std::string dir_, path_;
+};
+
+const char* kBase = R"(hostname = "mail.example.test"
+data_dir = "data"
+[directory]
+accounts = "accounts.cf"
+[[listener]]
+service = "smtp"
+address = "127.0.0.1:25"
+)";
+
+TEST_F(ConfigTest, MinimalIsValidWithDefaults) {
+  auto r = load(kBase);
+  ASSERT_TRUE(r.config) << joined(r);
+  const Config& c = *r.config;
+  EXPECT_EQ(c.smtp.max_message_size, kDefaultMaxMessageSize);
+  EXPECT_EQ(c.smtp.max_recipients, 100u);
+  EXPECT_EQ(c.smtp.command_timeout_ms, 300000u);
+  EXPECT_EQ(c.proxy.header_timeout_ms, 5000u);
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].name, "smtp");
+  EXPECT_EQ(c.listeners[0].proxy, ProxyMode::kOff);
+  EXPECT_EQ(c.data_dir, dir_ + "/data");
+  EXPECT_EQ(c.accounts_path, dir_ + "/accounts.cf");
+  EXPECT_EQ(c.mailbox_root, dir_ + "/data/mail");
+}
+
+struct ErrorCase {
+  const char* name;
+  std::string text;
+  std::string expected;   // substring of the diagnostics, including the position
+};
+
+class ConfigErrorTest : public ConfigTest, public ::testing::WithParamInterface<ErrorCase> {};
+
+TEST_P(ConfigErrorTest, Reports) {
+  auto r = load(GetParam().text);
+  EXPECT_FALSE(r.config);
+  EXPECT_TRUE(r.hasErrors());
+  EXPECT_NE(joined(r).find(path_ + GetParam().expected), std::string::npos) << joined(r);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"UnknownKey", std::string(kBase) + "colour = 1\n", ":8:1: error: unknown setting 'colour'"},
+        ErrorCase{"DidYouMean", std::string(kBase) + "[smtp]\nmax_recipient = 5\n",
+                  ":9:1: error: unknown setting 'max_recipient' in [smtp] (did you mean 'max_recipients'?)"},
+        ErrorCase{"WrongType", std::string(kBase) + "[smtp]\nmax_recipients = \"5\"\n",
+                  ":9:18: error: 'max_recipients' must be an integer"},
+        ErrorCase{"BadDuration", std::string(kBase) + "[smtp]\ncommand_timeout = \"soon\"\n",
+                  ":9:19: error: 'command_timeout': bad duration"},
+        ErrorCase{"BadAddress", "hostname = \"h\"\n[directory]\naccounts = \"accounts.cf\"\n[[listener]]\nservice = \"smtp\"\naddress = \"1.2.3:25\"\n",
+                  ":6:11: error: bad listen address"},
+        ErrorCase{"BadCidr", std::string(kBase) + "[proxy_protocol]\ntrusted_networks = [\"10.1.2.3/8\"]\n",
+                  ":9:21: error: 'trusted_networks': bad network"},
+        ErrorCase{"UnreadableFile", std::string(kBase) + "[tls]\ncert = \"nope.pem\"\nkey = \"nope.key\"\n",
+                  ":9:8: error: cannot read certificate file"},
+        ErrorCase{"DuplicateListen", std::string(kBase) + "[[listener]]\nservice = \"submission\"\naddress = \"0.0.0.0:25\"\n",
+                  ":8:1: error: listen address 0.0.0.0:25 of listener 'submission' collides"},
+        ErrorCase{"UnknownService", "hostname = \"h\"\n[directory]\naccounts = \"accounts.cf\"\n[[listener]]\nservice = \"submision\"\naddress = \"1.2.3.4:25\"\n",
+                  ":5:11: error: unknown service 'submision' (did you mean 'submission'?)"},
+        ErrorCase{"ReservedService", "hostname = \"h\"\n[directory]\naccounts = \"accounts.cf\"\n[[listener]]\nservice = \"pop3\"\naddress = \"1.2.3.4:25\"\n",
+                  ":5:11: error: service 'pop3' is reserved"},
+        ErrorCase{"BadProxyMode", std::string(kBase) + "proxy_protocol = \"on\"\n",
+                  ":8:18: error: 'proxy_protocol' must be"},
+        ErrorCase{"BadProxyModeInListener", std::string(kBase).replace(std::string(kBase).find("address"), 0, "proxy_protocol = \"on\"\n"),
+                  ":7:18: error: 'proxy_protocol' must be \"off\", \"required\" or \"mixed\", not \"on\" (did you mean \"required\"?)"},
+        ErrorCase{"TlsNeeded", std::string(kBase) + "[[listener]]\nservice = \"submissions\"\naddress = \"127.0.0.1:465\"\n",
+                  ":8:1: error: listener 'submissions' needs TLS"},
+        ErrorCase{"MissingHostname", "[directory]\naccounts = \"accounts.cf\"\n[[listener]]\nservice = \"smtp\"\naddress = \"1.2.3.4:25\"\n",
+                  ":1:1: error: 'hostname' is required"},
+        ErrorCase{"NoListener", "hostname = \"h\"\n[directory]\naccounts = \"accounts.cf\"\n", ":1:1: error: no [[listener]]"},
+        ErrorCase{"TomlSyntax", std::string(kBase) + "[smtp\n", ":8:6: error:"}),
+    [](const ::testing::TestParamInfo<ErrorCase>& i) { return i.param.name; });
+
+TEST_F(ConfigTest, OldServiceNamesWarnAndMapToSubmissions) {
+  for (const char* old : {"smtps", "ssmtp"}) {
+    std::string text = std::string(kBase) + "[[listener]]\nservice = \"" + old + "\"\naddress = \"127.0.0.1:465\"\n";
+    text += "[tls]\ncert = \"" + std::string(POSTERN_SOURCE_DIR) + "/tests/data/tls/cert.pem\"\nkey = \"" +
+            std::string(POSTERN_SOURCE_DIR) + "/tests/data/tls/key.pem\"\n";
+    auto r = load(text);
+    ASSERT_TRUE(r.config) << joined(r);
+    EXPECT_EQ(r.config->listeners[1].name, "submissions");
+    EXPECT_EQ(r.config->listeners[1].service_as_written, old);
+    EXPECT_NE(joined(r).find(":9:11: warning: service '" + std::string(old) +
+                             "' is an old name: it is now 'submissions' (port 465, implicit TLS)"),
+              std::string::npos)
+        << joined(r);
+  }
+}
+
+TEST_F(ConfigTest, ProxyWarnings) {
+  std::string text = std::string(kBase) + "[proxy_protocol]\ntrusted_networks = [\"0.0.0.0/0\"]\n";
+  auto r = load(text);
+  ASSERT_TRUE(r.config) << joined(r);
+  EXPECT_NE(joined(r).find(":9:21: warning: 'trusted_networks' contains 0.0.0.0/0"), std::string::npos) << joined(r);
+  EXPECT_NE(joined(r).find(":8:1: warning: [proxy_protocol] settings apply to no listener"), std::string::npos)
+      << joined(r);
+
+  std::string required = std::string(kBase).replace(std::string(kBase).find("address"), 0,
+                                                    "proxy_protocol = \"required\"\ntrusted_networks = [\"10.0.0.0/8\"]\n");
+  r = load(required);
+  ASSERT_TRUE(r.config) << joined(r);
+  EXPECT_NE(joined(r).find("requires PROXY headers but listens on loopback"), std::string::npos) << joined(r);
+}
+
+TEST_F(ConfigTest, PerListenerTrustedNetworksOverrideGlobal) {
+  std::string text = std::string(kBase).replace(std::string(kBase).find("address"), 0,
+                                                "proxy_protocol = \"mixed\"\ntrusted_networks = [\"127.0.0.2/32\"]\n");
+  auto r = load(text);
+  ASSERT_TRUE(r.config) << joined(r);
+  const auto& l = r.config->listeners[0];
+  EXPECT_TRUE(l.trusted_networks_overridden);
+  ASSERT_EQ(l.trusted_networks.size(), 1u);
+  EXPECT_EQ(l.trusted_networks[0].toString(), "127.0.0.2/32");
+  EXPECT_NE(describe(*r.config).find("trusted_networks: 127.0.0.2/32 (listener)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace postern::config
