@@ -19,13 +19,19 @@ void benchParse(benchmark::State& state, std::string_view line) {
   }
 }
 
-void BM_ParseMail(benchmark::State& state) { benchParse(state, "MAIL FROM:<a@b.c> SIZE=1000 BODY=8BITMIME"); }
+void BM_ParseMail(benchmark::State& state) {
+  benchParse(state, "MAIL FROM:<a@b.c> SIZE=1000 BODY=8BITMIME");
+}
 BENCHMARK(BM_ParseMail);
 
-void BM_ParseRcpt(benchmark::State& state) { benchParse(state, "RCPT TO:<x@y.z>"); }
+void BM_ParseRcpt(benchmark::State& state) {
+  benchParse(state, "RCPT TO:<x@y.z>");
+}
 BENCHMARK(BM_ParseRcpt);
 
-void BM_ParseEhlo(benchmark::State& state) { benchParse(state, "EHLO mail.example.com"); }
+void BM_ParseEhlo(benchmark::State& state) {
+  benchParse(state, "EHLO mail.example.com");
+}
 BENCHMARK(BM_ParseEhlo);
 
 void BM_NextLinePipelined(benchmark::State& state) {

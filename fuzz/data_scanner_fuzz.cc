@@ -35,9 +35,8 @@ struct Outcome {
   uint64_t message_size = 0;
 
   bool operator==(const Outcome& o) const {
-    return out == o.out && consumed == o.consumed && done == o.done && bare_count == o.bare_count &&
-           bare == o.bare && too_long == o.too_long && nul == o.nul && over == o.over &&
-           message_size == o.message_size;
+    return out == o.out && consumed == o.consumed && done == o.done && bare_count == o.bare_count && bare == o.bare &&
+           too_long == o.too_long && nul == o.nul && over == o.over && message_size == o.message_size;
   }
 };
 
@@ -93,7 +92,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t split = split_at % (in.size() + 1);
 
   auto whole = [](std::string_view s, size_t pos) { return s.substr(pos); };
-  auto two = [split](std::string_view s, size_t pos) { return pos < split ? s.substr(pos, split - pos) : s.substr(pos); };
+  auto two = [split](std::string_view s, size_t pos) {
+    return pos < split ? s.substr(pos, split - pos) : s.substr(pos);
+  };
   auto bytes = [](std::string_view s, size_t pos) { return s.substr(pos, 1); };
 
   Outcome reject = runData(in, BareNewlines::kReject, max_line, limit, whole);

@@ -195,7 +195,7 @@ net::awaitable<void> Connection::serve() {
     stream_.setDeadline(std::chrono::milliseconds(ctx_.config.smtp.command_timeout_ms));
     std::string reason;
     auto tls = ctx_.certs->current();
-    if (!co_await stream_.acceptTls(tls.get(), prefix, reason)) {
+    if (!co_await stream_.acceptTls(tls->default_ctx.get(), prefix, reason)) {
       ctx_.counters.inc("tls.handshake_failed");
       auto ev = log::warn("tls.handshake_failed");
       ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());

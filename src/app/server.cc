@@ -4,6 +4,7 @@
 #include <asio/ip/v6_only.hpp>
 #include <asio/signal_set.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <unordered_set>
 
 #include "app/connection.h"
+#include "app/file_watcher.h"
 #include "delivery/deliverer.h"
 #include "directory/directory_service.h"
 #include "log/log.h"
@@ -30,7 +32,11 @@ using net::tcp;
 
 namespace {
 
-constexpr auto kDirectoryPollInterval = 1s;
+constexpr auto kDirectoryPollInterval = 2s;     // fallback when inotify misses a change
+constexpr auto kCertificatePollInterval = 60s;
+constexpr auto kExpiryCheckInterval = 24h;
+constexpr long kExpiryWarnDays = 30;
+constexpr long kExpiryErrorDays = 7;
 constexpr unsigned kCpuThreads = 2;
 constexpr unsigned kDeliveryThreads = 2;
 
@@ -50,8 +56,10 @@ class Server {
 
  private:
   awaitable<void> acceptLoop(tcp::acceptor& acceptor, const config::Listener& listener);
-  awaitable<void> watchDirectory();
   awaitable<void> handleSignals();
+  awaitable<void> watchExpiry();
+  void reloadCertificates(std::string_view why);
+  void logExpiry();
   void beginShutdown();
 
   std::shared_ptr<const config::Config> cfg_;
@@ -67,6 +75,7 @@ class Server {
   std::unique_ptr<asio::thread_pool> cpu_pool_;
   std::unique_ptr<smtp::ServerContext> smtp_ctx_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<FileWatcher> directory_watcher_, cert_watcher_;
   std::list<tcp::acceptor> acceptors_;
   size_t next_worker_ = 0;
   std::thread shutdown_thread_;
@@ -107,12 +116,40 @@ awaitable<void> Server::acceptLoop(tcp::acceptor& acceptor, const config::Listen
   }
 }
 
-awaitable<void> Server::watchDirectory() {
+// Runs on the CPU pool: building contexts reads files and parses keys.
+void Server::reloadCertificates(std::string_view why) {
+  if (!certs_) return;
+  if (Status s = certs_->reload(); !s) {
+    counters_.inc("tls.reload_failed");
+    log::error("tls.reload_failed").kv("trigger", why).kv("reason", s.message()).kv("status", "kept_previous");
+    return;
+  }
+  for (const auto& c : certs_->certificates())
+    log::info("tls.reloaded").kv("trigger", why).kv("file", c.cert_path).kv("serial", c.serial_hex)
+        .kv("days_left", int64_t(c.days_left));
+}
+
+// Once a day: a warning per certificate at <= 30 days left, an error at <= 7; the figure
+// is kept as a gauge for the metrics endpoint.
+void Server::logExpiry() {
+  if (!certs_) return;
+  for (const auto& c : certs_->certificates()) {
+    counters_.get("tls.days_left:" + c.cert_path).store(uint64_t(std::max<long>(c.days_left, 0)));
+    if (c.days_left <= kExpiryErrorDays)
+      log::error("tls.expiry").kv("file", c.cert_path).kv("names", fmt::format("{}", fmt::join(c.names, ",")))
+          .kv("days_left", int64_t(c.days_left)).kv("fix", "renew the certificate; Postern reloads it by itself");
+    else if (c.days_left <= kExpiryWarnDays)
+      log::warn("tls.expiry").kv("file", c.cert_path).kv("names", fmt::format("{}", fmt::join(c.names, ",")))
+          .kv("days_left", int64_t(c.days_left)).kv("fix", "renew the certificate; Postern reloads it by itself");
+  }
+}
+
+awaitable<void> Server::watchExpiry() {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   while (!shutting_down_) {
-    timer.expires_after(kDirectoryPollInterval);
+    asio::post(*cpu_pool_, [this] { logExpiry(); });
+    timer.expires_after(kExpiryCheckInterval);
     co_await timer.async_wait(net::use_nothrow);
-    asio::post(*cpu_pool_, [d = directory_.get()] { d->reloadIfChanged(); });
   }
 }
 
@@ -125,14 +162,7 @@ awaitable<void> Server::handleSignals() {
       log::info("server.reload").kv("signal", "SIGHUP");
       asio::post(*cpu_pool_, [this] {
         directory_->reloadIfChanged(true);
-        if (certs_) {
-          if (Status s = certs_->reload(); !s)
-            log::error("tls.reload_failed").kv("reason", s.message()).kv("status", "kept_previous");
-          else
-            for (const auto& c : certs_->certificates())
-              log::info("tls.reloaded").kv("file", c.cert_path).kv("serial", c.serial_hex)
-                  .kv("days_left", int64_t(c.days_left));
-        }
+        reloadCertificates("SIGHUP");
       });
       continue;
     }
@@ -149,6 +179,8 @@ void Server::beginShutdown() {
     std::error_code ignored;
     a.close(ignored);
   }
+  if (directory_watcher_) directory_watcher_->stop();
+  if (cert_watcher_) cert_watcher_->stop();
   for (auto& w : workers_) {
     asio::post(w->io, [wp = w.get()] {
       for (Connection* c : wp->connections) c->interruptIfIdle();
@@ -246,7 +278,17 @@ int Server::run() {
     asio::co_spawn(main_io, acceptLoop(a, l), asio::detached);
   }
   asio::co_spawn(main_io, handleSignals(), asio::detached);
-  asio::co_spawn(main_io, watchDirectory(), asio::detached);
+  directory_watcher_ = std::make_unique<FileWatcher>(
+      main_io, std::vector<std::string>{c.accounts_path, c.aliases_path}, kDirectoryPollInterval,
+      [this] { asio::post(*cpu_pool_, [this] { directory_->reloadIfChanged(); }); });
+  directory_watcher_->start();
+  if (certs_) {
+    cert_watcher_ = std::make_unique<FileWatcher>(main_io, certs_->files(), kCertificatePollInterval, [this] {
+      asio::post(*cpu_pool_, [this] { reloadCertificates("file_change"); });
+    });
+    cert_watcher_->start();
+    asio::co_spawn(main_io, watchExpiry(), asio::detached);
+  }
   log::info("server.started").kv("version", POSTERN_VERSION).kv("hostname", c.hostname).kv("threads", uint64_t(n))
       .kv("pid", uint64_t(::getpid()));
 
@@ -256,6 +298,8 @@ int Server::run() {
   for (size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
   if (shutdown_thread_.joinable()) shutdown_thread_.join();
   acceptors_.clear();
+  directory_watcher_.reset();
+  cert_watcher_.reset();
   workers_.clear();
   cpu_pool_->join();
   spool_->drain();

@@ -13,6 +13,7 @@
 #include "directory/aliases.h"
 #include "directory/file_edit.h"
 #include "log/log.h"
+#include "tls/tls_context.h"
 #include "util/fs.h"
 
 namespace postern::cli {
@@ -100,8 +101,12 @@ int runServe(const Args& a) {
 int runConfig(const Args& a) {
   if (a.positional.size() != 2 || (a.positional[1] != "check" && a.positional[1] != "show")) return usage(2);
   config::LoadResult r = config::load(a.config_path);
+  if (r.config) {
+    auto certs = tls::checkCertificates(*r.config);
+    r.diagnostics.insert(r.diagnostics.end(), certs.begin(), certs.end());
+  }
   for (const auto& d : r.diagnostics) std::fprintf(stderr, "%s\n", d.toString().c_str());
-  if (!r.config) {
+  if (!r.config || r.hasErrors()) {
     std::fprintf(stderr, "%s: configuration is invalid\n", a.config_path.c_str());
     return 1;
   }

@@ -5,7 +5,10 @@
 #include <openssl/x509v3.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 namespace postern::tls {
@@ -104,35 +107,124 @@ Result<CertificateInfo> inspectPair(const config::CertificatePair& pair) {
   return info;
 }
 
-Result<SslCtxPtr> makeServerContext(const config::Tls& tls, std::vector<CertificateInfo>* infos) {
+namespace {
+
+// A context with the secure defaults and no certificate yet.
+Result<SslCtxPtr> newServerContext(const config::Tls& tls) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()), SslCtxDeleter());
   if (!ctx) return Status::io("SSL_CTX_new: " + opensslError());
   SSL_CTX* c = ctx.get();
   SSL_CTX_set_min_proto_version(c, tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  // No compression (CRIME), no renegotiation at all (client-initiated renegotiation is
+  // already refused by OpenSSL 3's defaults), our cipher order.
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   const std::string ciphers = tls.ciphers.empty() ? kIntermediateCiphers : tls.ciphers;
   if (SSL_CTX_set_cipher_list(c, ciphers.c_str()) != 1)
     return Status::invalid(fmt::format("[tls] ciphers \"{}\": {}", ciphers, opensslError()));
   if (!tls.ciphersuites.empty() && SSL_CTX_set_ciphersuites(c, tls.ciphersuites.c_str()) != 1)
     return Status::invalid(fmt::format("[tls] ciphersuites \"{}\": {}", tls.ciphersuites, opensslError()));
+  // Resumption by session tickets; OpenSSL makes fresh random ticket keys for every
+  // context, so each reload (and each restart) rotates them, in memory only.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
   SSL_CTX_set_session_id_context(c, reinterpret_cast<const unsigned char*>("postern"), 7);
   SSL_CTX_set_num_tickets(c, 1);
+  return ctx;
+}
 
-  auto loadPair = [&](const config::CertificatePair& p) -> Status {
+Status addPair(SSL_CTX* c, const config::CertificatePair& p) {
+  if (SSL_CTX_use_certificate_chain_file(c, p.cert.c_str()) != 1)
+    return Status::invalid(fmt::format("certificate chain '{}': {}", p.cert, opensslError()));
+  if (SSL_CTX_use_PrivateKey_file(c, p.key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return Status::invalid(fmt::format("key '{}': {}", p.key, opensslError()));
+  if (SSL_CTX_check_private_key(c) != 1)
+    return Status::invalid(fmt::format("key '{}' does not match certificate '{}'", p.key, p.cert));
+  return Status::ok();
+}
+
+int onServerName(SSL* ssl, int*, void* arg) {
+  const auto* snap = static_cast<const TlsSnapshot*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (!name) return SSL_TLSEXT_ERR_NOACK;
+  if (SSL_CTX* c = snap->forServerName(name); c && c != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, c);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+SSL_CTX* TlsSnapshot::forServerName(std::string_view name) const {
+  std::string n(name);
+  for (char& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const auto& [pattern, ctx] : names)
+    if (pattern == n) return ctx.get();
+  size_t dot = n.find('.');
+  if (dot != std::string::npos) {
+    std::string wild = "*" + n.substr(dot);
+    for (const auto& [pattern, ctx] : names)
+      if (pattern == wild) return ctx.get();
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<const TlsSnapshot>> buildServerTls(const config::Tls& tls) {
+  auto snap = std::make_shared<TlsSnapshot>();
+  // Group pairs by their name set; the group holding the default certificate is the default.
+  std::vector<config::CertificatePair> pairs = {tls.default_cert};
+  pairs.insert(pairs.end(), tls.extra.begin(), tls.extra.end());
+  std::vector<std::pair<std::vector<std::string>, SslCtxPtr>> groups;
+  for (const auto& p : pairs) {
     auto info = inspectPair(p);
     if (!info) return info.status();
-    if (SSL_CTX_use_certificate_chain_file(c, p.cert.c_str()) != 1)
-      return Status::invalid(fmt::format("certificate chain '{}': {}", p.cert, opensslError()));
-    if (SSL_CTX_use_PrivateKey_file(c, p.key.c_str(), SSL_FILETYPE_PEM) != 1)
-      return Status::invalid(fmt::format("key '{}': {}", p.key, opensslError()));
-    if (SSL_CTX_check_private_key(c) != 1)
-      return Status::invalid(fmt::format("key '{}' does not match certificate '{}'", p.key, p.cert));
-    if (infos) infos->push_back(*info);
-    return Status::ok();
-  };
-  if (Status s = loadPair(tls.default_cert); !s) return s;
-  return ctx;
+    std::vector<std::string> key = info->names;
+    for (auto& n : key)
+      for (char& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    std::sort(key.begin(), key.end());
+    SslCtxPtr ctx;
+    for (auto& [names, c] : groups)
+      if (names == key) ctx = c;
+    if (!ctx) {
+      auto made = newServerContext(tls);
+      if (!made) return made.status();
+      ctx = *made;
+      groups.emplace_back(key, ctx);
+    }
+    if (Status s = addPair(ctx.get(), p); !s) return s;
+    snap->certificates.push_back(*info);
+  }
+  snap->default_ctx = groups.front().second;
+  for (const auto& [names, ctx] : groups)
+    for (const auto& n : names) snap->names.emplace_back(n, ctx);
+  // Every context may receive the ClientHello first (SSL_new uses the default), but only
+  // the default one's callback runs before the switch; set it on all for clarity.
+  for (const auto& [names, ctx] : groups) {
+    SSL_CTX_set_tlsext_servername_callback(ctx.get(), onServerName);
+    SSL_CTX_set_tlsext_servername_arg(ctx.get(), snap.get());
+  }
+  return std::shared_ptr<const TlsSnapshot>(std::move(snap));
+}
+
+std::vector<config::Diagnostic> checkCertificates(const config::Config& c) {
+  using Sev = config::Diagnostic::Severity;
+  std::vector<config::Diagnostic> out;
+  if (!c.tls.configured) return out;
+  std::vector<config::CertificatePair> pairs = {c.tls.default_cert};
+  pairs.insert(pairs.end(), c.tls.extra.begin(), c.tls.extra.end());
+  for (const auto& p : pairs) {
+    auto info = inspectPair(p);
+    if (!info) {
+      out.push_back({Sev::kError, p.pos, info.status().message()});
+      continue;
+    }
+    std::string names = fmt::format("{}", fmt::join(info->names, ", "));
+    if (info->days_left < 0 || (info->days_left == 0 && info->not_after <= time(nullptr)))
+      out.push_back({Sev::kError, p.pos, fmt::format("certificate '{}' ({}) has expired", p.cert, names)});
+    else if (info->days_left <= kExpirySoonDays)
+      out.push_back({Sev::kWarning, p.pos,
+                     fmt::format("certificate '{}' ({}) expires in {} days", p.cert, names, info->days_left)});
+    else
+      out.push_back({Sev::kNote, p.pos, fmt::format("certificate '{}' ({} key) for {}: {} days left", p.cert,
+                                                    info->key_type, names, info->days_left)});
+  }
+  return out;
 }
 
 Result<SslCtxPtr> makeClientContext(const std::string& ca_file, bool verify) {
@@ -154,23 +246,30 @@ Result<SslCtxPtr> makeClientContext(const std::string& ca_file, bool verify) {
 Status CertStore::load() { return reload(); }
 
 Status CertStore::reload() {
-  std::vector<CertificateInfo> infos;
-  auto ctx = makeServerContext(tls_, &infos);
-  if (!ctx) return ctx.status();
+  auto snap = buildServerTls(tls_);
+  if (!snap) return snap.status();
   std::lock_guard lock(mu_);
-  ctx_ = *ctx;
-  infos_ = std::move(infos);
+  snap_ = *snap;
   return Status::ok();
 }
 
-SslCtxPtr CertStore::current() const {
+std::shared_ptr<const TlsSnapshot> CertStore::current() const {
   std::lock_guard lock(mu_);
-  return ctx_;
+  return snap_;
 }
 
 std::vector<CertificateInfo> CertStore::certificates() const {
   std::lock_guard lock(mu_);
-  return infos_;
+  return snap_ ? snap_->certificates : std::vector<CertificateInfo>{};
+}
+
+std::vector<std::string> CertStore::files() const {
+  std::vector<std::string> out = {tls_.default_cert.cert, tls_.default_cert.key};
+  for (const auto& p : tls_.extra) {
+    out.push_back(p.cert);
+    out.push_back(p.key);
+  }
+  return out;
 }
 
 }  // namespace postern::tls

@@ -39,27 +39,44 @@ struct CertificateInfo {
 // Loads and checks one cert/key pair: readable PEM, key matches certificate.
 Result<CertificateInfo> inspectPair(const config::CertificatePair& pair);
 
-// A server context with the configured certificates.
-Result<SslCtxPtr> makeServerContext(const config::Tls& tls, std::vector<CertificateInfo>* infos);
+// The server side as one immutable value: a context per distinct set of names (an RSA
+// and an ECDSA certificate for the same names share one context, and OpenSSL picks by
+// what the client supports), and the SNI table that switches between them. Handshakes
+// hold a reference for as long as they run, so a reload never pulls it from under them.
+struct TlsSnapshot {
+  SslCtxPtr default_ctx;                                  // the [tls] cert/key (and same-name pairs)
+  std::vector<std::pair<std::string, SslCtxPtr>> names;   // "mail.example.com", "*.example.org"
+  std::vector<CertificateInfo> certificates;
+  // Context for an SNI name: exact match first, then a "*." wildcard one label up; null: default.
+  SSL_CTX* forServerName(std::string_view name) const;
+};
+Result<std::shared_ptr<const TlsSnapshot>> buildServerTls(const config::Tls& tls);
+inline constexpr long kExpirySoonDays = 14;
+// `config check` for certificates: each pair readable, PEM, key matching; an expired
+// certificate is an error, one expiring within kExpirySoonDays a warning, and a note
+// names each certificate's names and days left.
+std::vector<config::Diagnostic> checkCertificates(const config::Config& c);
+
 // A client context (doctor, load generator): verification with system CAs or `ca_file`.
 Result<SslCtxPtr> makeClientContext(const std::string& ca_file, bool verify);
 
 class CertStore {
  public:
   explicit CertStore(config::Tls tls) : tls_(std::move(tls)) {}
-  // Builds the first context; an error here refuses to start.
+  // Builds the first snapshot; an error here refuses to start.
   Status load();
-  // Rebuilds from the files; on failure the previous context keeps serving.
+  // Rebuilds from the files; on failure the previous snapshot keeps serving.
   Status reload();
-  SslCtxPtr current() const;
+  std::shared_ptr<const TlsSnapshot> current() const;
   std::vector<CertificateInfo> certificates() const;
   const config::Tls& settings() const { return tls_; }
+  // Every certificate and key file, for the file watcher.
+  std::vector<std::string> files() const;
 
  private:
   config::Tls tls_;
   mutable std::mutex mu_;
-  SslCtxPtr ctx_;
-  std::vector<CertificateInfo> infos_;
+  std::shared_ptr<const TlsSnapshot> snap_;
 };
 
 }  // namespace postern::tls

@@ -24,7 +24,7 @@ IpAddress IpAddress::v6(const uint8_t b[16]) {
 
 std::optional<IpAddress> IpAddress::parseV4(std::string_view text) {
   // inet_pton(AF_INET) already refuses leading zeros ("01") and out-of-range octets.
-  if (text.empty() || text.size() > 15) return std::nullopt;
+  if (text.empty() || text.size() > 15 || text.find('\0') != std::string_view::npos) return std::nullopt;
   char buf[16];
   std::memcpy(buf, text.data(), text.size());
   buf[text.size()] = 0;
@@ -34,7 +34,7 @@ std::optional<IpAddress> IpAddress::parseV4(std::string_view text) {
 }
 
 std::optional<IpAddress> IpAddress::parseV6(std::string_view text) {
-  if (text.empty() || text.size() > 45) return std::nullopt;
+  if (text.empty() || text.size() > 45 || text.find('\0') != std::string_view::npos) return std::nullopt;
   char buf[46];
   std::memcpy(buf, text.data(), text.size());
   buf[text.size()] = 0;

@@ -48,7 +48,9 @@ Scan scan(const std::vector<std::string>& pieces, Mode mode, size_t max_line = k
   return r;
 }
 
-Scan scan1(const std::string& in, Mode mode, size_t max_line = kMaxTextLine) { return scan({in}, mode, max_line); }
+Scan scan1(const std::string& in, Mode mode, size_t max_line = kMaxTextLine) {
+  return scan({in}, mode, max_line);
+}
 
 // ---- Ordinary messages, dot-stuffing, terminator -------------------------------------------
 
@@ -57,7 +59,7 @@ struct DataCase {
   std::string in;
   std::string out;
   bool done;
-  size_t consumed;   // SIZE_MAX: all of `in`
+  size_t consumed;  // SIZE_MAX: all of `in`
 };
 
 const DataCase kDataCases[] = {
@@ -67,7 +69,7 @@ const DataCase kDataCases[] = {
     {"stuffed_first_line", "..x\r\n.\r\n", ".x\r\n", true, SIZE_MAX},
     {"stuffed_dot_line", "a\r\n..\r\n.\r\n", "a\r\n.\r\n", true, SIZE_MAX},
     {"stuffed_two_dots", "...\r\n.\r\n", "..\r\n", true, SIZE_MAX},
-    {"unstuffed_leading_dot_removed", ".x\r\n.\r\n", "x\r\n", true, SIZE_MAX},   // §4.5.2 receiver rule
+    {"unstuffed_leading_dot_removed", ".x\r\n.\r\n", "x\r\n", true, SIZE_MAX},  // §4.5.2 receiver rule
     {"dot_inside_line", "a.b\r\n.\r\n", "a.b\r\n", true, SIZE_MAX},
     {"space_dot", " .\r\n.\r\n", " .\r\n", true, SIZE_MAX},
     {"empty_line_then_end", "\r\n.\r\n", "\r\n", true, SIZE_MAX},
@@ -129,7 +131,7 @@ TEST(DataScanner, NulFlag) {
 const std::string kMessage =
     "From: a@b.example\r\nSubject: split\r\n\r\n..leading dot\r\nmiddle . dot\r\n.\r\nQUIT\r\n";
 const std::string kMessageOut = "From: a@b.example\r\nSubject: split\r\n\r\n.leading dot\r\nmiddle . dot\r\n";
-const size_t kMessageEnd = kMessage.size() - 6;   // "QUIT\r\n" stays
+const size_t kMessageEnd = kMessage.size() - 6;  // "QUIT\r\n" stays
 
 class TerminatorSplitTest : public ::testing::TestWithParam<size_t> {};
 
@@ -221,7 +223,7 @@ TEST(DataScanner, ResetStartsOver) {
 struct BareCase {
   const char* name;
   std::string variant;
-  std::string out;     // output for "a" + variant + "b\r\n.\r\n"
+  std::string out;  // output for "a" + variant + "b\r\n.\r\n"
   size_t bare_count;
 };
 
@@ -324,7 +326,7 @@ TEST(DataScanner, SizeLimit) {
   EXPECT_EQ(out, "hello");
   EXPECT_TRUE(s.overLimit());
   EXPECT_EQ(s.bytesOut(), 5u);
-  EXPECT_EQ(s.messageSize(), 17u);   // "hello world\r\n.x\r\n"
+  EXPECT_EQ(s.messageSize(), 17u);  // "hello world\r\n.x\r\n"
 }
 
 TEST(DataScanner, SizeLimitExact) {
@@ -342,7 +344,7 @@ TEST(DataScanner, SizeLimitAcrossFeeds) {
   std::string out;
   s.feed("12345678", out);
   EXPECT_FALSE(s.overLimit());
-  s.feed("\n9\r\n", out);   // 8 + CRLF (normalised) = 10, then "9" is over
+  s.feed("\n9\r\n", out);  // 8 + CRLF (normalised) = 10, then "9" is over
   EXPECT_TRUE(s.overLimit());
   EXPECT_EQ(out, "12345678\r\n");
   EXPECT_TRUE(s.feed(".\r\n", out).done);
@@ -434,7 +436,7 @@ TEST(TextChecker, NulAndReset) {
   EXPECT_FALSE(t.bareNewline());
   out.clear();
   t.feed("ok\r", out);
-  t.reset();   // a held CR is forgotten too
+  t.reset();  // a held CR is forgotten too
   t.feed("x", out);
   t.finish(out);
   EXPECT_EQ(out, "okx");

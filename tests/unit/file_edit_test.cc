@@ -95,6 +95,15 @@ TEST_F(DirectoryFileEdit, WriteFileAtomicFailsCleanlyInMissingFolder) {
   EXPECT_EQ(st.code(), Status::Code::kIo);
 }
 
+TEST_F(DirectoryFileEdit, WriteFileAtomicCleansUpWhenRenameFails) {
+  std::string p = path("busy.cf");
+  ASSERT_EQ(::mkdir(p.c_str(), 0755), 0);   // renaming a file over a folder fails
+  Status st = writeFileAtomic(p, "x");
+  EXPECT_EQ(st.code(), Status::Code::kIo);
+  expectNoTempFiles();
+  ::rmdir(p.c_str());
+}
+
 TEST_F(DirectoryFileEdit, ReadTextFile) {
   EXPECT_EQ(readTextFile(path("none")).status().code(), Status::Code::kNotFound);
   EXPECT_EQ(readTextFile(dir_).status().code(), Status::Code::kIo);   // a folder

@@ -11,7 +11,7 @@ namespace {
 struct MailboxCase {
   std::string input;
   bool valid;
-  std::string local;   // when valid
+  std::string local;  // when valid
   std::string domain;
   bool quoted = false;
   bool literal = false;
@@ -36,8 +36,18 @@ const MailboxCase kMailboxes[] = {
     {"u@[IPv6:2001:db8:0:0:0:0:0:1]", true, "u", "[IPv6:2001:db8:0:0:0:0:0:1]", false, true},
     {"u@[IPv6:::ffff:192.0.2.1]", true, "u", "[IPv6:::ffff:192.0.2.1]", false, true},
     {"u@[IPv6:1::]", true, "u", "[IPv6:1::]", false, true},
-    {"\xc3\xbc" "ser@example.com", true, "\xc3\xbc" "ser", "example.com", false, false, true},
-    {"u@b\xc3\xbc" "cher.example", true, "u", "b\xc3\xbc" "cher.example", false, false, true},
+    {"\xc3\xbc"
+     "ser@example.com",
+     true,
+     "\xc3\xbc"
+     "ser",
+     "example.com", false, false, true},
+    {"u@b\xc3\xbc"
+     "cher.example",
+     true, "u",
+     "b\xc3\xbc"
+     "cher.example",
+     false, false, true},
     {"\"\xc3\xbc\"@x.org", true, "\"\xc3\xbc\"", "x.org", true, false, true},
     // invalid
     {"", false, "", ""},
@@ -78,11 +88,11 @@ const MailboxCase kMailboxes[] = {
     {"u@[IPv6:1:2:3:4:5:6:7:192.0.2.1]", false, "", ""},
     {"u@[x400:stuff]", false, "", ""},
     {"u@[]", false, "", ""},
-    {"\xff@x.org", false, "", ""},                     // not UTF-8
-    {"\xc0\xaf@x.org", false, "", ""},                 // overlong
-    {"\xed\xa0\x80@x.org", false, "", ""},             // surrogate
-    {"\xf4\x90\x80\x80@x.org", false, "", ""},         // > U+10FFFF
-    {"\xc3@x.org", false, "", ""},                     // truncated
+    {"\xff@x.org", false, "", ""},              // not UTF-8
+    {"\xc0\xaf@x.org", false, "", ""},          // overlong
+    {"\xed\xa0\x80@x.org", false, "", ""},      // surrogate
+    {"\xf4\x90\x80\x80@x.org", false, "", ""},  // > U+10FFFF
+    {"\xc3@x.org", false, "", ""},              // truncated
     {"u@x\x80.org", false, "", ""},
 };
 
@@ -118,7 +128,7 @@ TEST(Domain, Validity) {
   EXPECT_FALSE(isValidDomain(std::string(64, 'a') + ".com"));
   std::string long_domain;
   for (int i = 0; i < 4; ++i) long_domain += std::string(62, 'a') + ".";
-  long_domain += "abc";   // 4*63 + 3 = 255
+  long_domain += "abc";  // 4*63 + 3 = 255
   EXPECT_EQ(long_domain.size(), 255u);
   EXPECT_TRUE(isValidDomain(long_domain));
   EXPECT_FALSE(isValidDomain(long_domain + "d"));
@@ -127,8 +137,14 @@ TEST(Domain, Validity) {
   EXPECT_FALSE(isValidDomain(""));
   EXPECT_FALSE(isValidDomain("."));
   EXPECT_FALSE(isValidDomain("a b"));
-  EXPECT_FALSE(isValidDomain("b\xc3\xbc" "cher.example", false));
-  EXPECT_TRUE(isValidDomain("b\xc3\xbc" "cher.example", true));
+  EXPECT_FALSE(
+      isValidDomain("b\xc3\xbc"
+                    "cher.example",
+                    false));
+  EXPECT_TRUE(
+      isValidDomain("b\xc3\xbc"
+                    "cher.example",
+                    true));
 }
 
 TEST(DotString, Atoms) {
@@ -138,6 +154,16 @@ TEST(DotString, Atoms) {
   EXPECT_FALSE(isDotString(".a"));
   EXPECT_FALSE(isDotString("a."));
   EXPECT_FALSE(isDotString("a\"b"));
+}
+
+TEST(Utf8, Validity) {
+  EXPECT_TRUE(isValidUtf8(""));
+  EXPECT_TRUE(isValidUtf8("plain"));
+  EXPECT_TRUE(isValidUtf8("\xe7\x94\xa8\xf0\x9f\x93\xa7"));
+  EXPECT_FALSE(isValidUtf8("\xe7\x94"));
+  EXPECT_FALSE(isValidUtf8("\x80"));
+  EXPECT_TRUE(hasNonAscii("a\xc3\xbc"));
+  EXPECT_FALSE(hasNonAscii("abc~\x7f"));
 }
 
 TEST(Canonical, Forms) {
@@ -150,7 +176,7 @@ TEST(Canonical, Forms) {
   EXPECT_EQ(canon("\"a..b\"@x.org"), "\"a..b\"@x.org");
   EXPECT_EQ(canon("\"\"@x.org"), "\"\"@x.org");
   EXPECT_EQ(canon("u@[IPv6:2001:DB8::1]"), "u@[ipv6:2001:db8::1]");
-  EXPECT_EQ(canon("\xc3\x9c@B\xc3\x9c.org"), "\xc3\x9c@b\xc3\x9c.org");   // only ASCII is lowercased
+  EXPECT_EQ(canon("\xc3\x9c@B\xc3\x9c.org"), "\xc3\x9c@b\xc3\x9c.org");  // only ASCII is lowercased
 }
 
 }  // namespace

@@ -1,34 +1,33 @@
 // Tests for the SMTP command parser (smtp/proto/command.h): RFC 5321 §4.1.1 / §4.1.2,
 // RFC 1870, 6152, 6531, 4954, 3030, 3207.
 //
-// Reply table (what parseCommand() returns for bad syntax; sequence errors such as 503 are
-// the session's, not the parser's):
+// Reply table: what parseCommand() returns for bad syntax. Sequence errors (503) and policy
+// (552 size, 530 auth, 553 sender) belong to the session. Texts are abbreviated here.
 //
-//   condition                                              code  enhanced  text
-//   empty line                                             500   5.5.2     Syntax error, command unrecognized
-//   unknown verb (incl. "MAILFROM:", "MAIL\tFROM:")        500   5.5.2     Command unrecognized
-//   control character (C0 or DEL) in the arguments         501   5.5.2     Syntax error: control character ...
-//   EHLO / HELO without a domain                           501   5.5.4     Syntax: EHLO hostname / HELO hostname
-//   MAIL without FROM:, or path not in < >                 501   5.5.4     Syntax: MAIL FROM:<address>
-//   RCPT without TO:, or path not in < >                   501   5.5.4     Syntax: RCPT TO:<address>
-//   text glued after '>' (no space before parameters)      501   5.5.4     Syntax: MAIL FROM:<...> / RCPT TO:<...>
-//   MAIL: bad mailbox or source route inside < >           501   5.1.7     Bad sender address syntax
-//   RCPT: bad mailbox or source route, or <> inside < >    501   5.1.3     Bad recipient address syntax
-//   parameter syntax (keyword chars, "K=" empty, '=' in v) 501   5.5.4     Bad parameter syntax
-//   same parameter twice (case-insensitive)                501   5.5.4     Duplicate parameter
-//   more than kMaxParams (16) parameters                   501   5.5.4     Too many parameters
-//   unknown MAIL parameter                                 555   5.5.4     Unsupported MAIL parameter (detail = keyword)
-//   any RCPT parameter (none supported)                    555   5.5.4     Unsupported RCPT parameter (detail = keyword)
-//   SIZE without value, non-digits, more than 20 digits    501   5.5.4     Bad SIZE parameter
-//   BODY other than 7BIT / 8BITMIME                        501   5.5.4     BODY must be 7BIT or 8BITMIME
-//   SMTPUTF8=value                                         501   5.5.4     SMTPUTF8 takes no value
-//   AUTH without value or not xtext                        501   5.5.4     Bad AUTH parameter
-//   MAIL: non-ASCII path without SMTPUTF8                  553   5.6.7     Non-ASCII address requires the SMTPUTF8 parameter
-//   DATA / RSET / QUIT / STARTTLS with an argument         501   5.5.4     Syntax: DATA (RSET, QUIT, STARTTLS)
-//   VRFY / EXPN without an argument                        501   5.5.4     Syntax: VRFY address / EXPN list
-//   BDAT: no size, non-digits, > 2^64-1, bad/extra marker  501   5.5.4     Syntax: BDAT chunk-size [LAST]
-//   AUTH: no mechanism, bad/long mechanism, extra tokens   501   5.5.4     Syntax: AUTH mechanism [initial-response]
-//   AUTH: initial response not base64 / "="                501   5.5.2     Initial response is not base64
+//   condition                                                 code  enhanced  text
+//   empty line                                                500   5.5.2     Syntax error, command unrecognized
+//   unknown verb (also "MAILFROM:", "MAIL<TAB>FROM:")         500   5.5.2     Command unrecognized
+//   control character (C0 or DEL) in the arguments            501   5.5.2     Syntax error: control character...
+//   EHLO / HELO without a domain                              501   5.5.4     Syntax: EHLO hostname
+//   MAIL without FROM:, path not in < >, text glued after >   501   5.5.4     Syntax: MAIL FROM:<address>
+//   RCPT without TO:, path not in < >, text glued after >     501   5.5.4     Syntax: RCPT TO:<address>
+//   MAIL: bad mailbox or source route inside < >              501   5.1.7     Bad sender address syntax
+//   RCPT: bad mailbox or source route, or <>, inside < >      501   5.1.3     Bad recipient address syntax
+//   parameter syntax (keyword chars, "K=" empty, '=' in val)  501   5.5.4     Bad parameter syntax
+//   same parameter twice (case-insensitive)                   501   5.5.4     Duplicate parameter
+//   more than kMaxParams (16) parameters                      501   5.5.4     Too many parameters
+//   unknown MAIL parameter (detail = keyword)                 555   5.5.4     Unsupported MAIL parameter
+//   any RCPT parameter: none supported (detail = keyword)     555   5.5.4     Unsupported RCPT parameter
+//   SIZE without value, non-digits, more than 20 digits       501   5.5.4     Bad SIZE parameter
+//   BODY other than 7BIT / 8BITMIME                           501   5.5.4     BODY must be 7BIT or 8BITMIME
+//   SMTPUTF8=value                                            501   5.5.4     SMTPUTF8 takes no value
+//   AUTH= without value or not xtext                          501   5.5.4     Bad AUTH parameter
+//   MAIL: non-ASCII path without SMTPUTF8                     553   5.6.7     Non-ASCII address requires...
+//   DATA / RSET / QUIT / STARTTLS with an argument            501   5.5.4     Syntax: DATA (RSET, ...)
+//   VRFY / EXPN without an argument                           501   5.5.4     Syntax: VRFY address
+//   BDAT: no size, non-digits, > 2^64-1, bad or extra marker  501   5.5.4     Syntax: BDAT chunk-size [LAST]
+//   AUTH: no mechanism, bad/long mechanism, extra tokens      501   5.5.4     Syntax: AUTH mechanism [...]
+//   AUTH: initial response not base64 or "="                  501   5.5.2     Initial response is not base64
 #include "smtp/proto/command.h"
 
 #include <gtest/gtest.h>
@@ -40,9 +39,9 @@ namespace {
 
 struct CmdCase {
   std::string line;
-  int code;             // 0: parses
-  const char* enhanced; // when code != 0
-  Verb verb;            // when code == 0
+  int code;              // 0: parses
+  const char* enhanced;  // when code != 0
+  Verb verb;             // when code == 0
 };
 
 const CmdCase kCases[] = {
@@ -51,7 +50,7 @@ const CmdCase kCases[] = {
     {"ehlo example.com", 0, "", Verb::kEhlo},
     {"EhLo [192.0.2.1]", 0, "", Verb::kEhlo},
     {"EHLO  example.com  ", 0, "", Verb::kEhlo},
-    {"EHLO MY_PC", 0, "", Verb::kEhlo},   // not validated by the parser: policy decides
+    {"EHLO MY_PC", 0, "", Verb::kEhlo},  // not validated by the parser: policy decides
     {"HELO x", 0, "", Verb::kHelo},
     {"helo x", 0, "", Verb::kHelo},
     {"EHLO", 501, "5.5.4", Verb::kUnknown},
@@ -61,14 +60,14 @@ const CmdCase kCases[] = {
     {"MAIL FROM:<a@b.c>", 0, "", Verb::kMail},
     {"mail from:<a@b.c>", 0, "", Verb::kMail},
     {"Mail From:<a@b.c>", 0, "", Verb::kMail},
-    {"MAIL FROM: <a@b.c>", 0, "", Verb::kMail},   // Postfix-compatible space after ':'
+    {"MAIL FROM: <a@b.c>", 0, "", Verb::kMail},  // Postfix-compatible space after ':'
     {"MAIL  FROM:<a@b.c> ", 0, "", Verb::kMail},
     {"MAIL FROM:<>", 0, "", Verb::kMail},
     {"MAIL FROM:<> SIZE=0", 0, "", Verb::kMail},
     {"MAIL FROM:<a@b.c> SIZE=1000 BODY=8BITMIME", 0, "", Verb::kMail},
     {"MAIL FROM:<a@b.c> size=1000 body=7bit", 0, "", Verb::kMail},
     {"MAIL FROM:<a@b.c>  SIZE=1000   BODY=8BITMIME", 0, "", Verb::kMail},
-    {"MAIL FROM:<a@b.c> SIZE=99999999999999999999", 0, "", Verb::kMail},   // 20 digits: saturates
+    {"MAIL FROM:<a@b.c> SIZE=99999999999999999999", 0, "", Verb::kMail},  // 20 digits: saturates
     {"MAIL FROM:<a@b.c> SMTPUTF8", 0, "", Verb::kMail},
     {"MAIL FROM:<a@b.c> AUTH=<>", 0, "", Verb::kMail},
     {"MAIL FROM:<a@b.c> AUTH=user+40example.com", 0, "", Verb::kMail},
@@ -76,7 +75,7 @@ const CmdCase kCases[] = {
     {"MAIL FROM:<a@[192.0.2.1]>", 0, "", Verb::kMail},
     {"MAIL FROM:<@a.example,@b.example:u@c.example>", 0, "", Verb::kMail},
     {"MAIL FROM:<\xc3\xbc@b.c> SMTPUTF8", 0, "", Verb::kMail},
-    {"MAIL FROM:<a@b.c> SMTPUTF8 AUTH=\xc3\xbc", 501, "5.5.4", Verb::kUnknown},   // xtext is ASCII
+    {"MAIL FROM:<a@b.c> SMTPUTF8 AUTH=\xc3\xbc", 501, "5.5.4", Verb::kUnknown},  // xtext is ASCII
     {"MAIL", 501, "5.5.4", Verb::kUnknown},
     {"MAIL FROM:", 501, "5.5.4", Verb::kUnknown},
     {"MAIL FROM:a@b.c", 501, "5.5.4", Verb::kUnknown},
@@ -93,7 +92,7 @@ const CmdCase kCases[] = {
     {"MAIL FROM:<Postmaster>", 501, "5.1.7", Verb::kUnknown},
     {"MAIL FROM:<@a..example:u@c.example>", 501, "5.1.7", Verb::kUnknown},
     {"MAIL FROM:<@a.example u@c.example>", 501, "5.1.7", Verb::kUnknown},
-    {"MAIL FROM:<\xff@b.c> SMTPUTF8", 501, "5.1.7", Verb::kUnknown},   // not UTF-8
+    {"MAIL FROM:<\xff@b.c> SMTPUTF8", 501, "5.1.7", Verb::kUnknown},  // not UTF-8
     {"MAIL FROM:<a@b.c> SIZE=abc", 501, "5.5.4", Verb::kUnknown},
     {"MAIL FROM:<a@b.c> SIZE=", 501, "5.5.4", Verb::kUnknown},
     {"MAIL FROM:<a@b.c> SIZE", 501, "5.5.4", Verb::kUnknown},
@@ -126,7 +125,7 @@ const CmdCase kCases[] = {
     {"RCPT TO:<\"a>b\"@y.z>", 0, "", Verb::kRcpt},
     {"RCPT TO:<x@[192.0.2.1]>", 0, "", Verb::kRcpt},
     {"RCPT TO:<x@[IPv6:2001:db8::1]>", 0, "", Verb::kRcpt},
-    {"RCPT TO:<\xc3\xbc@y.z>", 0, "", Verb::kRcpt},   // SMTPUTF8 on MAIL is the session's check
+    {"RCPT TO:<\xc3\xbc@y.z>", 0, "", Verb::kRcpt},  // SMTPUTF8 on MAIL is the session's check
     {"RCPT TO:<@r.example:x@y.z>", 0, "", Verb::kRcpt},
     {"RCPT TO:<>", 501, "5.1.3", Verb::kUnknown},
     {"RCPT TO:<x>", 501, "5.1.3", Verb::kUnknown},
@@ -284,7 +283,8 @@ TEST(Command, Postmaster) {
 }
 
 TEST(Command, Utf8) {
-  Command c = parseOk("MAIL FROM:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a> SMTPUTF8");
+  Command c =
+      parseOk("MAIL FROM:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a> SMTPUTF8");
   EXPECT_TRUE(c.smtputf8);
   EXPECT_TRUE(c.utf8);
   EXPECT_TRUE(c.mailbox.utf8);
@@ -374,8 +374,8 @@ TEST(Command, ViewsPointIntoLine) {
 }
 
 TEST(Command, VerbNames) {
-  for (Verb v : {Verb::kEhlo, Verb::kHelo, Verb::kMail, Verb::kRcpt, Verb::kData, Verb::kBdat, Verb::kRset,
-                 Verb::kNoop, Verb::kQuit, Verb::kVrfy, Verb::kExpn, Verb::kHelp, Verb::kStarttls, Verb::kAuth}) {
+  for (Verb v : {Verb::kEhlo, Verb::kHelo, Verb::kMail, Verb::kRcpt, Verb::kData, Verb::kBdat, Verb::kRset, Verb::kNoop,
+                 Verb::kQuit, Verb::kVrfy, Verb::kExpn, Verb::kHelp, Verb::kStarttls, Verb::kAuth}) {
     EXPECT_EQ(verbFromText(verbName(v)), v);
   }
   EXPECT_EQ(verbName(Verb::kUnknown), "UNKNOWN");

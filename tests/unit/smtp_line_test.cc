@@ -124,7 +124,9 @@ const StreamCase kStreams[] = {
 
 class StreamTest : public ::testing::TestWithParam<StreamCase> {};
 
-TEST_P(StreamTest, OneRead) { EXPECT_EQ(frame({GetParam().stream}), GetParam().events); }
+TEST_P(StreamTest, OneRead) {
+  EXPECT_EQ(frame({GetParam().stream}), GetParam().events);
+}
 
 // The same events whatever the split into two reads.
 TEST_P(StreamTest, SplitAtEveryOffset) {

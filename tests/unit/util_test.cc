@@ -24,6 +24,8 @@ TEST(Ip, ParseAndFormat) {
   for (const char* bad : {"", "1.2.3", "256.1.1.1", "01.2.3.4", "1.2.3.4 ", "::g", "1:2:3:4:5:6:7:8:9"})
     EXPECT_FALSE(IpAddress::parse(bad)) << bad;
   EXPECT_EQ(IpAddress::parse("::ffff:192.0.2.1")->unmapped().toString(), "192.0.2.1");
+  EXPECT_FALSE(IpAddress::parse(std::string_view("1.2.3.4\0garbage", 15)));
+  EXPECT_FALSE(IpAddress::parse(std::string_view("::1\0x", 5)));
   EXPECT_EQ(IpAddress::parse("192.0.2.5")->reversedForDns(), "5.2.0.192");
   EXPECT_EQ(IpAddress::parse("2001:db8::1")->reversedForDns().substr(0, 8), "1.0.0.0.");
 }

@@ -6,20 +6,40 @@
 namespace postern::smtp {
 namespace {
 
-bool isAlpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool isDigit(unsigned char c) { return c >= '0' && c <= '9'; }
-bool isHex(unsigned char c) { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool isAlpha(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool isDigit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
+bool isHex(unsigned char c) {
+  return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 // RFC 5322 §3.2.3 atext, ASCII part.
 bool isAtext(unsigned char c) {
   if (isAlpha(c) || isDigit(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}':
-    case '~':
-      return true;
-    default:
-      return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '/':
+    case '=':
+    case '?':
+    case '^':
+    case '_':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '~': return true;
+    default: return false;
   }
 }
 
@@ -33,7 +53,7 @@ size_t utf8SequenceLength(std::string_view s, size_t i) {
   if (c == 0xE0) return tail(i + 1, 0xA0, 0xBF) && tail(i + 2, 0x80, 0xBF) ? 3 : 0;
   if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
     return tail(i + 1, 0x80, 0xBF) && tail(i + 2, 0x80, 0xBF) ? 3 : 0;
-  if (c == 0xED) return tail(i + 1, 0x80, 0x9F) && tail(i + 2, 0x80, 0xBF) ? 3 : 0;   // no surrogates
+  if (c == 0xED) return tail(i + 1, 0x80, 0x9F) && tail(i + 2, 0x80, 0xBF) ? 3 : 0;  // no surrogates
   if (c == 0xF0) return tail(i + 1, 0x90, 0xBF) && tail(i + 2, 0x80, 0xBF) && tail(i + 3, 0x80, 0xBF) ? 4 : 0;
   if (c >= 0xF1 && c <= 0xF3)
     return tail(i + 1, 0x80, 0xBF) && tail(i + 2, 0x80, 0xBF) && tail(i + 3, 0x80, 0xBF) ? 4 : 0;
@@ -103,7 +123,7 @@ bool isIpv6(std::string_view s) {
   if (s.size() >= 2 && s[0] == ':' && s[1] == ':') {
     compressed = true;
     i = 2;
-    if (i == s.size()) return true;   // "::"
+    if (i == s.size()) return true;  // "::"
   } else if (!s.empty() && s[0] == ':') {
     return false;
   }
@@ -122,12 +142,12 @@ bool isIpv6(std::string_view s) {
     if (s[i] != ':') return false;
     ++i;
     if (i < s.size() && s[i] == ':') {
-      if (compressed) return false;   // only one "::"
+      if (compressed) return false;  // only one "::"
       compressed = true;
       ++i;
       if (i == s.size()) break;
     } else if (i == s.size()) {
-      return false;                   // trailing single ':'
+      return false;  // trailing single ':'
     }
     if (groups > 8) return false;
   }
@@ -184,7 +204,7 @@ bool isDotString(std::string_view s, bool allow_utf8) {
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == '.') {
-      if (s[i - 1] == '.') return false;   // empty atom
+      if (s[i - 1] == '.') return false;  // empty atom
       ++i;
     } else if (isAtext(c)) {
       ++i;

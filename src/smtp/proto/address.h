@@ -47,6 +47,7 @@ bool isDotString(std::string_view s, bool allow_utf8 = true);
 
 // Well-formed UTF-8 (RFC 3629 §4: no overlongs, no surrogates, <= U+10FFFF).
 bool isValidUtf8(std::string_view s);
+// Any byte >= 0x80 (an RFC 6531 address needs the SMTPUTF8 parameter).
 bool hasNonAscii(std::string_view s);
 
 // The form used for lookups: local part as sent when unquoted (the caller decides about

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "util/strings.h"   // parseDecimal
+#include "util/strings.h"  // parseDecimal
 
 namespace postern::smtp {
 namespace {
@@ -15,10 +15,20 @@ struct VerbEntry {
 };
 
 constexpr std::array<VerbEntry, 14> kVerbs{{
-    {"EHLO", Verb::kEhlo}, {"HELO", Verb::kHelo}, {"MAIL", Verb::kMail}, {"RCPT", Verb::kRcpt},
-    {"DATA", Verb::kData}, {"BDAT", Verb::kBdat}, {"RSET", Verb::kRset}, {"NOOP", Verb::kNoop},
-    {"QUIT", Verb::kQuit}, {"VRFY", Verb::kVrfy}, {"EXPN", Verb::kExpn}, {"HELP", Verb::kHelp},
-    {"STARTTLS", Verb::kStarttls}, {"AUTH", Verb::kAuth},
+    {"EHLO", Verb::kEhlo},
+    {"HELO", Verb::kHelo},
+    {"MAIL", Verb::kMail},
+    {"RCPT", Verb::kRcpt},
+    {"DATA", Verb::kData},
+    {"BDAT", Verb::kBdat},
+    {"RSET", Verb::kRset},
+    {"NOOP", Verb::kNoop},
+    {"QUIT", Verb::kQuit},
+    {"VRFY", Verb::kVrfy},
+    {"EXPN", Verb::kExpn},
+    {"HELP", Verb::kHelp},
+    {"STARTTLS", Verb::kStarttls},
+    {"AUTH", Verb::kAuth},
 }};
 
 // Replies (RFC 5321 §4.2.2 codes, RFC 3463 enhanced codes: X.5.2 syntax error / command
@@ -56,7 +66,9 @@ constexpr CommandError kAuthResponse{501, "5.5.2", "Initial response is not base
 // ASCII-only case-insensitive comparison. Protocol keywords are ASCII (RFC 5321 §2.4), and
 // unlike util's iequals (std::tolower) this does not depend on the C locale and is inlined:
 // it is the hot spot of command parsing.
-char asciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char asciiLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 bool ieq(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
@@ -64,8 +76,12 @@ bool ieq(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool isAlnum(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool isControl(unsigned char c) { return c < 0x20 || c == 0x7F; }
+bool isAlnum(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool isControl(unsigned char c) {
+  return c < 0x20 || c == 0x7F;
+}
 
 CommandError withDetail(CommandError e, std::string_view detail) {
   e.detail = detail;
@@ -99,7 +115,7 @@ bool isEsmtpKeyword(std::string_view k) {
 bool isEsmtpValue(std::string_view v) {
   if (v.empty()) return false;
   for (unsigned char c : v)
-    if (c == '=' || c <= 32 || c == 127) return false;   // bytes >= 0x80: checked as UTF-8 below
+    if (c == '=' || c <= 32 || c == 127) return false;  // bytes >= 0x80: checked as UTF-8 below
   return isValidUtf8(v);
 }
 
@@ -108,9 +124,7 @@ bool isXtext(std::string_view v) {
   for (size_t i = 0; i < v.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(v[i]);
     if (c == '+') {
-      auto hex = [](char h) {
-        return (h >= '0' && h <= '9') || (h >= 'A' && h <= 'F') || (h >= 'a' && h <= 'f');
-      };
+      auto hex = [](char h) { return (h >= '0' && h <= '9') || (h >= 'A' && h <= 'F') || (h >= 'a' && h <= 'f'); };
       if (i + 2 >= v.size() || !hex(v[i + 1]) || !hex(v[i + 2])) return false;
       i += 2;
     } else if (c < 33 || c > 126 || c == '=') {
@@ -129,8 +143,10 @@ bool parseSizeValue(std::string_view v, uint64_t& out) {
   for (char c : v) {
     if (c < '0' || c > '9') return false;
     uint64_t d = static_cast<uint64_t>(c - '0');
-    if (n > (UINT64_MAX - d) / 10) saturated = true;
-    else n = n * 10 + d;
+    if (n > (UINT64_MAX - d) / 10)
+      saturated = true;
+    else
+      n = n * 10 + d;
   }
   out = saturated ? UINT64_MAX : n;
   return true;
@@ -150,7 +166,7 @@ size_t skipQuoted(std::string_view s, size_t i) {
 }
 
 struct PathParse {
-  bool ok = false;           // brackets found and well placed (else: command syntax error)
+  bool ok = false;  // brackets found and well placed (else: command syntax error)
   bool null_path = false;
   bool route_ok = true;      // the source route's domains are valid
   std::string_view mailbox;  // between the route and '>'
@@ -169,7 +185,7 @@ PathParse splitPath(std::string_view s) {
     r.rest = s.substr(i + 1);
     return r;
   }
-  if (i < s.size() && s[i] == '@') {   // source route, RFC 5321 §C: accept and ignore
+  if (i < s.size() && s[i] == '@') {  // source route, RFC 5321 §C: accept and ignore
     for (;;) {
       if (i >= s.size() || s[i] != '@') {
         r.route_ok = false;
@@ -182,8 +198,10 @@ PathParse splitPath(std::string_view s) {
         ++i;
         continue;
       }
-      if (i < s.size() && s[i] == ':') ++i;
-      else r.route_ok = false;
+      if (i < s.size() && s[i] == ':')
+        ++i;
+      else
+        r.route_ok = false;
       break;
     }
   }
@@ -244,17 +262,20 @@ MaybeError parseMail(Command& cmd) {
   if (const CommandError* e = splitParams(p.rest, cmd, kMailSyntax)) return *e;
   for (size_t i = 0; i < cmd.param_count; ++i) {
     const Param& prm = cmd.params[i];
-    if (ieq(prm.keyword, "SIZE")) {   // RFC 1870 §3
+    if (ieq(prm.keyword, "SIZE")) {  // RFC 1870 §3
       if (!prm.has_value || !parseSizeValue(prm.value, cmd.size)) return withDetail(kBadSize, prm.keyword);
       cmd.has_size = true;
-    } else if (ieq(prm.keyword, "BODY")) {   // RFC 6152 §2
-      if (ieq(prm.value, "7BIT")) cmd.body = BodyType::k7Bit;
-      else if (ieq(prm.value, "8BITMIME")) cmd.body = BodyType::k8BitMime;
-      else return withDetail(kBadBody, prm.keyword);
-    } else if (ieq(prm.keyword, "SMTPUTF8")) {   // RFC 6531 §3.4
+    } else if (ieq(prm.keyword, "BODY")) {  // RFC 6152 §2
+      if (ieq(prm.value, "7BIT"))
+        cmd.body = BodyType::k7Bit;
+      else if (ieq(prm.value, "8BITMIME"))
+        cmd.body = BodyType::k8BitMime;
+      else
+        return withDetail(kBadBody, prm.keyword);
+    } else if (ieq(prm.keyword, "SMTPUTF8")) {  // RFC 6531 §3.4
       if (prm.has_value) return withDetail(kBadSmtputf8, prm.keyword);
       cmd.smtputf8 = true;
-    } else if (ieq(prm.keyword, "AUTH")) {   // RFC 4954 §5
+    } else if (ieq(prm.keyword, "AUTH")) {  // RFC 4954 §5
       if (!prm.has_value || !isXtext(prm.value)) return withDetail(kBadAuthParam, prm.keyword);
       cmd.has_auth = true;
       cmd.auth = prm.value;
@@ -274,7 +295,7 @@ MaybeError parseRcpt(Command& cmd) {
   if (!p.ok) return kRcptSyntax;
   if (!p.route_ok || p.null_path) return kBadRecipient;
   cmd.path = p.mailbox;
-  if (ieq(p.mailbox, "Postmaster")) {   // RFC 5321 §4.1.1.3: <Postmaster> without a domain
+  if (ieq(p.mailbox, "Postmaster")) {  // RFC 5321 §4.1.1.3: <Postmaster> without a domain
     cmd.postmaster = true;
   } else {
     auto mb = parseMailbox(p.mailbox, true);
@@ -292,7 +313,7 @@ MaybeError parseBdat(Command& cmd) {
   std::string_view size = nextToken(rest);
   std::string_view marker = nextToken(rest);
   if (!nextToken(rest).empty()) return kBdatSyntax;
-  auto n = parseDecimal(size, UINT64_MAX);   // RFC 3030 §2: chunk-size = 1*DIGIT
+  auto n = parseDecimal(size, UINT64_MAX);  // RFC 3030 §2: chunk-size = 1*DIGIT
   if (!n) return kBdatSyntax;
   cmd.chunk_size = *n;
   if (!marker.empty()) {
@@ -354,20 +375,20 @@ MaybeError parseInto(std::string_view line, Command& cmd) {
   auto needs = [](bool ok, const CommandError& e) { return ok ? MaybeError() : MaybeError(e); };
 
   switch (cmd.verb) {
-    case Verb::kEhlo: return needs(has_arg, kEhloSyntax);              // §4.1.1.1
+    case Verb::kEhlo: return needs(has_arg, kEhloSyntax);  // §4.1.1.1
     case Verb::kHelo: return needs(has_arg, kHeloSyntax);
-    case Verb::kMail: return parseMail(cmd);                           // §4.1.1.2
-    case Verb::kRcpt: return parseRcpt(cmd);                           // §4.1.1.3
-    case Verb::kData: return needs(!has_arg, kDataSyntax);             // §4.1.1.4
-    case Verb::kRset: return needs(!has_arg, kRsetSyntax);             // §4.1.1.5
-    case Verb::kQuit: return needs(!has_arg, kQuitSyntax);             // §4.1.1.10
-    case Verb::kStarttls: return needs(!has_arg, kStarttlsSyntax);     // RFC 3207 §4
-    case Verb::kVrfy: return needs(has_arg, kVrfySyntax);              // §4.1.1.6
-    case Verb::kExpn: return needs(has_arg, kExpnSyntax);              // §4.1.1.7
-    case Verb::kNoop:                                                  // §4.1.1.9
-    case Verb::kHelp: return std::nullopt;                             // §4.1.1.8
-    case Verb::kBdat: return parseBdat(cmd);                           // RFC 3030 §2
-    case Verb::kAuth: return parseAuth(cmd);                           // RFC 4954 §4
+    case Verb::kMail: return parseMail(cmd);                        // §4.1.1.2
+    case Verb::kRcpt: return parseRcpt(cmd);                        // §4.1.1.3
+    case Verb::kData: return needs(!has_arg, kDataSyntax);          // §4.1.1.4
+    case Verb::kRset: return needs(!has_arg, kRsetSyntax);          // §4.1.1.5
+    case Verb::kQuit: return needs(!has_arg, kQuitSyntax);          // §4.1.1.10
+    case Verb::kStarttls: return needs(!has_arg, kStarttlsSyntax);  // RFC 3207 §4
+    case Verb::kVrfy: return needs(has_arg, kVrfySyntax);           // §4.1.1.6
+    case Verb::kExpn: return needs(has_arg, kExpnSyntax);           // §4.1.1.7
+    case Verb::kNoop:                                               // §4.1.1.9
+    case Verb::kHelp: return std::nullopt;                          // §4.1.1.8
+    case Verb::kBdat: return parseBdat(cmd);                        // RFC 3030 §2
+    case Verb::kAuth: return parseAuth(cmd);                        // RFC 4954 §4
     case Verb::kUnknown: break;
   }
   return kUnknownVerb;

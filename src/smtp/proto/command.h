@@ -19,8 +19,21 @@
 namespace postern::smtp {
 
 enum class Verb : uint8_t {
-  kEhlo, kHelo, kMail, kRcpt, kData, kBdat, kRset, kNoop, kQuit, kVrfy, kExpn, kHelp, kStarttls, kAuth,
-  kUnknown,   // only from verbFromText(); parseCommand() reports unknown verbs as a CommandError
+  kEhlo,
+  kHelo,
+  kMail,
+  kRcpt,
+  kData,
+  kBdat,
+  kRset,
+  kNoop,
+  kQuit,
+  kVrfy,
+  kExpn,
+  kHelp,
+  kStarttls,
+  kAuth,
+  kUnknown,  // only from verbFromText(); parseCommand() reports unknown verbs as a CommandError
 };
 
 // The verb's canonical spelling ("EHLO", ..., "UNKNOWN").
@@ -30,21 +43,21 @@ Verb verbFromText(std::string_view token);
 
 // One ESMTP parameter (RFC 5321 §4.1.2 esmtp-param = esmtp-keyword ["=" esmtp-value]).
 struct Param {
-  std::string_view keyword;   // as sent (compare with iequals)
-  std::string_view value;     // empty if no '='
+  std::string_view keyword;  // as sent (compare with iequals)
+  std::string_view value;    // empty if no '='
   bool has_value = false;
 };
 
 inline constexpr size_t kMaxParams = 16;
-inline constexpr size_t kMaxSizeDigits = 20;      // RFC 1870 §3: size-value = 1*20DIGIT
-inline constexpr size_t kMaxMechanismLength = 20; // RFC 4422 §3.1: sasl-mech = 1*20mech-char
+inline constexpr size_t kMaxSizeDigits = 20;       // RFC 1870 §3: size-value = 1*20DIGIT
+inline constexpr size_t kMaxMechanismLength = 20;  // RFC 4422 §3.1: sasl-mech = 1*20mech-char
 
 // RFC 6152 BODY= values we understand (BINARYMIME needs RFC 3030 BINARYMIME, not offered).
 enum class BodyType : uint8_t { kUnspecified, k7Bit, k8BitMime };
 
 struct Command {
   Verb verb = Verb::kUnknown;
-  std::string_view verb_text;   // as sent (for logs)
+  std::string_view verb_text;  // as sent (for logs)
   // Everything after the verb and the spaces that follow it, trailing spaces removed, raw.
   // EHLO/HELO: the domain or address literal (not validated: policy decides). AUTH: the
   // mechanism and optional initial response. VRFY/EXPN/NOOP/HELP: the string.
@@ -54,18 +67,18 @@ struct Command {
   // keeps its quotes). Empty for the null reverse-path "<>".
   std::string_view path;
   bool null_path = false;
-  bool postmaster = false;      // RCPT TO:<Postmaster> without a domain (§4.1.1.3); path = "Postmaster"
-  Mailbox mailbox{};            // the parsed path; empty when null_path or postmaster
-  bool utf8 = false;            // path has non-ASCII (RCPT: the session checks SMTPUTF8 was given on MAIL)
+  bool postmaster = false;  // RCPT TO:<Postmaster> without a domain (§4.1.1.3); path = "Postmaster"
+  Mailbox mailbox{};        // the parsed path; empty when null_path or postmaster
+  bool utf8 = false;        // path has non-ASCII (RCPT: the session checks SMTPUTF8 was given on MAIL)
   std::array<Param, kMaxParams> params{};
   size_t param_count = 0;
   // MAIL parameters, decoded (they are also in params[]):
   bool has_size = false;
-  uint64_t size = 0;            // SIZE=; saturates at UINT64_MAX for 20-digit values above it
+  uint64_t size = 0;  // SIZE=; saturates at UINT64_MAX for 20-digit values above it
   BodyType body = BodyType::kUnspecified;
   bool smtputf8 = false;
   bool has_auth = false;
-  std::string_view auth;        // AUTH= value, still xtext-encoded (RFC 3461 §4); "<>" when unknown
+  std::string_view auth;  // AUTH= value, still xtext-encoded (RFC 3461 §4); "<>" when unknown
 
   // BDAT (RFC 3030 §2):
   uint64_t chunk_size = 0;
@@ -73,7 +86,7 @@ struct Command {
 
   // AUTH (RFC 4954 §4):
   std::string_view mechanism;
-  std::string_view initial_response;   // base64 or "=" (empty response)
+  std::string_view initial_response;  // base64 or "=" (empty response)
   bool has_initial_response = false;
 };
 

@@ -24,8 +24,9 @@ void TextState::resetText() {
 void TextState::emit(const char* data, size_t len, std::string& out) {
   message_size_ += len;
   if (over_limit_) return;
-  if (len > limit_ - bytes_out_) {
-    len = static_cast<size_t>(limit_ - bytes_out_);
+  const uint64_t room = limit_ > bytes_out_ ? limit_ - bytes_out_ : 0;  // the limit may have been lowered
+  if (len > room) {
+    len = static_cast<size_t>(room);
     over_limit_ = true;
   }
   out.append(data, len);
@@ -69,7 +70,7 @@ TextState::TextStop TextState::scanText(std::string_view in, size_t i, size_t& s
     run = cr + 1;
     return TextStop::kBare;
   }
-  if (lf < n) {   // a LF with no CR before it
+  if (lf < n) {  // a LF with no CR before it
     addToLine(lf - i);
     stop = lf;
     flush(in, run, lf, out);
@@ -96,13 +97,13 @@ DataScanner::Result DataScanner::feed(std::string_view in, std::string& out) {
   const char* p = in.data();
   const size_t n = in.size();
   size_t i = 0;
-  size_t run = 0;   // start of bytes to append verbatim
-  size_t lf = kUnknownLf;   // next LF at or after the scan position, n if none
+  size_t run = 0;          // start of bytes to append verbatim
+  size_t lf = kUnknownLf;  // next LF at or after the scan position, n if none
   while (i < n) {
     switch (state_) {
       case State::kHardStart:
       case State::kSoftStart:
-        if (p[i] == '.') {   // §4.5.2: drop the first dot of a line
+        if (p[i] == '.') {  // §4.5.2: drop the first dot of a line
           flush(in, run, i, out);
           run = ++i;
           state_ = state_ == State::kHardStart ? State::kDot : State::kText;
@@ -115,7 +116,7 @@ DataScanner::Result DataScanner::feed(std::string_view in, std::string& out) {
         // CR here that is not followed by LF is a bare CR handled in kText.
         if (p[i] == '\r') {
           if (i + 1 == n) {
-            run = i + 1;   // the CR is held, not emitted
+            run = i + 1;  // the CR is held, not emitted
             i = n;
             state_ = State::kDotCr;
             break;
@@ -129,15 +130,15 @@ DataScanner::Result DataScanner::feed(std::string_view in, std::string& out) {
         }
         state_ = State::kText;
         break;
-      case State::kDotCr:   // i == 0: the byte after ".<CR>"
+      case State::kDotCr:  // i == 0: the byte after ".<CR>"
         if (p[i] == '\n') {
           state_ = State::kDone;
           return {1, true};
         }
-        emitBareNewline(out);   // the held CR was bare
+        emitBareNewline(out);  // the held CR was bare
         state_ = State::kSoftStart;
         break;
-      case State::kCr:   // i == 0: the byte after a held CR
+      case State::kCr:  // i == 0: the byte after a held CR
         if (p[i] == '\n') {
           emit("\r\n", 2, out);
           resetLine();
@@ -164,13 +165,11 @@ DataScanner::Result DataScanner::feed(std::string_view in, std::string& out) {
             i = stop + 1;
             state_ = State::kSoftStart;
             break;
-          case TextStop::kEnd:
-            i = n;
-            break;
+          case TextStop::kEnd: i = n; break;
         }
         break;
       }
-      case State::kDone: break;
+      case State::kDone: return {i, true};  // not reached: kDone is only set right before returning
     }
   }
   flush(in, run, n, out);

@@ -27,11 +27,11 @@
 namespace postern::smtp {
 
 enum class BareNewlines : uint8_t {
-  kReject,      // bare CR/LF sets bareNewline(); the session rejects the message (554 5.6.0)
-  kNormalize,   // bare CR/LF become CRLF and are only counted (bareNewline() stays false)
+  kReject,     // bare CR/LF sets bareNewline(); the session rejects the message (554 5.6.0)
+  kNormalize,  // bare CR/LF become CRLF and are only counted (bareNewline() stays false)
 };
 
-inline constexpr size_t kMaxTextLine = 1000;   // RFC 5321 §4.5.3.1.6, including CRLF
+inline constexpr size_t kMaxTextLine = 1000;  // RFC 5321 §4.5.3.1.6, including CRLF
 
 namespace detail {
 
@@ -42,8 +42,8 @@ class TextState {
   size_t bareNewlineCount() const { return bare_newline_count_; }
   bool lineTooLong() const { return line_too_long_; }
   bool sawNul() const { return saw_nul_; }
-  uint64_t bytesOut() const { return bytes_out_; }         // bytes appended to `out`
-  uint64_t messageSize() const { return message_size_; }   // message bytes, appended or not
+  uint64_t bytesOut() const { return bytes_out_; }        // bytes appended to `out`
+  uint64_t messageSize() const { return message_size_; }  // message bytes, appended or not
   // When the message would exceed `limit` bytes, output stops at exactly `limit` bytes and
   // overLimit() is set; scanning goes on (the rest of the message must still be read).
   void setSizeLimit(uint64_t limit) { limit_ = limit; }
@@ -76,7 +76,7 @@ class TextState {
   void noteNul(std::string_view scanned);
 
   BareNewlines mode_;
-  size_t max_line_;   // 0: no limit
+  size_t max_line_;  // 0: no limit
 
  private:
   size_t line_len_ = 0;
@@ -100,8 +100,8 @@ class DataScanner : public detail::TextState {
   explicit DataScanner(BareNewlines mode, size_t max_line = kMaxTextLine);
 
   struct Result {
-    size_t consumed = 0;   // bytes of `in` used; when done, through the terminator's LF
-    bool done = false;     // the terminator was seen; bytes after it are not touched
+    size_t consumed = 0;  // bytes of `in` used; when done, through the terminator's LF
+    bool done = false;    // the terminator was seen; bytes after it are not touched
   };
   // Appends the message bytes (unstuffed, CRLF line ends, terminator excluded) to `out`.
   // After done, further calls consume nothing and return done.
@@ -112,12 +112,12 @@ class DataScanner : public detail::TextState {
 
  private:
   enum class State : uint8_t {
-    kHardStart,   // after a real CRLF (or at the start): ".<CRLF>" here ends the message
-    kSoftStart,   // after a bare CR/LF: a leading dot is removed, nothing ends here
+    kHardStart,  // after a real CRLF (or at the start): ".<CRLF>" here ends the message
+    kSoftStart,  // after a bare CR/LF: a leading dot is removed, nothing ends here
     kText,
-    kCr,          // held CR (last byte of the previous input) in the middle of a line
-    kDot,         // dropped the dot at a hard start
-    kDotCr,       // dropped the dot at a hard start, then held a CR
+    kCr,     // held CR (last byte of the previous input) in the middle of a line
+    kDot,    // dropped the dot at a hard start
+    kDotCr,  // dropped the dot at a hard start, then held a CR
     kDone,
   };
   State state_ = State::kHardStart;

@@ -12,14 +12,14 @@
 
 namespace postern::smtp {
 
-inline constexpr size_t kMaxCommandLine = 512;   // RFC 5321 §4.5.3.1.4, including CRLF
+inline constexpr size_t kMaxCommandLine = 512;  // RFC 5321 §4.5.3.1.4, including CRLF
 
 enum class LineStatus : uint8_t {
-  kNeedMore,      // no complete line yet: read more and call again with the grown buffer
-  kLine,          // `line` is a complete command line (without its CRLF)
-  kTooLong,       // more than `max` octets without CRLF: drop `consumed`, then discardUntilCrlf()
-  kBareNewline,   // a LF not preceded by CR, or a CR followed by something other than LF
-  kNul,           // a complete line that contains a NUL octet
+  kNeedMore,     // no complete line yet: read more and call again with the grown buffer
+  kLine,         // `line` is a complete command line (without its CRLF)
+  kTooLong,      // more than `max` octets without CRLF: drop `consumed`, then discardUntilCrlf()
+  kBareNewline,  // a LF not preceded by CR, or a CR followed by something other than LF
+  kNul,          // a complete line that contains a NUL octet
 };
 
 struct LineResult {

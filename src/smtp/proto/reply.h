@@ -11,7 +11,7 @@
 
 namespace postern::smtp {
 
-inline constexpr size_t kMaxReplyLine = 512;   // RFC 5321 §4.5.3.1.5, including CRLF
+inline constexpr size_t kMaxReplyLine = 512;  // RFC 5321 §4.5.3.1.5, including CRLF
 
 // Appends a complete reply to `out`. `text` may hold several lines separated by "\n" or
 // "\r\n" (one trailing newline is ignored); each becomes a reply line. `enhanced` ("2.1.0")

@@ -34,7 +34,7 @@ net::awaitable<bool> Session::onStarttls(const Command& cmd) {
   std::string reason;
   auto ctx = ctx_.certs->current();
   std::string no_prefix;
-  if (!co_await stream_.acceptTls(ctx.get(), no_prefix, reason)) {
+  if (!co_await stream_.acceptTls(ctx->default_ctx.get(), no_prefix, reason)) {
     ctx_.counters.inc("tls.handshake_failed");
     auto ev = log::warn("tls.handshake_failed");
     ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());

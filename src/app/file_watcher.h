@@ -1,0 +1,59 @@
+// Watches a set of files for replacement or rewrite: inotify on their folders (so
+// rename-into-place as done by certbot and acme.sh is seen, as are in-place writes),
+// plus a periodic stat() comparison as a fallback for file systems without inotify.
+// Calls `on_change` once things have been quiet for a short moment, so a renewal that
+// writes several files is picked up as one change.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/posix/stream_descriptor.hpp>
+
+#include "net/asio.h"
+
+namespace postern::app {
+
+inline constexpr std::chrono::milliseconds kWatchSettle{250};
+
+class FileWatcher {
+ public:
+  FileWatcher(asio::io_context& io, std::vector<std::string> files, std::chrono::milliseconds poll_interval,
+              std::function<void()> on_change);
+  ~FileWatcher();
+  void start();
+  void stop();
+
+ private:
+  struct Stamp {
+    bool exists = false;
+    ino_t ino = 0;
+    off_t size = 0;
+    int64_t mtime_ns = 0;
+    bool operator==(const Stamp&) const = default;
+  };
+  static Stamp stampOf(const std::string& path);
+  net::awaitable<void> readEvents();
+  net::awaitable<void> poll();
+  void changed();
+
+  asio::io_context& io_;
+  std::vector<std::string> files_;
+  std::vector<std::string> basenames_;
+  std::chrono::milliseconds poll_interval_;
+  std::function<void()> on_change_;
+  std::map<std::string, Stamp> stamps_;
+  int inotify_fd_ = -1;
+  std::unique_ptr<asio::posix::stream_descriptor> stream_;
+  asio::steady_timer settle_;
+  uint64_t generation_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace postern::app
