@@ -123,6 +123,8 @@ Result<SslCtxPtr> newServerContext(const config::Tls& tls) {
     return Status::invalid(fmt::format("[tls] ciphers \"{}\": {}", ciphers, opensslError()));
   if (!tls.ciphersuites.empty() && SSL_CTX_set_ciphersuites(c, tls.ciphersuites.c_str()) != 1)
     return Status::invalid(fmt::format("[tls] ciphersuites \"{}\": {}", tls.ciphersuites, opensslError()));
+  // Key exchange only on groups of at least 128-bit strength.
+  SSL_CTX_set1_groups_list(c, kGroups);
   // Resumption by session tickets; OpenSSL makes fresh random ticket keys for every
   // context, so each reload (and each restart) rotates them, in memory only.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);

@@ -26,6 +26,8 @@ inline constexpr const char* kIntermediateCiphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
+inline constexpr const char* kGroups = "X25519:P-256:P-384:X448:P-521";
+
 struct CertificateInfo {
   std::string cert_path;
   std::vector<std::string> names;   // SAN DNS names (or the CN when there are none)
