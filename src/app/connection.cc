@@ -2,7 +2,11 @@
 
 #include <asio/experimental/awaitable_operators.hpp>
 
+#include <fmt/format.h>
+
 #include "log/log.h"
+#include "protect/protector.h"
+#include "smtp/proto/reply.h"
 #include "proxy/diagnostics.h"
 #include "proxy/proxy_parser.h"
 #include "smtp/server/session.h"
@@ -56,6 +60,7 @@ void Connection::forceClose() { stream_.close(); }
 net::awaitable<void> Connection::run() {
   co_await (serve() || stream_.runWatchdog(kWatchdogGrace));
   stream_.close();
+  if (admitted_) ctx_.protector.releaseConnection(info_.client.address);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
   auto ev = log::info("conn.close");
   ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
@@ -179,6 +184,38 @@ net::awaitable<bool> Connection::proxyStage(std::string& leftover) {
   }
 }
 
+net::awaitable<bool> Connection::admit() {
+  using Admit = protect::Protector::Admit;
+  Admit a = ctx_.protector.admitConnection(info_.client.address);
+  if (a == Admit::kOk) {
+    admitted_ = true;
+    co_return true;
+  }
+  const char* counter = a == Admit::kBanned               ? "protect.banned_connection"
+                        : a == Admit::kTooManyConnections ? "protect.too_many_connections"
+                                                          : "protect.connection_rate";
+  std::string text = a == Admit::kBanned
+                         ? fmt::format("{} Client [{}] is temporarily blocked; try again later",
+                                       ctx_.config.hostname, info_.client.address.toString())
+                     : a == Admit::kTooManyConnections
+                         ? fmt::format("{} Too many connections from [{}]; try again later", ctx_.config.hostname,
+                                       info_.client.address.toString())
+                         : fmt::format("{} Too many new connections from [{}] per minute; try again later",
+                                       ctx_.config.hostname, info_.client.address.toString());
+  ctx_.counters.inc(counter);
+  auto ev = log::info(counter);
+  ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
+  if (info_.proxied) ev.kv("via", info_.peer.toString());
+  // Cheap refusal: on implicit TLS no handshake is spent on it, the connection just closes.
+  if (!info_.listener->service->implicit_tls) {
+    std::string reply;
+    smtp::appendReply(reply, 421, "4.7.0", text);
+    stream_.setDeadline(std::chrono::seconds(5));
+    co_await stream_.writeAll(reply);
+  }
+  co_return false;
+}
+
 net::awaitable<void> Connection::serve() {
   std::string prefix;   // bytes read ahead of the protocol (after a PROXY header)
   if (!co_await proxyStage(prefix)) {
@@ -190,6 +227,11 @@ net::awaitable<void> Connection::serve() {
     open.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
     if (info_.proxied) open.kv("via", info_.peer.toString());
     open.kv("local", info_.local.toString());
+  }
+  // Protection on the real client address, before any TLS or DNS work.
+  if (!co_await admit()) {
+    stream_.stopWatchdog();
+    co_return;
   }
   if (info_.listener->service->implicit_tls) {
     stream_.setDeadline(std::chrono::milliseconds(ctx_.config.smtp.command_timeout_ms));

@@ -28,6 +28,8 @@ class Connection {
 
  private:
   net::awaitable<void> serve();
+  // Bans and per-client connection limits; false (already answered) to close.
+  net::awaitable<bool> admit();
   // The PROXY stage (DESIGN.md "PROXY modes"): reads and applies a header when the
   // listener's mode and the peer's address call for one. `leftover` receives the bytes
   // read past the header (or the first bytes of a direct client). False: close.
@@ -42,7 +44,8 @@ class Connection {
   net::Stream stream_;
   smtp::ConnectionInfo info_;
   std::chrono::steady_clock::time_point start_;
-  smtp::Session* session_ = nullptr;   // while the protocol session runs
+  smtp::Session* session_ = nullptr;
+  bool admitted_ = false;   // counted by the protector until the connection ends   // while the protocol session runs
 };
 
 }  // namespace postern::app

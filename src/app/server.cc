@@ -14,12 +14,14 @@
 #include <unordered_set>
 
 #include "app/connection.h"
+#include "app/control.h"
 #include "app/file_watcher.h"
 #include "delivery/deliverer.h"
 #include "directory/directory_service.h"
 #include "log/log.h"
 #include "net/asio.h"
 #include "smtp/server/context.h"
+#include "protect/protector.h"
 #include "spool/spool.h"
 #include "tls/tls_context.h"
 #include "util/fs.h"
@@ -76,6 +78,8 @@ class Server {
   std::unique_ptr<smtp::ServerContext> smtp_ctx_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<FileWatcher> directory_watcher_, cert_watcher_;
+  std::unique_ptr<protect::Protector> protector_;
+  std::unique_ptr<ControlServer> control_;
   std::list<tcp::acceptor> acceptors_;
   size_t next_worker_ = 0;
   std::thread shutdown_thread_;
@@ -179,6 +183,7 @@ void Server::beginShutdown() {
     std::error_code ignored;
     a.close(ignored);
   }
+  if (control_) control_->stop();
   if (directory_watcher_) directory_watcher_->stop();
   if (cert_watcher_) cert_watcher_->stop();
   for (auto& w : workers_) {
@@ -248,8 +253,20 @@ int Server::run() {
     deliverer_->submit(std::move(job));
   }
   cpu_pool_ = std::make_unique<asio::thread_pool>(kCpuThreads);
+  // Protection never acts on the proxies themselves: every network trusted to send PROXY
+  // headers is exempt (a LOCAL or UNKNOWN header leaves the proxy's address as the client).
+  std::vector<Cidr> proxies;
+  for (const auto& l : c.listeners)
+    if (l.proxy != config::ProxyMode::kOff) proxies.insert(proxies.end(), l.trusted_networks.begin(), l.trusted_networks.end());
+  protector_ = std::make_unique<protect::Protector>(c.protect, proxies, c.stateDir() + "/bans", counters_);
+  if (Status s = protector_->load(); !s) {
+    log::error("server.start_failed").kv("reason", s.message());
+    return 1;
+  }
+  protector_->setOffloader([this](std::function<void()> f) { asio::post(*cpu_pool_, std::move(f)); });
+  if (auto bans = protector_->list(); !bans.empty()) log::info("protect.bans_loaded").kv("active", uint64_t(bans.size()));
   smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *deliverer_, certs_.get(), *cpu_pool_, counters_,
-                                          next_seq_, shutting_down_});
+                                          next_seq_, shutting_down_, *protector_, nullptr});
 
   unsigned n = c.server.threads ? c.server.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) {
@@ -277,6 +294,11 @@ int Server::run() {
         .kv("tls", l.service->implicit_tls ? "implicit" : (certs_ ? "starttls" : "none"));
     asio::co_spawn(main_io, acceptLoop(a, l), asio::detached);
   }
+  control_ = std::make_unique<ControlServer>(main_io, c.stateDir() + "/control.sock", *protector_);
+  if (Status s = control_->start(); !s) {
+    log::error("server.start_failed").kv("reason", s.message());
+    return 1;
+  }
   asio::co_spawn(main_io, handleSignals(), asio::detached);
   directory_watcher_ = std::make_unique<FileWatcher>(
       main_io, std::vector<std::string>{c.accounts_path, c.aliases_path}, kDirectoryPollInterval,
@@ -298,6 +320,7 @@ int Server::run() {
   for (size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
   if (shutdown_thread_.joinable()) shutdown_thread_.join();
   acceptors_.clear();
+  control_.reset();
   directory_watcher_.reset();
   cert_watcher_.reset();
   workers_.clear();

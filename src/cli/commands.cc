@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "app/control.h"
 #include "app/server.h"
 #include "config/config.h"
 #include "directory/accounts.h"
@@ -14,7 +15,12 @@
 #include "directory/file_edit.h"
 #include "log/log.h"
 #include "tls/tls_context.h"
+#include "protect/protector.h"
+#include "util/counters.h"
 #include "util/fs.h"
+#include "util/strings.h"
+
+#include <fmt/format.h>
 
 namespace postern::cli {
 
@@ -189,7 +195,42 @@ int runAlias(const Args& a) {
 }
 
 int runBan(const Args& a) {
-  std::fprintf(stderr, "postern: 'ban' is not available in this version (auto-ban is not built yet)\n");
+  if (a.positional.size() < 2) return usage(2);
+  const std::string& sub = a.positional[1];
+  std::string request;
+  if (sub == "list" && a.positional.size() == 2) {
+    request = "ban list";
+  } else if (sub == "add" && a.positional.size() == 3) {
+    uint64_t secs = 3600;
+    if (!a.ban_for.empty()) {
+      auto ms = parseDurationMs(a.ban_for);
+      if (!ms || *ms < 1000) return fail(Status::invalid("--for needs a duration such as 30m, 2h or 7d"));
+      secs = *ms / 1000;
+    }
+    request = fmt::format("ban add {} {} manual ban from the command line", a.positional[2], secs);
+  } else if (sub == "del" && a.positional.size() == 3) {
+    request = "ban del " + a.positional[2];
+  } else {
+    return usage(2);
+  }
+  auto cfg = loadConfig(a, false);
+  if (!cfg) return 1;
+  std::string reply;
+  if (auto r = app::controlRequest(cfg->stateDir() + "/control.sock", request)) {
+    reply = *r;
+  } else {
+    // No server running: work on the bans file directly; the server reads it at start.
+    if (Status s = makeDirs(cfg->stateDir()); !s) return fail(s);
+    Counters counters;
+    protect::Protector p(cfg->protect, {}, cfg->stateDir() + "/bans", counters);
+    if (Status s = p.load(); !s) return fail(s);
+    reply = app::executeControl(p, request);
+  }
+  if (reply.rfind("ok\n", 0) == 0) {
+    std::fputs(reply.c_str() + 3, stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "postern: %s", reply.rfind("error: ", 0) == 0 ? reply.c_str() + 7 : reply.c_str());
   return 1;
 }
 

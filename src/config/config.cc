@@ -79,6 +79,7 @@ class Loader {
   }
   void checkReadable(const std::string& path, const Position& p, std::string_view what, bool required);
   void loadListeners(const toml::table& root);
+  void loadProtect(const toml::table& t);
   void crossChecks();
 
   std::string path_;
@@ -234,7 +235,7 @@ LoadResult Loader::run(std::string_view text) {
 
   checkKeys(root, "the top level",
             {"hostname", "data_dir", "log_format", "log_level", "server", "directory", "mailbox", "tls",
-             "proxy_protocol", "smtp", "listener"});
+             "proxy_protocol", "smtp", "protect", "listener"});
 
   if (!getString(root, "hostname", c_.hostname)) {
     if (!root.get("hostname")) error(Position{path_, 1, 1}, "'hostname' is required (the name in the greeting and Received headers)");
@@ -359,6 +360,8 @@ LoadResult Loader::run(std::string_view text) {
     if (c_.smtp.max_recipients == 0) error(pos(*t), "'max_recipients' must be at least 1");
   }
 
+  if (const toml::table* t = getTable(root, "protect")) loadProtect(*t);
+
   loadListeners(root);
   crossChecks();
 
@@ -366,6 +369,85 @@ LoadResult Loader::run(std::string_view text) {
   r.diagnostics = diags_;
   if (!r.hasErrors()) r.config = std::make_shared<const Config>(std::move(c_));
   return r;
+}
+
+void Loader::loadProtect(const toml::table& t) {
+  Protect& p = c_.protect;
+  checkKeys(t, "[protect]", {"allow_networks", "window", "auth_failures", "relay_attempts", "unknown_recipients",
+                             "protocol_errors", "early_talkers", "ban_time", "max_ban_time", "ipv6_prefix",
+                             "max_connections_per_client", "max_connection_rate", "max_messages_per_user",
+                             "max_recipients_per_user", "max_auth_attempts", "dnsbl"});
+  getNetworks(t, "allow_networks", p.allow_networks);
+  getDuration(t, "window", p.window_ms);
+  getUnsigned(t, "auth_failures", 100000, p.auth_failures.threshold);
+  getUnsigned(t, "relay_attempts", 100000, p.relay_attempts.threshold);
+  getUnsigned(t, "unknown_recipients", 100000, p.unknown_recipients.threshold);
+  getUnsigned(t, "protocol_errors", 100000, p.protocol_errors.threshold);
+  getUnsigned(t, "early_talkers", 100000, p.early_talkers.threshold);
+  getDuration(t, "ban_time", p.ban_time_ms);
+  getDuration(t, "max_ban_time", p.max_ban_time_ms);
+  if (getUnsigned(t, "ipv6_prefix", 128, p.ipv6_prefix) && p.ipv6_prefix < 32)
+    error(pos(*t.get("ipv6_prefix")), "'ipv6_prefix' must be between 32 and 128");
+  getUnsigned(t, "max_connections_per_client", 1'000'000, p.max_connections_per_client);
+  getUnsigned(t, "max_connection_rate", 1'000'000, p.max_connection_rate);
+  getUnsigned(t, "max_messages_per_user", 100'000'000, p.max_messages_per_user);
+  getUnsigned(t, "max_recipients_per_user", 100'000'000, p.max_recipients_per_user);
+  getUnsigned(t, "max_auth_attempts", 1000, p.max_auth_attempts);
+  if (p.max_ban_time_ms < p.ban_time_ms) error(pos(t), "'max_ban_time' must not be shorter than 'ban_time'");
+  const toml::table* d = getTable(t, "dnsbl");
+  if (!d) return;
+  checkKeys(*d, "[protect.dnsbl]", {"zone", "threshold", "resolver", "timeout"});
+  unsigned threshold = 1;
+  if (getUnsigned(*d, "threshold", 1000, threshold)) p.dnsbl.threshold = static_cast<int>(threshold);
+  std::string resolver;
+  if (getString(*d, "resolver", resolver)) {
+    auto ep = Endpoint::parse(resolver);
+    if (!ep) ep = Endpoint::parse(resolver + ":53");
+    if (!ep) error(pos(*d->get("resolver")), fmt::format("bad resolver \"{}\" (expected IP or IP:PORT)", resolver));
+    else p.dnsbl.resolver = *ep;
+  }
+  if (getDuration(*d, "timeout", p.dnsbl.timeout_ms) && p.dnsbl.timeout_ms == 0)
+    error(pos(*d->get("timeout")), "'timeout' must be greater than zero");
+  const toml::node* zn = d->get("zone");
+  if (!zn) {
+    error(pos(*d), "[protect.dnsbl] needs at least one [[protect.dnsbl.zone]] with a name");
+    return;
+  }
+  const toml::array* arr = zn->as_array();
+  if (!arr || !arr->is_array_of_tables()) {
+    error(pos(*zn), "'zone' must be written as [[protect.dnsbl.zone]] tables");
+    return;
+  }
+  for (const auto& e : *arr) {
+    const toml::table& zt = *e.as_table();
+    checkKeys(zt, "[[protect.dnsbl.zone]]", {"name", "action", "score", "codes"});
+    DnsblZone z;
+    z.pos = pos(zt);
+    if (!getString(zt, "name", z.name) || z.name.empty() || z.name.find(' ') != std::string::npos) {
+      error(pos(zt), "[[protect.dnsbl.zone]] needs 'name', a DNS zone such as \"zen.spamhaus.org\"");
+      continue;
+    }
+    std::string action = "reject";
+    if (getString(zt, "action", action) && action != "reject" && action != "score")
+      error(pos(*zt.get("action")), "'action' must be \"reject\" or \"score\"");
+    z.reject = action == "reject";
+    unsigned score = 1;
+    if (getUnsigned(zt, "score", 1000, score)) z.score = static_cast<int>(score);
+    if (const toml::node* cn = zt.get("codes")) {
+      const toml::array* ca = cn->as_array();
+      if (!ca) {
+        error(pos(*cn), "'codes' must be an array of addresses such as [\"127.0.0.2\", \"127.0.0.3\"]");
+      } else {
+        for (const auto& ce : *ca) {
+          std::optional<IpAddress> ip;
+          if (ce.is_string()) ip = IpAddress::parseV4(ce.as_string()->get());
+          if (!ip) error(pos(ce), "'codes': each entry must be an IPv4 address such as \"127.0.0.2\"");
+          else z.codes.push_back(*ip);
+        }
+      }
+    }
+    p.dnsbl.zones.push_back(std::move(z));
+  }
 }
 
 void Loader::loadListeners(const toml::table& root) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,42 @@ struct ProxyProtocol {
   Position pos;
 };
 
+// [protect]: limits and auto-ban, keyed by the real client address (after PROXY).
+struct BanRule {
+  unsigned threshold;        // offences within `window` that trigger a ban; 0 disables
+};
+struct DnsblZone {
+  std::string name;                  // "zen.spamhaus.org"
+  bool reject = true;                // action = "reject" | "score"
+  int score = 1;                     // added to the total when listed (action = "score")
+  std::vector<IpAddress> codes;      // answers that count as listed; empty: any 127.0.0.0/8 but 127.255.255.x
+  Position pos;
+};
+struct Dnsbl {
+  std::vector<DnsblZone> zones;
+  int threshold = 1;                 // score needed to reject (score zones)
+  std::optional<Endpoint> resolver;  // default: the system resolver (resolv.conf)
+  uint64_t timeout_ms = 2000;
+};
+struct Protect {
+  std::vector<Cidr> allow_networks;            // never limited or banned
+  uint64_t window_ms = 10 * 60 * 1000;
+  BanRule auth_failures{5};
+  BanRule relay_attempts{10};
+  BanRule unknown_recipients{20};
+  BanRule protocol_errors{30};
+  BanRule early_talkers{3};
+  uint64_t ban_time_ms = 60 * 60 * 1000;       // first ban; doubles for repeat offenders
+  uint64_t max_ban_time_ms = 7 * 24 * 60 * 60 * 1000ull;
+  unsigned ipv6_prefix = 64;                   // IPv6 clients are counted and banned per /64
+  unsigned max_connections_per_client = 20;
+  unsigned max_connection_rate = 60;           // new connections per client per minute
+  unsigned max_messages_per_user = 1000;       // per authenticated user per hour
+  unsigned max_recipients_per_user = 5000;     // per authenticated user per hour
+  unsigned max_auth_attempts = 3;              // per connection
+  Dnsbl dnsbl;
+};
+
 struct Config {
   std::string path;          // the file this came from
   std::string base_dir;      // relative paths resolve against this
@@ -111,6 +148,7 @@ struct Config {
   ProxyProtocol proxy;
   Smtp smtp;
   Server server;
+  Protect protect;
   std::vector<Listener> listeners;
 
   std::string spoolDir() const { return data_dir + "/spool"; }

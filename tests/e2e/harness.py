@@ -14,6 +14,9 @@ from pathlib import Path
 BIN = os.environ.get("POSTERN_BIN") or str(Path(__file__).resolve().parents[2] / "build" / "postern")
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
+# Tests hammer the server from 127.0.0.1; protection tests use other loopback sources
+# (127.0.0.2, 127.0.0.3) or pass their own protect_toml.
+DEFAULT_PROTECT = '[protect]\nallow_networks = ["127.0.0.1/32"]'
 PASSWORDS = {"alice@example.test": "alice-secret-1", "bob@example.test": "bob-secret-2"}
 
 
@@ -53,13 +56,14 @@ class Postern:
     """One running server. Use as a context manager or call start()/stop()."""
 
     def __init__(self, workdir, listeners=None, extra_toml="", accounts=None, aliases=None, tls=True,
-                 proxy_toml="", threads=2):
+                 proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {}
         self.listeners = listeners or [("smtp", "off"), ("submission", "off"), ("submissions", "off")]
         self.extra_toml = extra_toml
         self.proxy_toml = proxy_toml
+        self.protect_toml = protect_toml
         self.tls = tls
         self.threads = threads
         self.proc = None
@@ -87,6 +91,8 @@ class Postern:
             lines += ["[tls]", f'cert = "{self.cert}"', f'key = "{self.key}"', ""]
         if self.proxy_toml:
             lines += [self.proxy_toml, ""]
+        if self.protect_toml:
+            lines += [self.protect_toml, ""]
         lines += [self.extra_toml, ""]
         for entry in self.listeners:
             service, mode = entry[0], entry[1]

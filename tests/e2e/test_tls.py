@@ -53,7 +53,7 @@ def test_implicit_tls_and_starttls(tls_server):
     s = tls_server
     r = s_client(s.ports["submissions"])
     assert served_cert(r)[0] == "CN = mail.example.test"
-    assert re.search(r"Protocol\s*: TLSv1\.[23]", r.stdout), r.stdout
+    assert re.search(r"(New|Reused), TLSv1\.[23], Cipher is", r.stdout), r.stdout
     for service in ("submission", "smtp"):
         r = s_client(s.ports[service], starttls=True)
         assert served_cert(r)[0] == "CN = mail.example.test", service

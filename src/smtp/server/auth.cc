@@ -6,6 +6,7 @@
 #include "directory/directory_service.h"
 #include "directory/password.h"
 #include "log/log.h"
+#include "protect/protector.h"
 #include "smtp/server/session.h"
 #include "util/strings.h"
 
@@ -139,6 +140,11 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
   if (!ok) {
     ++auth_failures_;
     reject("smtp.auth_failed", 535, "5.7.8", "Authentication credentials invalid");
+    if (!quit_ && ctx_.config.protect.max_auth_attempts && auth_failures_ >= ctx_.config.protect.max_auth_attempts) {
+      ctx_.counters.inc("smtp.auth_attempts_exceeded");
+      reply(421, "4.7.0", fmt::format("{} Too many authentication failures; closing connection", ctx_.config.hostname));
+      quit_ = true;
+    }
     co_return !quit_;
   }
   ctx_.counters.inc("smtp.auth_ok");

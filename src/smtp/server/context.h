@@ -23,6 +23,10 @@ class Deliverer;
 namespace postern::tls {
 class CertStore;
 }
+namespace postern::protect {
+class Protector;
+class Dnsbl;
+}
 
 namespace postern::smtp {
 
@@ -36,6 +40,8 @@ struct ServerContext {
   Counters& counters;
   std::atomic<uint64_t>& next_seq;  // per-process message counter (queue ids, Maildir names)
   std::atomic<bool>& shutting_down;
+  protect::Protector& protector;
+  protect::Dnsbl* dnsbl;            // null without [protect.dnsbl] zones
 };
 
 // Who is on the other end. After a PROXY header `client` is the real client and `peer`

@@ -7,6 +7,7 @@
 
 #include "directory/directory_service.h"
 #include "log/log.h"
+#include "protect/protector.h"
 #include "smtp/proto/address.h"
 #include "smtp/server/session.h"
 #include "util/strings.h"
@@ -28,26 +29,9 @@ void Session::onMail(const Command& cmd) {
       return reject("smtp.auth_required", 530, "5.7.0", "Must issue a STARTTLS command first, then authenticate");
     return reject("smtp.auth_required", 530, "5.7.0", "Authentication required");
   }
-  bool utf8 = false;
-  uint64_t size = 0;
-  for (size_t i = 0; i < cmd.param_count; ++i) {
-    const Param& p = cmd.params[i];
-    if (iequals(p.keyword, "SIZE")) {
-      auto v = parseDecimal(p.value, UINT64_MAX / 2);
-      if (!p.has_value || !v) return reject("smtp.syntax_error", 501, "5.5.4", "Bad SIZE parameter");
-      size = *v;
-    } else if (iequals(p.keyword, "BODY")) {
-      if (!iequals(p.value, "7BIT") && !iequals(p.value, "8BITMIME"))
-        return reject("smtp.syntax_error", 501, "5.5.4", "BODY must be 7BIT or 8BITMIME");
-    } else if (iequals(p.keyword, "SMTPUTF8")) {
-      if (p.has_value) return reject("smtp.syntax_error", 501, "5.5.4", "SMTPUTF8 takes no value");
-      utf8 = true;
-    } else if (iequals(p.keyword, "AUTH")) {
-      // RFC 4954 §5: accepted and not trusted; we know who authenticated.
-    } else {
-      return reject("smtp.syntax_error", 555, "5.5.4", fmt::format("Unsupported MAIL parameter {}", p.keyword));
-    }
-  }
+  // The parser has checked every parameter's syntax (SIZE, BODY, SMTPUTF8, AUTH).
+  bool utf8 = cmd.smtputf8;
+  uint64_t size = cmd.has_size ? cmd.size : 0;
   if (size > ctx_.config.smtp.max_message_size)
     return reject("smtp.size_exceeded", 552, "5.3.4", "Message size exceeds fixed maximum message size");
   if (!utf8 && hasNonAscii(cmd.path))
@@ -59,6 +43,14 @@ void Session::onMail(const Command& cmd) {
     dir_.reset();
     return reject("smtp.sender_denied", 553, "5.7.1",
                   fmt::format("Sender address <{}> not owned by user {}", cmd.path, user_));
+  }
+  if (!user_.empty() && !ctx_.protector.allowMessage(user_)) {
+    dir_.reset();
+    ctx_.counters.inc("smtp.user_message_limit");
+    log::warn("protect.user_limit").kv("conn", info_.id).kv("user", user_).kv("limit", "messages_per_hour")
+        .kv("max", uint64_t(ctx_.config.protect.max_messages_per_user));
+    reply(451, "4.7.1", fmt::format("Too many messages from {} in the last hour; try again later", user_));
+    return;
   }
   in_mail_ = true;
   smtputf8_ = utf8;
@@ -90,6 +82,13 @@ void Session::onRcpt(const Command& cmd) {
   }
   if (!smtputf8_ && hasNonAscii(cmd.path))
     return reject("smtp.utf8_without_smtputf8", 553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
+  if (!user_.empty() && !ctx_.protector.allowRecipient(user_)) {
+    ctx_.counters.inc("smtp.user_recipient_limit");
+    log::warn("protect.user_limit").kv("conn", info_.id).kv("user", user_).kv("limit", "recipients_per_hour")
+        .kv("max", uint64_t(ctx_.config.protect.max_recipients_per_user));
+    reply(451, "4.7.1", fmt::format("Too many recipients from {} in the last hour; try again later", user_));
+    return;
+  }
   std::string rcpt = canonical(cmd.path);
   if (cmd.postmaster) {
     // RFC 5321 §4.1.1.3: <Postmaster> without a domain must be accepted; it goes to

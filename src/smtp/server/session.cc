@@ -10,7 +10,9 @@
 #include "proxy/proxy_parser.h"
 #include "smtp/proto/line.h"
 #include "smtp/proto/reply.h"
+#include "protect/protector.h"
 #include "spool/spool.h"
+#include "util/strings.h"
 
 namespace postern::smtp {
 
@@ -44,6 +46,24 @@ bool Session::countError() {
   return false;
 }
 
+namespace {
+
+// Which rejections count towards an auto-ban, and as what.
+std::optional<protect::Offense> offenseFor(std::string_view counter) {
+  using protect::Offense;
+  if (counter == "smtp.auth_failed") return Offense::kAuthFailure;
+  if (counter == "smtp.relay_denied") return Offense::kRelayAttempt;
+  if (counter == "smtp.unknown_recipient") return Offense::kUnknownRecipient;
+  if (counter == "smtp.early_talker") return Offense::kEarlyTalker;
+  for (std::string_view c : {"smtp.syntax_error", "smtp.bad_sequence", "smtp.unknown_command", "smtp.line_too_long",
+                             "smtp.bare_newline_command", "smtp.bare_newline_data", "smtp.nul_in_command",
+                             "smtp.auth_without_tls", "smtp.auth_bad_base64", "smtp.auth_malformed"})
+    if (counter == c) return Offense::kProtocolError;
+  return std::nullopt;
+}
+
+}  // namespace
+
 void Session::reject(std::string_view counter, int code, std::string_view enhanced, std::string_view text) {
   ctx_.counters.inc(counter);
   auto ev = log::info("smtp.rejected");
@@ -51,6 +71,12 @@ void Session::reject(std::string_view counter, int code, std::string_view enhanc
   if (info_.proxied) ev.kv("via", info_.peer.toString());
   ev.opt("user", user_).kv("code", code).kv("reason", text).kv("counter", counter);
   reply(code, enhanced, text);
+  if (auto o = offenseFor(counter); o && ctx_.protector.record(info_.client.address, *o, text)) {
+    reply(421, "4.7.0", fmt::format("{} Client [{}] blocked for repeated errors; try again later",
+                                    ctx_.config.hostname, info_.client.address.toString()));
+    quit_ = true;
+    return;
+  }
   countError();
 }
 
@@ -165,7 +191,36 @@ bool Session::tlsAvailable() const { return ctx_.certs != nullptr; }
 
 bool Session::authRequired() const { return info_.listener->service->auth_required; }
 
+// Pregreet test on the smtp listener: a client that talks before the greeting is a bot
+// that does not wait for replies (RFC 5321 §4.3.1: the client waits for the 220).
+net::awaitable<bool> Session::earlyTalker() {
+  if (info_.listener->service->service != config::Service::kSmtp) co_return false;
+  if (ctx_.config.smtp.greeting_delay_ms > 0) {
+    if (!in_.empty()) co_return true;
+    ReadResult rr = co_await readMore(std::chrono::milliseconds(ctx_.config.smtp.greeting_delay_ms));
+    if (rr == ReadResult::kOk) co_return true;
+    if (rr != ReadResult::kTimeout) quit_ = true;
+    co_return false;
+  }
+  // Without a delay only a direct client whose bytes were already waiting at accept
+  // time is caught (bytes that came with a PROXY header may have been merged by the proxy).
+  std::error_code ec;
+  co_return !info_.proxied && in_.empty() && stream_.socket().available(ec) > 0 && !ec;
+}
+
 net::awaitable<void> Session::run() {
+  if (co_await earlyTalker()) {
+    ctx_.counters.inc("smtp.early_talker");
+    log::info("smtp.rejected").kv("conn", info_.id).kv("listener", info_.listener->name)
+        .kv("client", info_.client.toString()).kv("code", 554).kv("counter", "smtp.early_talker")
+        .kv("reason", "client talked before the greeting");
+    ctx_.protector.record(info_.client.address, protect::Offense::kEarlyTalker, "talked before the greeting");
+    reply(554, "5.5.1", fmt::format("{} Protocol error: talking before the greeting", ctx_.config.hostname));
+    stream_.setDeadline(kFinalWriteGrace);
+    co_await flush();
+    co_return;
+  }
+  if (quit_) co_return;
   reply(220, "", fmt::format("{} ESMTP Postern", ctx_.config.hostname));
   while (!quit_) {
     if (ctx_.shutting_down.load(std::memory_order_relaxed) && !in_mail_) {
@@ -179,6 +234,12 @@ net::awaitable<void> Session::run() {
     auto parsed = parseCommand(*line);
     if (auto* err = std::get_if<CommandError>(&parsed)) {
       reject("smtp.syntax_error", err->code, err->enhanced, err->text);
+      if (istartsWith(*line, "BDAT")) {
+        // The chunk that follows has an unknown length: its bytes must never be read as
+        // commands, so the session cannot go on (RFC 3030 §2).
+        reply(421, "4.5.0", fmt::format("{} Cannot resynchronise after a bad BDAT command", ctx_.config.hostname));
+        break;
+      }
       continue;
     }
     if (!co_await dispatch(std::get<Command>(parsed))) break;

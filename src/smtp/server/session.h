@@ -54,6 +54,7 @@ class Session {
   net::awaitable<std::optional<std::string>> readLine(size_t max, std::chrono::milliseconds timeout);
 
   // Verbs
+  net::awaitable<bool> earlyTalker();
   net::awaitable<bool> dispatch(const Command& cmd);
   void onHelo(const Command& cmd, bool extended);
   void onMail(const Command& cmd);
