@@ -100,6 +100,11 @@ void Stream::setDeadline(std::chrono::steady_clock::duration from_now) {
   expired_ = false;
 }
 
+void Stream::setDeadlineAt(std::chrono::steady_clock::time_point at) {
+  deadline_ = at;
+  expired_ = false;
+}
+
 void Stream::stopWatchdog() {
   watchdog_stopped_ = true;
   watchdog_.cancel();

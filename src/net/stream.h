@@ -46,6 +46,7 @@ class Stream {
 
   // Deadline: a watchdog (see runWatchdog) cancels pending I/O once it passes.
   void setDeadline(std::chrono::steady_clock::duration from_now);
+  void setDeadlineAt(std::chrono::steady_clock::time_point at);
   bool expired() const { return expired_; }
   // Runs until stop(); cancels I/O when the deadline passes, closes the socket if the
   // stream stays stuck for `grace` after that.

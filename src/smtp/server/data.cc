@@ -145,7 +145,6 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
   beginBody();
   DataScanner scanner(policy(ctx_.config), ctx_.config.smtp.max_line_length);
   scanner.setSizeLimit(ctx_.config.smtp.max_message_size);
-  const auto data_timeout = std::chrono::milliseconds(ctx_.config.smtp.data_timeout_ms);
   for (;;) {
     size_t before = body_.size();
     DataScanner::Result r = scanner.feed(in_, body_);
@@ -161,7 +160,7 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
     } else if (body_.size() >= kSpoolChunk) {
       body_.clear();    // rejected anyway: keep memory bounded
     }
-    ReadResult rr = co_await readMore(data_timeout);
+    ReadResult rr = co_await readMore(dataDeadline());
     if (rr == ReadResult::kTimeout) {
       ctx_.counters.inc("smtp.timeout");
       log::info("smtp.timeout").kv("conn", info_.id).kv("client", info_.client.toString()).kv("state", "data");
@@ -215,12 +214,11 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
     bdat_mode_ = true;
     beginBody();
   }
-  const auto data_timeout = std::chrono::milliseconds(ctx_.config.smtp.data_timeout_ms);
   if (!bdat_checker_) bdat_checker_.emplace(policy(ctx_.config), ctx_.config.smtp.max_line_length);
   TextChecker& checker = *bdat_checker_;
   while (remaining > 0) {
     if (in_.empty()) {
-      ReadResult rr = co_await readMore(data_timeout);
+      ReadResult rr = co_await readMore(dataDeadline());
       if (rr != ReadResult::kOk) {
         if (rr == ReadResult::kTimeout) {
           ctx_.counters.inc("smtp.timeout");

@@ -89,9 +89,15 @@ net::awaitable<bool> Session::flush() {
   co_return !ec;
 }
 
-net::awaitable<Session::ReadResult> Session::readMore(std::chrono::milliseconds timeout) {
+Session::TimePoint Session::dataDeadline() const {
+  auto idle = std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx_.config.smtp.data_timeout_ms);
+  auto whole = transaction_start_ + std::chrono::milliseconds(ctx_.config.smtp.transaction_timeout_ms);
+  return std::min(idle, whole);
+}
+
+net::awaitable<Session::ReadResult> Session::readMore(TimePoint deadline) {
   if (!co_await flush()) co_return ReadResult::kError;
-  stream_.setDeadline(timeout);
+  stream_.setDeadlineAt(deadline);
   size_t old = in_.size();
   in_.resize(old + kReadChunk);
   auto [ec, n] = co_await stream_.readSome(in_.data() + old, kReadChunk);
@@ -124,6 +130,7 @@ bool Session::proxyHeaderArrived() {
 
 net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout) {
   bool discarding = false;   // inside an over-long line: drop bytes up to its CRLF
+  const TimePoint deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (discarding) {
       bool found = false;
@@ -167,7 +174,7 @@ net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::ch
         case LineStatus::kNeedMore: break;
       }
     }
-    ReadResult rr = co_await readMore(timeout);
+    ReadResult rr = co_await readMore(deadline);
     if (rr == ReadResult::kTimeout) {
       ctx_.counters.inc("smtp.timeout");
       log::info("smtp.timeout").kv("conn", info_.id).kv("client", info_.client.toString())
@@ -197,7 +204,8 @@ net::awaitable<bool> Session::earlyTalker() {
   if (info_.listener->service->service != config::Service::kSmtp) co_return false;
   if (ctx_.config.smtp.greeting_delay_ms > 0) {
     if (!in_.empty()) co_return true;
-    ReadResult rr = co_await readMore(std::chrono::milliseconds(ctx_.config.smtp.greeting_delay_ms));
+    ReadResult rr = co_await readMore(std::chrono::steady_clock::now() +
+                                      std::chrono::milliseconds(ctx_.config.smtp.greeting_delay_ms));
     if (rr == ReadResult::kOk) co_return true;
     if (rr != ReadResult::kTimeout) quit_ = true;
     co_return false;

@@ -41,7 +41,11 @@ class Session {
   enum class ReadResult { kOk, kEof, kTimeout, kInterrupted, kError };
 
   // I/O
-  net::awaitable<ReadResult> readMore(std::chrono::milliseconds timeout);
+  using TimePoint = std::chrono::steady_clock::time_point;
+  // Reads more input; the deadline is absolute, so a client dripping bytes cannot stretch it.
+  net::awaitable<ReadResult> readMore(TimePoint deadline);
+  // The deadline for the next DATA/BDAT read: idle limit and whole-transaction limit.
+  TimePoint dataDeadline() const;
   net::awaitable<bool> flush();
   void reply(int code, std::string_view enhanced, std::string_view text);
   void replyLines(int code, std::string_view enhanced, const std::vector<std::string>& lines);
@@ -50,7 +54,7 @@ class Session {
   // guard_proxy_: true when the first bytes are a PROXY header (logged; session ends).
   bool proxyHeaderArrived();
   void reject(std::string_view counter, int code, std::string_view enhanced, std::string_view text);
-  // Reads one command line; nullopt when the session must end.
+  // Reads one command line within `timeout` in total; nullopt when the session must end.
   net::awaitable<std::optional<std::string>> readLine(size_t max, std::chrono::milliseconds timeout);
 
   // Verbs
