@@ -239,3 +239,14 @@ def test_recipient_limit(tmp_path):
             assert c.rcpt("bob@example.test")[0] == 250
             code, msg = c.rcpt("team@example.test")
             assert code == 452 and msg.startswith(b"4.5.3")
+
+
+def test_plus_addressing_reaches_the_base_mailbox(server):
+    with smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=10) as c:
+        c.sendmail("a@remote.test", ["alice+newsletters@example.test"], MESSAGE)
+        c.ehlo("x")
+        c.mail("a@remote.test")
+        code, msg = c.rcpt("nobody+tag@example.test")
+        assert code == 550 and msg.startswith(b"5.1.1")
+    data = server.wait_mail("alice@example.test")[0].read_bytes()
+    assert b"Delivered-To: alice@example.test" in data and b"for <alice+newsletters@example.test>" in data

@@ -15,6 +15,8 @@
 namespace postern::smtp {
 namespace {
 
+constexpr char kRecipientDelimiter = '+';
+
 // Lookup form: the whole address lowercased (local parts are treated case-insensitively,
 // as Postfix's virtual maps and docker-mailserver do).
 std::string canonical(std::string_view path) { return toLower(path); }
@@ -97,6 +99,15 @@ void Session::onRcpt(const Command& cmd) {
   }
   auto res = dir_->resolve(rcpt);
   using Outcome = directory::Directory::Outcome;
+  if (res.outcome == Outcome::kUnknownUser) {
+    // Sub-addressing (user+tag@domain, docker-mailserver's recipient_delimiter "+"):
+    // an address unknown as written is delivered to user@domain if that exists.
+    size_t at = rcpt.rfind('@');
+    size_t plus = rcpt.find(kRecipientDelimiter);
+    if (plus != std::string::npos && at != std::string::npos && plus > 0 && plus < at)
+      if (auto base = dir_->resolve(rcpt.substr(0, plus) + rcpt.substr(at)); base.outcome == Outcome::kDeliver)
+        res = std::move(base);
+  }
   bool authenticated = !user_.empty();
   if (res.outcome == Outcome::kNotLocal) {
     if (!authenticated)
