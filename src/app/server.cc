@@ -37,6 +37,9 @@ namespace {
 constexpr auto kDirectoryPollInterval = 2s;     // fallback when inotify misses a change
 constexpr auto kCertificatePollInterval = 60s;
 constexpr auto kExpiryCheckInterval = 24h;
+// New contexts get fresh random session-ticket keys: rebuilding them this often rotates
+// the keys (in memory only) even when no certificate changes.
+constexpr auto kTicketKeyRotation = 12h;
 constexpr long kExpiryWarnDays = 30;
 constexpr long kExpiryErrorDays = 7;
 constexpr unsigned kCpuThreads = 2;
@@ -150,10 +153,15 @@ void Server::logExpiry() {
 
 awaitable<void> Server::watchExpiry() {
   asio::steady_timer timer(co_await asio::this_coro::executor);
+  auto next_expiry = std::chrono::steady_clock::now();
   while (!shutting_down_) {
-    asio::post(*cpu_pool_, [this] { logExpiry(); });
-    timer.expires_after(kExpiryCheckInterval);
+    if (std::chrono::steady_clock::now() >= next_expiry) {
+      asio::post(*cpu_pool_, [this] { logExpiry(); });
+      next_expiry += kExpiryCheckInterval;
+    }
+    timer.expires_after(kTicketKeyRotation);
     co_await timer.async_wait(net::use_nothrow);
+    if (!shutting_down_) asio::post(*cpu_pool_, [this] { reloadCertificates("ticket_key_rotation"); });
   }
 }
 

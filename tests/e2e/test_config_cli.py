@@ -131,3 +131,22 @@ def test_docker_mailserver_files_work_unchanged(tmp_path):
             c.login("dms@example.test", "dms-secret")
             c.sendmail("dms@example.test", ["dms@example.test"], b"Subject: dms\r\n\r\nhi\r\n")
         s.wait_mail("dms@example.test")
+
+
+def test_json_logs_carry_the_contract_keys(tmp_path):
+    import json
+    with Postern(tmp_path / "p", extra_toml="") as s:
+        pass
+    cfg = s.config_path.read_text().replace('data_dir = "data"', 'data_dir = "data"\nlog_format = "json"')
+    s.config_path.write_text(cfg)
+    s.log_path.unlink()
+    with s:
+        with smtplib.SMTP("127.0.0.1", s.ports["smtp"], timeout=10) as c:
+            c.sendmail("a@remote.test", ["alice@example.test"], b"Subject: j\r\n\r\nx\r\n")
+        s.wait_mail("alice@example.test")
+    events = [json.loads(line) for line in s.log().splitlines() if line.startswith("{")]
+    assert events and all({"ts", "level", "event"} <= e.keys() for e in events)
+    acc = [e for e in events if e["event"] == "smtp.accepted"][0]
+    assert acc["listener"] == "smtp" and acc["client"].startswith("127.0.0.1:") and acc["status"] == "queued"
+    assert isinstance(acc["conn"], int) and isinstance(acc["size"], int) and acc["to"] == "alice@example.test"
+    assert acc["queue_id"] and acc["from"] == "a@remote.test"
