@@ -40,9 +40,11 @@ def test_kill9_under_load_loses_nothing_and_duplicates_nothing(tmp_path):
                for k in range(8)]
     for t in threads:
         t.start()
-    wait_until(lambda: len(acked) >= 150, timeout=60, what="150 acknowledged messages")
-    s.kill9()
-    stop.set()
+    try:
+        wait_until(lambda: len(acked) >= 150, timeout=60, what="150 acknowledged messages")
+    finally:
+        s.kill9()   # mid-load, whatever happened
+        stop.set()
     for t in threads:
         t.join(timeout=30)
     acknowledged = set(acked)
