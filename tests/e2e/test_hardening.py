@@ -1,6 +1,7 @@
 """Issue 5: the hardened SMTP front — SMTP smuggling variants, early talkers, slow-drip
 clients, garbage floods with bounded memory, per-connection AUTH limits."""
 
+import os
 import socket
 import ssl
 import time
@@ -214,6 +215,8 @@ def test_garbage_flood_memory_is_bounded(reject_server):
     for _ in range(20):
         flood()
     grown = s.rss_kib() - baseline
+    if os.environ.get("POSTERN_SANITIZED"):
+        return   # AddressSanitizer keeps freed memory in quarantine: RSS says nothing there
     assert grown < 8 * 1024, f"RSS grew by {grown} KiB over 20 floods"
 
 
