@@ -18,23 +18,11 @@ FileWatcher::FileWatcher(asio::io_context& io, std::vector<std::string> files, s
   for (const auto& f : files_) {
     auto slash = f.rfind('/');
     basenames_.push_back(slash == std::string::npos ? f : f.substr(slash + 1));
-    stamps_[f] = stampOf(f);
+    stamps_[f] = fileStamp(f);
   }
 }
 
 FileWatcher::~FileWatcher() { stop(); }
-
-FileWatcher::Stamp FileWatcher::stampOf(const std::string& path) {
-  Stamp s;
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0) {
-    s.exists = true;
-    s.ino = st.st_ino;
-    s.size = st.st_size;
-    s.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-  }
-  return s;
-}
 
 void FileWatcher::start() {
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -67,7 +55,7 @@ void FileWatcher::changed() {
   settle_.expires_after(kWatchSettle);
   settle_.async_wait([this, gen](std::error_code ec) {
     if (ec || stopped_ || gen != generation_) return;
-    for (const auto& f : files_) stamps_[f] = stampOf(f);
+    for (const auto& f : files_) stamps_[f] = fileStamp(f);
     on_change_();
   });
 }
@@ -95,7 +83,7 @@ net::awaitable<void> FileWatcher::poll() {
     co_await t.async_wait(net::use_nothrow);
     if (stopped_) co_return;
     bool differs = false;
-    for (const auto& f : files_) differs = differs || !(stampOf(f) == stamps_[f]);
+    for (const auto& f : files_) differs = differs || !(fileStamp(f) == stamps_[f]);
     if (differs) changed();
   }
 }

@@ -17,6 +17,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 
 #include "net/asio.h"
+#include "util/fs.h"
 
 namespace postern::app {
 
@@ -31,14 +32,6 @@ class FileWatcher {
   void stop();
 
  private:
-  struct Stamp {
-    bool exists = false;
-    ino_t ino = 0;
-    off_t size = 0;
-    int64_t mtime_ns = 0;
-    bool operator==(const Stamp&) const = default;
-  };
-  static Stamp stampOf(const std::string& path);
   net::awaitable<void> readEvents();
   net::awaitable<void> poll();
   void changed();
@@ -48,7 +41,7 @@ class FileWatcher {
   std::vector<std::string> basenames_;
   std::chrono::milliseconds poll_interval_;
   std::function<void()> on_change_;
-  std::map<std::string, Stamp> stamps_;
+  std::map<std::string, FileStamp> stamps_;
   int inotify_fd_ = -1;
   std::unique_ptr<asio::posix::stream_descriptor> stream_;
   asio::steady_timer settle_;

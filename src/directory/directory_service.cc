@@ -6,20 +6,8 @@
 
 namespace postern::directory {
 
-DirectoryService::Stamp DirectoryService::stampOf(const std::string& path) {
-  Stamp s;
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0) {
-    s.exists = true;
-    s.ino = st.st_ino;
-    s.size = st.st_size;
-    s.mtime = st.st_mtim;
-  }
-  return s;
-}
-
 Status DirectoryService::loadNow() {
-  Stamp a = stampOf(accounts_path_), b = stampOf(aliases_path_);
+  FileStamp a = fileStamp(accounts_path_), b = fileStamp(aliases_path_);
   std::vector<std::string> notes;
   auto d = loadDirectory(accounts_path_, aliases_path_, &notes);
   if (!d) return d.status();
@@ -38,7 +26,7 @@ Status DirectoryService::load() {
 
 void DirectoryService::reloadIfChanged(bool force) {
   std::lock_guard lock(reload_mu_);
-  Stamp a = stampOf(accounts_path_), b = stampOf(aliases_path_);
+  FileStamp a = fileStamp(accounts_path_), b = fileStamp(aliases_path_);
   {
     std::lock_guard l(mu_);
     if (!force && a == accounts_stamp_ && b == aliases_stamp_) return;

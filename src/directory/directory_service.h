@@ -11,6 +11,7 @@
 #include <string>
 
 #include "directory/directory.h"
+#include "util/fs.h"
 #include "util/status.h"
 
 namespace postern::directory {
@@ -28,23 +29,12 @@ class DirectoryService {
   std::shared_ptr<const Directory> current() const;
 
  private:
-  struct Stamp {
-    bool exists = false;
-    ino_t ino = 0;
-    off_t size = 0;
-    timespec mtime{};
-    bool operator==(const Stamp& o) const {
-      return exists == o.exists && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
-             mtime.tv_nsec == o.mtime.tv_nsec;
-    }
-  };
-  static Stamp stampOf(const std::string& path);
   Status loadNow();
 
   std::string accounts_path_, aliases_path_;
   mutable std::mutex mu_;
   std::shared_ptr<const Directory> current_;
-  Stamp accounts_stamp_, aliases_stamp_;
+  FileStamp accounts_stamp_, aliases_stamp_;
   std::mutex reload_mu_;   // one reload at a time
 };
 

@@ -241,24 +241,23 @@ void Protector::releaseConnection(const IpAddress& a) {
   }
 }
 
-bool Protector::allowMessage(const std::string& user) {
-  if (cfg_.max_messages_per_user == 0) return true;
+bool Protector::allowInHour(std::map<std::string, Window>& table, const std::string& user, unsigned limit) {
+  if (limit == 0) return true;
   std::lock_guard lock(mu_);
-  Window& w = user_messages_[user];
-  prune(w, now() - kUserWindowSeconds);
-  if (w.times.size() >= cfg_.max_messages_per_user) return false;
-  w.times.push_back(now());
+  Window& w = table[user];
+  int64_t t = now();
+  prune(w, t - kUserWindowSeconds);
+  if (w.times.size() >= limit) return false;
+  w.times.push_back(t);
   return true;
 }
 
+bool Protector::allowMessage(const std::string& user) {
+  return allowInHour(user_messages_, user, cfg_.max_messages_per_user);
+}
+
 bool Protector::allowRecipient(const std::string& user) {
-  if (cfg_.max_recipients_per_user == 0) return true;
-  std::lock_guard lock(mu_);
-  Window& w = user_recipients_[user];
-  prune(w, now() - kUserWindowSeconds);
-  if (w.times.size() >= cfg_.max_recipients_per_user) return false;
-  w.times.push_back(now());
-  return true;
+  return allowInHour(user_recipients_, user, cfg_.max_recipients_per_user);
 }
 
 }  // namespace postern::protect

@@ -83,6 +83,8 @@ class Protector {
   static void prune(Window& w, int64_t horizon);
   void persist();   // REQUIRES: mu_ held (snapshots, then writes outside the lock or offloaded)
   Ban banLocked(const std::string& key, int64_t duration_s, std::string reason);
+  // Counts one event for `user` unless `limit` events happened in the last hour.
+  bool allowInHour(std::map<std::string, Window>& table, const std::string& user, unsigned limit);
 
   config::Protect cfg_;
   std::vector<Cidr> trusted_proxies_;

@@ -17,6 +17,18 @@ std::string dirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
+FileStamp fileStamp(const std::string& path) {
+  FileStamp s;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    s.exists = true;
+    s.ino = st.st_ino;
+    s.size = st.st_size;
+    s.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  }
+  return s;
+}
+
 Status fsyncDir(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::io(fmt::format("open folder {}: {}", path, std::strerror(errno)));

@@ -1,6 +1,7 @@
 // File-system helpers with explicit durability: every function says what it syncs.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,5 +17,16 @@ Result<std::string> readFile(const std::string& path);
 // Writes `data` to `fd` completely (retries on EINTR and short writes).
 Status writeAll(int fd, const void* data, size_t n);
 std::string dirName(const std::string& path);
+
+// What stat() says about a file, to notice replacement (inode), rewrite (size, mtime)
+// or removal between two looks.
+struct FileStamp {
+  bool exists = false;
+  uint64_t ino = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+FileStamp fileStamp(const std::string& path);
 
 }  // namespace postern
