@@ -21,6 +21,7 @@
 #include "log/log.h"
 #include "net/asio.h"
 #include "smtp/server/context.h"
+#include "protect/dnsbl.h"
 #include "protect/protector.h"
 #include "spool/spool.h"
 #include "tls/tls_context.h"
@@ -82,6 +83,7 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<FileWatcher> directory_watcher_, cert_watcher_;
   std::unique_ptr<protect::Protector> protector_;
+  std::unique_ptr<protect::Dnsbl> dnsbl_;
   std::unique_ptr<ControlServer> control_;
   std::list<tcp::acceptor> acceptors_;
   size_t next_worker_ = 0;
@@ -273,8 +275,16 @@ int Server::run() {
   }
   protector_->setOffloader([this](std::function<void()> f) { asio::post(*cpu_pool_, std::move(f)); });
   if (auto bans = protector_->list(); !bans.empty()) log::info("protect.bans_loaded").kv("active", uint64_t(bans.size()));
+  if (!c.protect.dnsbl.zones.empty()) {
+    auto d = protect::Dnsbl::create(c.protect.dnsbl);
+    if (!d) {
+      log::error("server.start_failed").kv("reason", d.status().message());
+      return 1;
+    }
+    dnsbl_ = std::move(d.value());
+  }
   smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *deliverer_, certs_.get(), *cpu_pool_, counters_,
-                                          next_seq_, shutting_down_, *protector_, nullptr});
+                                          next_seq_, shutting_down_, *protector_, dnsbl_.get()});
 
   unsigned n = c.server.threads ? c.server.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) {
@@ -327,6 +337,7 @@ int Server::run() {
   main_io.run();
   for (size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
   if (shutdown_thread_.joinable()) shutdown_thread_.join();
+  dnsbl_.reset();   // answers pending lookups; their posts go to the stopped loops
   acceptors_.clear();
   control_.reset();
   directory_watcher_.reset();

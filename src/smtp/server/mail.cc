@@ -1,6 +1,7 @@
 // MAIL (RFC 5321 §4.1.1.2, with RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8,
 // RFC 4954 §5 AUTH=) and RCPT (§4.1.1.3), with the relay and sender policy.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -70,9 +71,49 @@ void Session::onMail(const Command& cmd) {
   reply(250, "2.1.0", "Ok");
 }
 
-void Session::onRcpt(const Command& cmd) {
-  if (!in_mail_) return reject("smtp.bad_sequence", 503, "5.5.1", "Need MAIL command first");
-  if (bdat_mode_) return reject("smtp.bad_sequence", 503, "5.5.1", "RCPT after BDAT is not allowed");
+void Session::startDnsbl() {
+  // Only inbound mail from the internet: the smtp listener, clients not in allow_networks.
+  // Authenticated senders are exempt when the verdict is used.
+  if (!ctx_.dnsbl || info_.listener->service->service != config::Service::kSmtp) return;
+  if (ctx_.protector.exempt(info_.client.address)) return;
+  dnsbl_ = std::make_shared<DnsblPending>(stream_.socket().get_executor());
+  ctx_.dnsbl->check(info_.client.address, [p = dnsbl_, ex = stream_.socket().get_executor()](protect::DnsblVerdict v) {
+    asio::post(ex, [p, v = std::move(v)]() mutable {
+      p->verdict = std::move(v);
+      p->done = true;
+      p->wake.cancel();
+    });
+  });
+}
+
+net::awaitable<std::optional<protect::DnsblVerdict>> Session::dnsblVerdict() {
+  if (!dnsbl_) co_return std::nullopt;
+  if (!dnsbl_->done) {
+    // The lookup has its own deadline (timeout) and always answers; this is a backstop.
+    dnsbl_->wake.expires_after(std::chrono::milliseconds(ctx_.config.protect.dnsbl.timeout_ms) + std::chrono::seconds(5));
+    co_await dnsbl_->wake.async_wait(net::use_nothrow);
+    if (!dnsbl_->done) co_return std::nullopt;
+  }
+  co_return dnsbl_->verdict;
+}
+
+net::awaitable<void> Session::onRcpt(const Command& cmd) {
+  if (!in_mail_) co_return reject("smtp.bad_sequence", 503, "5.5.1", "Need MAIL command first");
+  if (bdat_mode_) co_return reject("smtp.bad_sequence", 503, "5.5.1", "RCPT after BDAT is not allowed");
+  if (user_.empty()) {
+    if (auto v = co_await dnsblVerdict(); v && v->reject) {
+      ctx_.counters.inc("smtp.dnsbl_rejected");
+      log::info("dnsbl.rejected").kv("conn", info_.id).kv("client", info_.client.toString()).kv("zone", v->zone)
+          .kv("listed", fmt::format("{}", fmt::join(v->listed, ","))).kv("score", int64_t(v->score));
+      co_return reject("smtp.dnsbl", 554, "5.7.1",
+                       fmt::format("Service unavailable; client [{}] blocked using {}",
+                                   info_.client.address.toString(), v->zone));
+    }
+  }
+  co_return onRcptChecked(cmd);
+}
+
+void Session::onRcptChecked(const Command& cmd) {
   ++rcpt_attempts_;
   for (size_t i = 0; i < cmd.param_count; ++i)
     return reject("smtp.syntax_error", 555, "5.5.4",

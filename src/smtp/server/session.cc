@@ -116,16 +116,34 @@ bool Session::proxyHeaderArrived() {
     return false;
   }
   if (sig == proxy::Signature::kNeedMore) return false;
+  logProxyHeader(sig == proxy::Signature::kV1);
+  out_.clear();
+  return true;
+}
+
+bool Session::proxyHeaderWaiting() {
+  std::error_code ec;
+  if (!in_.empty() || stream_.socket().available(ec) == 0 || ec) return false;
+  // Peek, so that bytes which are not a header stay in the socket for the early-talker
+  // test and the command loop. Returns at once: bytes are known to be waiting.
+  uint8_t buf[proxy::kV2SignatureLength];
+  size_t n = stream_.socket().receive(asio::buffer(buf), asio::socket_base::message_peek, ec);
+  if (ec) return false;
+  auto sig = proxy::detectSignature(std::span<const uint8_t>(buf, n));
+  if (sig != proxy::Signature::kV1 && sig != proxy::Signature::kV2) return false;
+  logProxyHeader(sig == proxy::Signature::kV1);
+  return true;
+}
+
+void Session::logProxyHeader(bool v1) {
   const bool off = info_.listener->proxy == config::ProxyMode::kOff;
   const char* counter = off ? "proxy.unexpected_header" : "proxy.untrusted_header";
   ctx_.counters.inc(counter);
   log::warn(counter).kv("conn", info_.id).kv("listener", info_.listener->name)
       .kv("port", uint64_t(info_.listener->address.port)).kv("peer", info_.peer.toString())
-      .kv("detail", sig == proxy::Signature::kV1 ? "PROXY v1 header" : "PROXY v2 header")
+      .kv("detail", v1 ? "PROXY v1 header" : "PROXY v2 header")
       .kv("fix", off ? proxy::fixForUnexpectedHeader(info_.listener->name, info_.listener->address.port)
                      : proxy::fixForUntrustedHeader(info_.listener->name));
-  out_.clear();
-  return true;
 }
 
 net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout) {
@@ -206,6 +224,10 @@ net::awaitable<bool> Session::earlyTalker() {
     if (!in_.empty()) co_return true;
     ReadResult rr = co_await readMore(std::chrono::steady_clock::now() +
                                       std::chrono::milliseconds(ctx_.config.smtp.greeting_delay_ms));
+    if (rr == ReadResult::kOk && guard_proxy_ && proxyHeaderArrived()) {
+      quit_ = true;   // a PROXY header, not a talkative client: logged as such, nothing sent
+      co_return false;
+    }
     if (rr == ReadResult::kOk) co_return true;
     if (rr != ReadResult::kTimeout) quit_ = true;
     co_return false;
@@ -217,6 +239,9 @@ net::awaitable<bool> Session::earlyTalker() {
 }
 
 net::awaitable<void> Session::run() {
+  // A PROXY header already waiting on a listener that expects none is named as such (not
+  // as an early talker) and answered with nothing, not even the greeting.
+  if (guard_proxy_ && proxyHeaderWaiting()) co_return;
   if (co_await earlyTalker()) {
     ctx_.counters.inc("smtp.early_talker");
     log::info("smtp.rejected").kv("conn", info_.id).kv("listener", info_.listener->name)
@@ -229,6 +254,7 @@ net::awaitable<void> Session::run() {
     co_return;
   }
   if (quit_) co_return;
+  startDnsbl();
   reply(220, "", fmt::format("{} ESMTP Postern", ctx_.config.hostname));
   while (!quit_) {
     if (ctx_.shutting_down.load(std::memory_order_relaxed) && !in_mail_) {
@@ -262,7 +288,7 @@ net::awaitable<bool> Session::dispatch(const Command& cmd) {
     case Verb::kEhlo: onHelo(cmd, true); break;
     case Verb::kHelo: onHelo(cmd, false); break;
     case Verb::kMail: onMail(cmd); break;
-    case Verb::kRcpt: onRcpt(cmd); break;
+    case Verb::kRcpt: co_await onRcpt(cmd); break;
     case Verb::kData: co_return co_await onData(cmd);
     case Verb::kBdat: co_return co_await onBdat(cmd);
     case Verb::kAuth: co_return co_await onAuth(cmd);

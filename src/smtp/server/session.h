@@ -16,6 +16,7 @@
 #include "smtp/proto/command.h"
 #include "smtp/proto/data_scanner.h"
 #include "smtp/server/context.h"
+#include "protect/dnsbl.h"
 #include "spool/record.h"
 
 namespace postern::smtp {
@@ -53,6 +54,10 @@ class Session {
   bool countError();
   // guard_proxy_: true when the first bytes are a PROXY header (logged; session ends).
   bool proxyHeaderArrived();
+  // guard_proxy_, before the greeting: true when the bytes already waiting in the socket
+  // start a PROXY header (logged; session ends). Reads nothing.
+  bool proxyHeaderWaiting();
+  void logProxyHeader(bool v1);
   void reject(std::string_view counter, int code, std::string_view enhanced, std::string_view text);
   // Reads one command line within `timeout` in total; nullopt when the session must end.
   net::awaitable<std::optional<std::string>> readLine(size_t max, std::chrono::milliseconds timeout);
@@ -62,12 +67,16 @@ class Session {
   net::awaitable<bool> dispatch(const Command& cmd);
   void onHelo(const Command& cmd, bool extended);
   void onMail(const Command& cmd);
-  void onRcpt(const Command& cmd);
+  net::awaitable<void> onRcpt(const Command& cmd);
+  void onRcptChecked(const Command& cmd);
   net::awaitable<bool> onData(const Command& cmd);
   net::awaitable<bool> onBdat(const Command& cmd);
   net::awaitable<bool> onAuth(const Command& cmd);
   net::awaitable<bool> onStarttls(const Command& cmd);
   void resetTransaction();
+  // DNSBL: started at connect on the smtp listener, awaited at the first RCPT.
+  void startDnsbl();
+  net::awaitable<std::optional<protect::DnsblVerdict>> dnsblVerdict();
 
   // Message assembly and acceptance
   void beginBody();
@@ -95,6 +104,14 @@ class Session {
   std::string user_;    // after AUTH
   unsigned auth_failures_ = 0;
   std::shared_ptr<const directory::Directory> dir_;   // snapshot for this transaction
+
+  struct DnsblPending {
+    explicit DnsblPending(const asio::any_io_executor& ex) : wake(ex) {}
+    bool done = false;
+    protect::DnsblVerdict verdict;
+    asio::steady_timer wake;   // cancelled when the verdict arrives
+  };
+  std::shared_ptr<DnsblPending> dnsbl_;
 
   // Transaction state
   bool in_mail_ = false;
