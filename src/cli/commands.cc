@@ -201,7 +201,7 @@ int runBan(const Args& a) {
   if (sub == "list" && a.positional.size() == 2) {
     request = "ban list";
   } else if (sub == "add" && a.positional.size() == 3) {
-    uint64_t secs = 3600;
+    uint64_t secs = 0;   // [protect] ban_time unless --for says otherwise
     if (!a.ban_for.empty()) {
       auto ms = parseDurationMs(a.ban_for);
       if (!ms || *ms < 1000) return fail(Status::invalid("--for needs a duration such as 30m, 2h or 7d"));
@@ -215,6 +215,8 @@ int runBan(const Args& a) {
   }
   auto cfg = loadConfig(a, false);
   if (!cfg) return 1;
+  if (request.rfind("ban add ", 0) == 0 && request.find(" 0 manual") != std::string::npos)
+    request.replace(request.find(" 0 manual"), 9, fmt::format(" {} manual", cfg->protect.ban_time_ms / 1000));
   std::string reply;
   if (auto r = app::controlRequest(cfg->stateDir() + "/control.sock", request)) {
     reply = *r;
@@ -231,11 +233,6 @@ int runBan(const Args& a) {
     return 0;
   }
   std::fprintf(stderr, "postern: %s", reply.rfind("error: ", 0) == 0 ? reply.c_str() + 7 : reply.c_str());
-  return 1;
-}
-
-int runDoctor(const Args& a) {
-  std::fprintf(stderr, "postern: 'doctor' is not available in this version yet\n");
   return 1;
 }
 

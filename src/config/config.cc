@@ -190,10 +190,12 @@ bool Loader::getNetworks(const toml::table& t, std::string_view key, std::vector
       ok = false;
       continue;
     }
-    if (cidr->isEverything())
+    if (cidr->isEverything() && key == "trusted_networks")
       warning(pos(e), fmt::format("'{}' contains {}: every address on the internet may send a PROXY header and claim "
                                   "any client address; list only your load balancers",
                                   key, s));
+    else if (cidr->isEverything())
+      warning(pos(e), fmt::format("'{}' contains {}: it covers every address", key, s));
     out.push_back(*cidr);
   }
   return ok;
@@ -624,6 +626,29 @@ std::string describe(const Config& c) {
                      c.server.threads == 0 ? std::string("auto") : std::to_string(c.server.threads),
                      formatDurationMs(c.server.shutdown_timeout_ms), c.server.max_connections);
   out += fmt::format("proxy_protocol.header_timeout: {}\n", formatDurationMs(c.proxy.header_timeout_ms));
+  const Protect& p = c.protect;
+  std::vector<std::string> allow;
+  for (const auto& n : p.allow_networks) allow.push_back(n.toString());
+  out += fmt::format("protect.allow_networks: {}\nprotect.window: {}\n", fmt::join(allow, ", "), formatDurationMs(p.window_ms));
+  out += fmt::format("protect.auth_failures: {}\nprotect.relay_attempts: {}\nprotect.unknown_recipients: {}\n",
+                     p.auth_failures.threshold, p.relay_attempts.threshold, p.unknown_recipients.threshold);
+  out += fmt::format("protect.protocol_errors: {}\nprotect.early_talkers: {}\n", p.protocol_errors.threshold,
+                     p.early_talkers.threshold);
+  out += fmt::format("protect.ban_time: {}\nprotect.max_ban_time: {}\nprotect.ipv6_prefix: {}\n",
+                     formatDurationMs(p.ban_time_ms), formatDurationMs(p.max_ban_time_ms), p.ipv6_prefix);
+  out += fmt::format("protect.max_connections_per_client: {}\nprotect.max_connection_rate: {}/min\n",
+                     p.max_connections_per_client, p.max_connection_rate);
+  out += fmt::format("protect.max_messages_per_user: {}/h\nprotect.max_recipients_per_user: {}/h\n"
+                     "protect.max_auth_attempts: {}\n",
+                     p.max_messages_per_user, p.max_recipients_per_user, p.max_auth_attempts);
+  for (const auto& z : p.dnsbl.zones)
+    out += fmt::format("protect.dnsbl.zone: {} action={} score={}\n", z.name, z.reject ? "reject" : "score", z.score);
+  if (!p.dnsbl.zones.empty())
+    out += fmt::format("protect.dnsbl.threshold: {}\nprotect.dnsbl.resolver: {}\nprotect.dnsbl.timeout: {}\n",
+                       p.dnsbl.threshold, p.dnsbl.resolver ? p.dnsbl.resolver->toString() : "system (resolv.conf)",
+                       formatDurationMs(p.dnsbl.timeout_ms));
+  out += fmt::format("tls.ciphers: {}\ntls.ciphersuites: {}\n", c.tls.ciphers.empty() ? "intermediate (built in)" : c.tls.ciphers,
+                     c.tls.ciphersuites.empty() ? "OpenSSL defaults" : c.tls.ciphersuites);
   for (const auto& l : c.listeners) {
     std::vector<std::string> nets;
     for (const auto& n : l.trusted_networks) nets.push_back(n.toString());

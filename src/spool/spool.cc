@@ -117,7 +117,9 @@ Status Spool::recover(std::vector<Pending>* pending) {
             return Status::io(fmt::format("truncate {}: {}", path, std::strerror(errno)));
         } else {
           log::error("spool.corrupt_record").kv("file", path).kv("offset", uint64_t(pos))
-              .kv("reason", r.status == ScanStatus::kTruncated ? "truncated" : "checksum");
+              .kv("reason", r.status == ScanStatus::kTruncated ? "truncated" : "checksum")
+              .kv("action", "records before it are recovered; the file is kept in corrupt/");
+          seg.damaged = true;
         }
         break;
       }
@@ -208,11 +210,11 @@ Status Spool::recover(std::vector<Pending>* pending) {
       pending->push_back(std::move(p));
     }
   }
-  // Segments holding nothing live are finished with.
+  // Segments holding nothing live are finished with (damaged ones go to corrupt/).
   for (auto it = segments_.begin(); it != segments_.end();) {
     if (it->second.live == 0) {
       ::close(it->second.fd);
-      ::unlink(segmentPath(it->first).c_str());
+      retire(it->first, it->second);
       it = segments_.erase(it);
     } else {
       ++it;
@@ -425,6 +427,12 @@ void Spool::processBatch(std::deque<Op>& batch) {
       }
       if (op.cb) callbacks.emplace_back(std::move(op.cb), st);
     }
+    // After a failed write or sync the segment's tail is unknown (a partial record may be
+    // there): nothing more is appended to it. The failed commits were refused above.
+    if (!st) {
+      if (Status r = openNewSegment(); !r) log::error("spool.roll_failed").kv("reason", r.message());
+      else log::warn("spool.segment_abandoned").kv("segment", segmentPath(seg_id)).kv("reason", st.message());
+    }
     // Roll to a new segment once this one is big enough. The old one is synced first so
     // chunks written to it are durable before any commit in the new one is acknowledged.
     if (st && s.size >= kSegmentTargetSize) {
@@ -452,12 +460,22 @@ void Spool::release(const std::string& queue_id, Live& live) {
   live_.erase(queue_id);
 }
 
+void Spool::retire(uint64_t id, const Segment& seg) {
+  if (seg.damaged) {
+    std::string to = fmt::format("{}/corrupt/seg-{:016x}.log", dir_, id);
+    ::rename(segmentPath(id).c_str(), to.c_str());
+    log::warn("spool.segment_quarantined").kv("file", to);
+  } else {
+    ::unlink(segmentPath(id).c_str());
+  }
+}
+
 // REQUIRES: mu_ held. Deletes finished segments other than the active one.
 void Spool::collectGarbage() {
   for (auto it = segments_.begin(); it != segments_.end();) {
     if (it->first != active_ && it->second.live == 0) {
       ::close(it->second.fd);
-      ::unlink(segmentPath(it->first).c_str());
+      retire(it->first, it->second);
       stats_.segments_deleted++;
       it = segments_.erase(it);
     } else {

@@ -85,6 +85,7 @@ class Spool {
     int fd = -1;
     uint64_t size = 0;
     size_t live = 0;     // messages with extents here that are not finished
+    bool damaged = false;  // a bad record was found in it at recovery
   };
 
   explicit Spool(std::string dir);
@@ -95,6 +96,7 @@ class Spool {
   void processBatch(std::deque<Op>& batch);
   void release(const std::string& queue_id, Live& live);   // REQUIRES: mu_ held
   void collectGarbage();                                    // REQUIRES: mu_ held
+  void retire(uint64_t id, const Segment& seg);             // unlink, or move to corrupt/ if damaged
   std::string segmentPath(uint64_t id) const;
 
   std::string dir_;

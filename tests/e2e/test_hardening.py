@@ -237,3 +237,13 @@ def test_auth_attempts_per_connection(reject_server):
         codes.append(read_reply(f)[:3])
     assert codes == [b"535", b"535", b"535"]
     assert read_reply(f).startswith(b"421 4.7.0")
+
+
+def test_nul_in_data_rejected(reject_server):
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", reject_server.ports["smtp"], timeout=10) as c:
+        c.ehlo("x")
+        c.mail("a@remote.test")
+        c.rcpt("alice@example.test")
+        code, msg = c.data(b"Subject: nul\r\n\r\nbad\x00byte\r\n")
+        assert code == 554 and msg.startswith(b"5.6.0")

@@ -209,3 +209,35 @@ TEST_F(SpoolTest, GroupCommitSharesSyncs) {
 
 }  // namespace
 }  // namespace postern::spool
+
+namespace postern::spool {
+namespace {
+
+TEST_F(SpoolTest, DamagedOlderSegmentIsQuarantinedNotDeleted) {
+  {
+    auto sp = Spool::open(dir_, nullptr);
+    ASSERT_TRUE(sp);
+    ASSERT_TRUE(commitSync(**sp, makeEnv("OLD", 1), "in the first segment"));
+  }
+  {
+    auto sp = Spool::open(dir_, nullptr);   // recovers OLD, starts segment 2
+    ASSERT_TRUE(sp);
+    ASSERT_TRUE(commitSync(**sp, makeEnv("NEW", 1), "in the second segment"));
+  }
+  auto segs = segments();
+  ASSERT_GE(segs.size(), 2u);
+  {
+    std::fstream f(segs[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x7f');   // inside OLD's record
+  }
+  std::vector<Pending> pending;
+  auto sp = Spool::open(dir_, &pending);
+  ASSERT_TRUE(sp);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].env.queue_id, "NEW");
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/corrupt/" + std::filesystem::path(segs[0]).filename().string()));
+}
+
+}  // namespace
+}  // namespace postern::spool

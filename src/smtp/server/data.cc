@@ -179,6 +179,11 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
     resetTransaction();
     co_return !quit_;
   }
+  if (scanner.sawNul()) {
+    reject("smtp.nul_in_data", 554, "5.6.0", "Message contains NUL characters; not accepted");
+    resetTransaction();
+    co_return !quit_;
+  }
   if (scanner.overLimit()) {
     reject("smtp.size_exceeded", 552, "5.3.4", "Message size exceeds fixed maximum message size");
     resetTransaction();
@@ -259,6 +264,11 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
     body_failed_ = true;
     error_counter = "smtp.bare_newline_data", code = 554, enhanced = "5.6.0",
     text = "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)";
+  }
+  if (accepting && checker.sawNul()) {
+    accepting = false;
+    body_failed_ = true;
+    error_counter = "smtp.nul_in_data", code = 554, enhanced = "5.6.0", text = "Message contains NUL characters; not accepted";
   }
   if (accepting && checker.lineTooLong()) {
     accepting = false;
