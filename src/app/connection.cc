@@ -40,6 +40,7 @@ Connection::Connection(smtp::ServerContext& ctx, net::tcp::socket socket, const 
   info_.listener = &listener;
   std::error_code ec;
   auto peer = stream_.socket().remote_endpoint(ec);
+  peer_known_ = !ec;
   if (!ec) info_.peer = toEndpoint(peer);
   auto local = stream_.socket().local_endpoint(ec);
   if (!ec) info_.local = toEndpoint(local);
@@ -58,6 +59,15 @@ void Connection::interruptIfIdle() {
 void Connection::forceClose() { stream_.close(); }
 
 net::awaitable<void> Connection::run() {
+  if (!peer_known_) {
+    // Reset by the peer between accept and now: there is no address to check against
+    // trusted_networks, bans or limits, and nobody to answer. Not an error.
+    ctx_.counters.inc("net.peer_gone");
+    log::info("conn.peer_gone").kv("conn", info_.id).kv("listener", info_.listener->name)
+        .kv("detail", "the peer reset the connection before it was served");
+    stream_.close();
+    co_return;
+  }
   co_await (serve() || stream_.runWatchdog(kWatchdogGrace));
   stream_.close();
   if (admitted_) ctx_.protector.releaseConnection(info_.client.address);
@@ -169,11 +179,14 @@ net::awaitable<bool> Connection::proxyStage(std::string& leftover) {
         if (!trusted)
           logProxyEvent("proxy.untrusted_peer", "proxy.untrusted_peer",
                         leftover.empty() ? "nothing arrived" : "incomplete data", proxy::fixForUntrustedPeer(l.name));
+        else if (leftover.empty())
+          // Silence is what arrived: the same misconfiguration as a ClientHello or a command
+          // (a load balancer that does not send headers, in front of a server-first protocol).
+          logProxyEvent("proxy.header_missing", "proxy.header_missing",
+                        "arrived: nothing before header_timeout", proxy::fixForMissingHeader());
         else
           logProxyEvent("proxy.header_timeout", "proxy.header_timeout",
-                        leftover.empty() ? "nothing arrived before header_timeout"
-                                         : "an incomplete PROXY header arrived before header_timeout",
-                        proxy::fixForMissingHeader());
+                        "an incomplete PROXY header arrived before header_timeout", proxy::fixForMissingHeader());
       } else if (!leftover.empty()) {
         logProxyEvent("proxy.malformed", "proxy.malformed", "connection closed inside the PROXY header",
                       "check the load balancer's PROXY settings");
@@ -235,6 +248,18 @@ net::awaitable<void> Connection::serve() {
   }
   if (info_.listener->service->implicit_tls) {
     stream_.setDeadline(std::chrono::milliseconds(ctx_.config.smtp.command_timeout_ms));
+    if (prefix.empty()) {
+      // After a header, wait for the first TLS byte here: a layer-4 health check with
+      // `check-send-proxy` closes right after its header, which is not a failed handshake
+      // and must not be logged as one. (A timeout still goes to the handshake and is logged.)
+      char buf[512];
+      auto [ec, n] = co_await stream_.readSome(buf, sizeof buf);
+      if (ec && !stream_.expired()) {
+        stream_.stopWatchdog();
+        co_return;
+      }
+      prefix.assign(buf, n);
+    }
     std::string reason;
     auto tls = ctx_.certs->current();
     if (!co_await stream_.acceptTls(tls->default_ctx.get(), prefix, reason)) {

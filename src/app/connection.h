@@ -45,6 +45,9 @@ class Connection {
   smtp::ConnectionInfo info_;
   std::chrono::steady_clock::time_point start_;
   smtp::Session* session_ = nullptr;
+  // False when the peer had already reset the connection before it was looked at (HAProxy's
+  // layer-4 health checks do this): its address is unknown and nothing can be served.
+  bool peer_known_ = false;
   bool admitted_ = false;   // counted by the protector until the connection ends   // while the protocol session runs
 };
 

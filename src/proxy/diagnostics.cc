@@ -5,7 +5,8 @@
 namespace postern::proxy {
 
 std::string fixForUnexpectedHeader(std::string_view listener, unsigned port) {
-  return fmt::format("the peer sends PROXY headers: set proxy_protocol on listener '{}' (port {}) or stop sending them",
+  return fmt::format("the peer sends PROXY headers: set proxy_protocol = \"required\" (or \"mixed\") on listener '{}' "
+                     "(port {}) and list the load balancer in trusted_networks, or stop sending them",
                      listener, port);
 }
 
