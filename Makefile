@@ -6,7 +6,7 @@ JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 DEV_DIR     := var/dev
 
-.PHONY: all build run test unit e2e fuzz fuzz-smoke test-sanitize bench clean format deps
+.PHONY: all build server run test unit e2e fuzz fuzz-smoke test-sanitize bench clean format deps
 
 all: build
 
@@ -17,7 +17,12 @@ build: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+# Only the daemon: the tests and benchmarks are not needed to run it.
+server: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target postern
+
+run: server
 	@scripts/dev-instance $(BUILD_DIR)/postern $(DEV_DIR)
 	exec $(BUILD_DIR)/postern serve --config $(DEV_DIR)/postern.toml
 
