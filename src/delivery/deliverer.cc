@@ -39,69 +39,88 @@ bool alreadyDelivered(const std::string& dir, const std::string& name) {
 
 Deliverer::Deliverer(spool::Spool& spool, std::string mailbox_root, std::string hostname, unsigned threads)
     : spool_(spool), root_(std::move(mailbox_root)), host_(maildirHost(hostname)) {
-  for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { workerLoop(); });
+  for (unsigned i = 0; i < std::max(1u, threads); ++i) workers_.push_back(std::make_unique<Worker>());
+  for (auto& w : workers_) w->thread = std::thread([this, wp = w.get()] { workerLoop(*wp); });
 }
 
 Deliverer::~Deliverer() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
+  stopping_ = true;
+  for (auto& w : workers_) {
+    std::lock_guard lock(w->mu);
+    w->cv.notify_all();
   }
-  cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  for (auto& w : workers_) w->thread.join();
+}
+
+Deliverer::Worker& Deliverer::workerFor(const Job& job) {
+  std::string_view key = job.env.queue_id;
+  for (const auto& r : job.env.recipients)
+    if (r.local) {
+      key = r.mailbox;
+      break;
+    }
+  return *workers_[std::hash<std::string_view>()(key) % workers_.size()];
 }
 
 void Deliverer::submit(Job job) {
+  Worker& w = workerFor(job);
   {
-    std::lock_guard lock(mu_);
-    queue_.push_back(std::move(job));
+    std::lock_guard lock(w.mu);
+    w.queue.push_back(std::move(job));
   }
-  cv_.notify_one();
+  w.cv.notify_one();
 }
 
 void Deliverer::drain() {
-  std::unique_lock lock(mu_);
-  idle_cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
+  std::unique_lock lock(idle_mu_);
+  idle_cv_.wait(lock, [&] {
+    for (auto& w : workers_) {
+      std::lock_guard wl(w->mu);
+      if (!w->queue.empty() || w->busy) return false;
+    }
+    return true;
+  });
 }
 
 DeliveryStats Deliverer::stats() {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(shared_mu_);
   return stats_;
 }
 
-void Deliverer::workerLoop() {
+void Deliverer::workerLoop(Worker& w) {
   for (;;) {
     std::vector<Job> batch;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(kRetrySeconds), [&] { return stopping_ || !queue_.empty(); });
+      std::unique_lock lock(w.mu);
+      w.cv.wait_for(lock, std::chrono::seconds(kRetrySeconds), [&] { return stopping_ || !w.queue.empty(); });
       if (stopping_) return;
       auto now = std::chrono::steady_clock::now();
-      for (auto it = retry_.begin(); it != retry_.end();) {
+      for (auto it = w.retry.begin(); it != w.retry.end();) {
         if (it->first <= now) {
-          queue_.push_back(std::move(it->second));
-          it = retry_.erase(it);
+          w.queue.push_back(std::move(it->second));
+          it = w.retry.erase(it);
         } else {
           ++it;
         }
       }
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      while (!w.queue.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(w.queue.front()));
+        w.queue.pop_front();
       }
       if (batch.empty()) continue;
-      ++busy_;
+      w.busy = true;
     }
-    deliverBatch(batch);
+    deliverBatch(w, batch);
     {
-      std::lock_guard lock(mu_);
-      --busy_;
+      std::lock_guard lock(w.mu);
+      w.busy = false;
     }
+    std::lock_guard lock(idle_mu_);
     idle_cv_.notify_all();
   }
 }
 
-void Deliverer::deliverBatch(std::vector<Job>& batch) {
+void Deliverer::deliverBatch(Worker& w, std::vector<Job>& batch) {
   struct File {
     size_t job;
     std::vector<uint32_t> rcpts;   // recipient indexes this file satisfies
@@ -126,7 +145,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
         // Outbound delivery does not exist yet: the message stays in the spool.
         log::info("delivery.deferred").kv("queue_id", job.env.queue_id).kv("to", r.mailbox)
             .kv("status", "deferred").kv("reason", "remote delivery is not available yet; kept in the spool");
-        std::lock_guard lock(mu_);
+        std::lock_guard lock(shared_mu_);
         stats_.deferred++;
         continue;
       }
@@ -156,7 +175,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
       f.mailbox = r.mailbox;
       bool known;
       {
-        std::lock_guard lock(mu_);
+        std::lock_guard lock(shared_mu_);
         known = known_dirs_.count(f.dir) > 0;
       }
       if (!known) {
@@ -168,7 +187,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
           job_error[j] = s.message();
           break;
         }
-        std::lock_guard lock(mu_);
+        std::lock_guard lock(shared_mu_);
         known_dirs_.insert(f.dir);
       }
       std::string content = renderForMaildir(job.env.mail_from, r.mailbox, *body);
@@ -244,7 +263,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
     finished[f.job].insert(finished[f.job].end(), f.rcpts.begin(), f.rcpts.end());
     log::info("delivery.delivered").kv("queue_id", job.env.queue_id).kv("to", f.mailbox)
         .kv("status", f.skip ? "already_delivered" : "delivered").kv("file", f.name);
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(shared_mu_);
     if (f.skip) stats_.skipped_existing++;
     else stats_.delivered++;
   }
@@ -256,10 +275,16 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
     if (job_failed[j]) {
       log::error("delivery.failed").kv("queue_id", batch[j].env.queue_id).kv("status", "retry")
           .kv("reason", job_error[j]).kv("retry_in", uint64_t(kRetrySeconds));
-      std::lock_guard lock(mu_);
-      stats_.failed_attempts++;
+      {
+        std::lock_guard lock(shared_mu_);
+        stats_.failed_attempts++;
+        // The folder may have gone (removed by hand): check it again next time.
+        for (const auto& r : batch[j].env.recipients)
+          if (auto d = mailboxDir(root_, r.mailbox); d) known_dirs_.erase(*d);
+      }
       batch[j].recovered = true;   // a partial attempt may have left copies behind
-      retry_.emplace_back(std::chrono::steady_clock::now() + std::chrono::seconds(kRetrySeconds), std::move(batch[j]));
+      std::lock_guard lock(w.mu);
+      w.retry.emplace_back(std::chrono::steady_clock::now() + std::chrono::seconds(kRetrySeconds), std::move(batch[j]));
     }
   }
 }

@@ -1,8 +1,11 @@
 // Local delivery from the spool into Maildirs, off the event loop. Each worker takes a
 // batch of messages, writes every file to tmp/, makes them durable with one sync, renames
 // them into new/, syncs the touched folders once, and only then tells the spool.
+// Messages are sharded over the workers by their first mailbox, so one mailbox folder is
+// written by one worker (two workers on one folder fight over its lock: slower than one).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -43,21 +46,28 @@ class Deliverer {
   DeliveryStats stats();
 
  private:
-  void workerLoop();
-  void deliverBatch(std::vector<Job>& batch);
+  struct Worker {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Job> queue;
+    std::vector<std::pair<std::chrono::steady_clock::time_point, Job>> retry;
+    bool busy = false;
+    std::thread thread;
+  };
+  void workerLoop(Worker& w);
+  void deliverBatch(Worker& w, std::vector<Job>& batch);
+  Worker& workerFor(const Job& job);
 
   spool::Spool& spool_;
   std::string root_;
   std::string host_;
-  std::mutex mu_;
-  std::condition_variable cv_, idle_cv_;
-  std::deque<Job> queue_;
-  std::vector<std::pair<std::chrono::steady_clock::time_point, Job>> retry_;
-  size_t busy_ = 0;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::mutex shared_mu_;               // guards the two below
   std::set<std::string> known_dirs_;   // mailbox folders already created
   DeliveryStats stats_;
-  std::vector<std::thread> threads_;
+  std::mutex idle_mu_;
+  std::condition_variable idle_cv_;
 };
 
 }  // namespace postern::delivery
