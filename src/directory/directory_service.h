@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "directory/auth_cache.h"
 #include "directory/directory.h"
 #include "util/fs.h"
 #include "util/status.h"
@@ -27,6 +28,7 @@ class DirectoryService {
   // reads and parsing: call from a worker thread, not the event loop.
   void reloadIfChanged(bool force = false);
   std::shared_ptr<const Directory> current() const;
+  AuthCache& authCache() { return auth_cache_; }
 
  private:
   Status loadNow();
@@ -36,6 +38,7 @@ class DirectoryService {
   std::shared_ptr<const Directory> current_;
   FileStamp accounts_stamp_, aliases_stamp_;
   std::mutex reload_mu_;   // one reload at a time
+  AuthCache auth_cache_;
 };
 
 }  // namespace postern::directory

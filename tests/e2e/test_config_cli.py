@@ -150,3 +150,21 @@ def test_json_logs_carry_the_contract_keys(tmp_path):
     assert acc["listener"] == "smtp" and acc["client"].startswith("127.0.0.1:") and acc["status"] == "queued"
     assert isinstance(acc["conn"], int) and isinstance(acc["size"], int) and acc["to"] == "alice@example.test"
     assert acc["queue_id"] and acc["from"] == "a@remote.test"
+
+
+def test_password_change_takes_effect_despite_the_login_cache(tmp_path):
+    with Postern(tmp_path / "p") as s:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+
+        def login(pw):
+            with smtplib.SMTP_SSL("127.0.0.1", s.ports["submissions"], timeout=10, context=ctx) as c:
+                try:
+                    c.user, c.password = "alice@example.test", pw
+                    return c.auth("PLAIN", c.auth_plain)[0] == 235
+                except smtplib.SMTPAuthenticationError:
+                    return False
+        assert login("alice-secret-1") and login("alice-secret-1")   # second one from the cache
+        s.cli("account", "passwd", "alice@example.test", "--password-stdin", input="new-secret\n")
+        wait_until(lambda: login("new-secret"), timeout=10, interval=0.2, what="the new password")
+        assert not login("alice-secret-1")

@@ -1,6 +1,7 @@
 // AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms, offered only under TLS.
 // Password checks run on the CPU pool, never on the event loop.
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <sodium.h>
 
 #include "directory/directory_service.h"
@@ -127,12 +128,18 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
 
   std::string address = toLower(authcid);
   auto dir = ctx_.directory.current();
-  auto check = [dir, address, password]() {
-    const directory::Account* acct = dir->findAccount(address);
-    if (!acct) return false;
-    return directory::verifyPassword(acct->scheme, acct->hash, password);
-  };
-  bool ok = co_await net::offload(ctx_.cpu_pool, std::move(check));
+  const directory::Account* acct = dir->findAccount(address);
+  auto& cache = ctx_.directory.authCache();
+  bool ok = acct && cache.hit(address, password, acct->hash);
+  if (!ok && acct) {
+    auto check = [acct, dir, address, password, &cache]() {
+      bool good = directory::verifyPassword(acct->scheme, acct->hash, password);
+      if (good) cache.remember(address, password, acct->hash);
+      return good;
+    };
+    ok = co_await net::offload(ctx_.cpu_pool, std::move(check));
+  }
+  OPENSSL_cleanse(password.data(), password.size());
   auto ev = log::info("smtp.auth");
   ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
   if (info_.proxied) ev.kv("via", info_.peer.toString());
