@@ -4,6 +4,8 @@
 // figure is files made durable in new/ per second, batching included.
 #include <benchmark/benchmark.h>
 
+#include "bench_dir.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -21,15 +23,8 @@ namespace {
 
 using namespace postern;
 
-inline constexpr size_t kMessageSize = 4096;
-
-std::string benchDir(const char* what) {
-  const char* base = std::getenv("POSTERN_BENCH_DIR");
-  std::string dir = fmt::format("{}/postern-{}-{}", base ? base : "/var/tmp", what, ::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using bench::benchDir;
+using bench::kMessageSize;
 
 std::string message() {
   std::string m = "From: <sender@sender.test>\r\nTo: <bench@example.test>\r\nSubject: bench\r\n\r\n";

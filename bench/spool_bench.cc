@@ -4,6 +4,8 @@
 // POSTERN_BENCH_DIR (default /var/tmp) decides where the spool goes.
 #include <benchmark/benchmark.h>
 
+#include "bench_dir.h"
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -22,15 +24,8 @@ namespace {
 
 using namespace postern;
 
-inline constexpr size_t kMessageSize = 4096;
-
-std::string benchDir(const char* what) {
-  const char* base = std::getenv("POSTERN_BENCH_DIR");
-  std::string dir = fmt::format("{}/postern-{}-{}", base ? base : "/var/tmp", what, ::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using bench::benchDir;
+using bench::kMessageSize;
 
 spool::Envelope envelope(uint64_t n) {
   spool::Envelope env;
