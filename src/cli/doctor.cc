@@ -605,6 +605,25 @@ awaitable<void> Doctor::converse(net::Stream& s, const config::Listener& l, cons
                           "see Postern's log for this connection (a ban shows in `postern ban list`)"};
   };
 
+  // One command (or, with an empty line, the greeting) that must be answered `want`;
+  // nullopt when it was not (the failure is recorded).
+  auto step = [&](Stage stage, const std::string& line, int want,
+                  std::string_view what) -> net::awaitable<std::optional<Reply>> {
+    p.stage = stage;
+    Reply r;
+    if (line.empty()) r = co_await c.read();
+    else r = co_await c.command(line);
+    if (r.loss != Loss::kNone) {
+      lost(stage, r.loss);
+      co_return std::nullopt;
+    }
+    if (!r.ok() || r.code != want) {
+      refused(stage, what, r);
+      co_return std::nullopt;
+    }
+    co_return r;
+  };
+
   if (!header.empty()) {
     p.stage = Stage::kHeader;
     std::error_code ec = co_await s.writeAll(header);
@@ -621,29 +640,14 @@ awaitable<void> Doctor::converse(net::Stream& s, const config::Listener& l, cons
     if (!up) co_return;
   }
 
-  p.stage = Stage::kGreeting;
-  Reply greeting = co_await c.read();
-  if (greeting.loss != Loss::kNone) {
-    lost(Stage::kGreeting, greeting.loss);
-    co_return;
-  }
-  if (!greeting.ok() || greeting.code != 220) {
-    refused(Stage::kGreeting, "the server greeted with", greeting);
-    co_return;
-  }
+  const std::string no_command;
+  if (!co_await step(Stage::kGreeting, no_command, 220, "the server greeted with")) co_return;
   p.reached_server = true;
 
   const std::string ehlo = ehloLine(local);
-  p.stage = Stage::kEhlo;
-  Reply first = co_await c.command(ehlo);
-  if (first.loss != Loss::kNone) {
-    lost(Stage::kEhlo, first.loss);
-    co_return;
-  }
-  if (!first.ok() || first.code != 250) {
-    refused(Stage::kEhlo, "EHLO was answered with", first);
-    co_return;
-  }
+  std::optional<Reply> ehlo_reply = co_await step(Stage::kEhlo, ehlo, 250, "EHLO was answered with");
+  if (!ehlo_reply) co_return;
+  Reply first = std::move(*ehlo_reply);
 
   if (!implicit) {
     const std::vector<std::string> keywords = ehloKeywords(first);
@@ -663,31 +667,14 @@ awaitable<void> Doctor::converse(net::Stream& s, const config::Listener& l, cons
       co_return;
     }
     const std::string starttls = "STARTTLS\r\n";
-    p.stage = Stage::kStartTls;
-    Reply go = co_await c.command(starttls);
-    if (go.loss != Loss::kNone) {
-      lost(Stage::kStartTls, go.loss);
-      co_return;
-    }
-    if (!go.ok() || go.code != 220) {
-      refused(Stage::kStartTls, "STARTTLS was answered with", go);
-      co_return;
-    }
+    if (!co_await step(Stage::kStartTls, starttls, 220, "STARTTLS was answered with")) co_return;
     c.discardBuffered();
     const bool up = co_await handshake(s, l, p);
     if (!up) co_return;
 
-    p.stage = Stage::kEhloAfterTls;
-    Reply again = co_await c.command(ehlo);
-    if (again.loss != Loss::kNone) {
-      lost(Stage::kEhloAfterTls, again.loss);
-      co_return;
-    }
-    if (!again.ok() || again.code != 250) {
-      refused(Stage::kEhloAfterTls, "EHLO after STARTTLS was answered with", again);
-      co_return;
-    }
-    first = std::move(again);
+    std::optional<Reply> again = co_await step(Stage::kEhloAfterTls, ehlo, 250, "EHLO after STARTTLS was answered with");
+    if (!again) co_return;
+    first = std::move(*again);
   }
   if (l.service->auth_required && !has(ehloKeywords(first), "AUTH")) {
     p.failure = Failure{
