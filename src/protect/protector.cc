@@ -15,6 +15,7 @@ namespace {
 constexpr int64_t kRateWindowSeconds = 60;
 constexpr int64_t kUserWindowSeconds = 3600;
 constexpr unsigned kMaxEscalation = 20;
+constexpr unsigned kSweepEvery = 4096;   // table operations between sweeps of idle clients
 }  // namespace
 
 std::string_view offenseName(Offense o) {
@@ -121,6 +122,7 @@ bool Protector::record(const IpAddress& a, Offense o, std::string_view detail) {
   unsigned threshold = thresholdFor(o);
   if (threshold == 0) return false;
   std::lock_guard lock(mu_);
+  sweepLocked();
   std::string key = keyOf(a);
   int64_t t = now();
   Window& w = clients_[key].offenses[o];
@@ -202,9 +204,35 @@ void Protector::persist() {
   else write();
 }
 
+// REQUIRES: mu_ held. Forgets clients with no open connection and nothing recent, so a
+// botnet of one-shot addresses cannot grow the table without bound.
+void Protector::sweepLocked() {
+  if (++ops_ % kSweepEvery != 0) return;
+  int64_t t = now();
+  int64_t horizon = t - std::max<int64_t>(kRateWindowSeconds, static_cast<int64_t>(cfg_.window_ms / 1000));
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    ClientState& c = it->second;
+    bool recent = c.connections > 0;
+    prune(c.connects, t - kRateWindowSeconds);
+    recent = recent || !c.connects.times.empty();
+    for (auto& [o, w] : c.offenses) {
+      prune(w, horizon);
+      recent = recent || !w.times.empty();
+    }
+    it = recent ? std::next(it) : clients_.erase(it);
+  }
+  for (auto* table : {&user_messages_, &user_recipients_}) {
+    for (auto it = table->begin(); it != table->end();) {
+      prune(it->second, t - kUserWindowSeconds);
+      it = it->second.times.empty() ? table->erase(it) : std::next(it);
+    }
+  }
+}
+
 Protector::Admit Protector::admitConnection(const IpAddress& a) {
   bool ex = exempt(a);
   std::lock_guard lock(mu_);
+  sweepLocked();
   std::string key = keyOf(a);
   int64_t t = now();
   if (!ex) {

@@ -85,6 +85,7 @@ class Protector {
   Ban banLocked(const std::string& key, int64_t duration_s, std::string reason);
   // Counts one event for `user` unless `limit` events happened in the last hour.
   bool allowInHour(std::map<std::string, Window>& table, const std::string& user, unsigned limit);
+  void sweepLocked();
 
   config::Protect cfg_;
   std::vector<Cidr> trusted_proxies_;
@@ -95,6 +96,7 @@ class Protector {
   std::map<std::string, Ban> bans_;            // active and recently expired (kept for escalation)
   std::map<std::string, ClientState> clients_;
   std::map<std::string, Window> user_messages_, user_recipients_;
+  uint64_t ops_ = 0;
 };
 
 }  // namespace postern::protect
