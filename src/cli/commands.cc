@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "directory/accounts.h"
 #include "directory/aliases.h"
+#include "directory/directory.h"
 #include "directory/file_edit.h"
 #include "log/log.h"
 #include "tls/tls_context.h"
@@ -112,7 +113,19 @@ int runConfig(const Args& a) {
     r.diagnostics.insert(r.diagnostics.end(), certs.begin(), certs.end());
   }
   for (const auto& d : r.diagnostics) std::fprintf(stderr, "%s\n", d.toString().c_str());
-  if (!r.config || r.hasErrors()) {
+  bool directory_ok = true;
+  if (r.config) {
+    // The accounts and aliases files are part of the configuration an operator checks:
+    // a bad line is reported with its file and line, extra fields with a note.
+    std::vector<std::string> notes;
+    auto dir = directory::loadDirectory(r.config->accounts_path, r.config->aliases_path, &notes);
+    for (const auto& n : notes) std::fprintf(stderr, "%s\n", n.c_str());
+    if (!dir) {
+      std::fprintf(stderr, "%s\n", dir.status().message().c_str());
+      directory_ok = false;
+    }
+  }
+  if (!r.config || r.hasErrors() || !directory_ok) {
     std::fprintf(stderr, "%s: configuration is invalid\n", a.config_path.c_str());
     return 1;
   }

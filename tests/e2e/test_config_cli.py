@@ -168,3 +168,18 @@ def test_password_change_takes_effect_despite_the_login_cache(tmp_path):
         s.cli("account", "passwd", "alice@example.test", "--password-stdin", input="new-secret\n")
         wait_until(lambda: login("new-secret"), timeout=10, interval=0.2, what="the new password")
         assert not login("alice-secret-1")
+
+
+def test_config_check_reads_the_directory_files(tmp_path):
+    s = Postern(tmp_path / "p")
+    good = s.accounts_path.read_text().splitlines()[0]
+    s.accounts_path.write_text(good + "|quota=1G\n")
+    r = s.cli("config", "check")
+    assert f"{s.accounts_path}:1: note: ignoring 1 extra" in r.stderr
+    s.accounts_path.write_text(good + "\nnot an account line\n")
+    r = s.cli("config", "check", check=False)
+    assert r.returncode == 1 and f"{s.accounts_path}:2: error:" in r.stderr
+    s.accounts_path.write_text(good + "\n")
+    s.aliases_path.write_text("alias-without-target@example.test\n")
+    r = s.cli("config", "check", check=False)
+    assert r.returncode == 1 and f"{s.aliases_path}:1: error:" in r.stderr
