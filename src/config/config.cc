@@ -262,7 +262,8 @@ LoadResult Loader::run(std::string_view text) {
     checkKeys(*t, "[server]", {"threads", "shutdown_timeout", "max_connections"});
     getUnsigned(*t, "threads", 256, c_.server.threads);
     getDuration(*t, "shutdown_timeout", c_.server.shutdown_timeout_ms);
-    getUnsigned(*t, "max_connections", 1'000'000, c_.server.max_connections);
+    if (getUnsigned(*t, "max_connections", 1'000'000, c_.server.max_connections) && c_.server.max_connections == 0)
+      error(pos(*t->get("max_connections")), "'max_connections' must be at least 1 (0 would refuse every connection)");
   }
 
   c_.accounts_path = "accounts.cf";
@@ -352,7 +353,8 @@ LoadResult Loader::run(std::string_view text) {
     getDuration(*t, "data_timeout", c_.smtp.data_timeout_ms);
     getDuration(*t, "transaction_timeout", c_.smtp.transaction_timeout_ms);
     getDuration(*t, "greeting_delay", c_.smtp.greeting_delay_ms);
-    getUnsigned(*t, "max_errors", 1000, c_.smtp.max_errors);
+    if (getUnsigned(*t, "max_errors", 1000, c_.smtp.max_errors) && c_.smtp.max_errors == 0)
+      error(pos(*t->get("max_errors")), "'max_errors' must be at least 1");
     std::string bn;
     if (getString(*t, "bare_newlines", bn)) {
       if (bn == "reject") c_.smtp.bare_newlines = BareNewlinePolicy::kReject;

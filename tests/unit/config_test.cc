@@ -96,7 +96,10 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"MissingHostname", "[directory]\naccounts = \"accounts.cf\"\n[[listener]]\nservice = \"smtp\"\naddress = \"1.2.3.4:25\"\n",
                   ":1:1: error: 'hostname' is required"},
         ErrorCase{"NoListener", "hostname = \"h\"\n[directory]\naccounts = \"accounts.cf\"\n", ":1:1: error: no [[listener]]"},
-        ErrorCase{"TomlSyntax", std::string(kBase) + "[smtp\n", ":8:6: error:"}),
+        ErrorCase{"TomlSyntax", std::string(kBase) + "[smtp\n", ":8:6: error:"},
+        ErrorCase{"ZeroMaxConnections", std::string(kBase) + "[server]\nmax_connections = 0\n",
+                  ":9:19: error: 'max_connections' must be at least 1"},
+        ErrorCase{"ZeroMaxErrors", std::string(kBase) + "[smtp]\nmax_errors = 0\n", ":9:14: error: 'max_errors' must be at least 1"}),
     [](const ::testing::TestParamInfo<ErrorCase>& i) { return i.param.name; });
 
 TEST_F(ConfigTest, OldServiceNamesWarnAndMapToSubmissions) {
