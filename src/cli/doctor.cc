@@ -439,6 +439,18 @@ awaitable<std::error_code> connectWithin(tcp::socket& sock, const tcp::endpoint&
   co_return std::get<0>(std::get<0>(r));
 }
 
+// Connects to the first of `endpoints` that answers (a name may resolve to several).
+awaitable<std::error_code> connectAny(tcp::socket& sock, const std::vector<tcp::endpoint>& endpoints) {
+  std::error_code ec = asio::error::host_not_found;
+  for (const tcp::endpoint& ep : endpoints) {
+    std::error_code ignored;
+    sock.close(ignored);
+    ec = co_await connectWithin(sock, ep);
+    if (!ec) break;
+  }
+  co_return ec;
+}
+
 // Reads until the peer closes: `closed_late` is whether that took at least `late`; left empty
 // when data arrives or the deadline passes first.
 awaitable<void> waitForClose(net::Stream& s, Clock::duration late, std::optional<bool>& closed_late) {
@@ -498,13 +510,7 @@ awaitable<Probe> Doctor::probe(const config::Listener& l, const Target& t) {
   Probe p;
   auto ex = co_await asio::this_coro::executor;
   tcp::socket sock(ex);
-  std::error_code ec = asio::error::host_not_found;
-  for (const tcp::endpoint& ep : t.endpoints) {
-    std::error_code ignored;
-    sock.close(ignored);
-    ec = co_await connectWithin(sock, ep);
-    if (!ec) break;
-  }
+  std::error_code ec = co_await connectAny(sock, t.endpoints);
   if (ec) {
     p.connect_error = ec;
     p.failure = connectFailure(l, t, ec);
@@ -765,13 +771,7 @@ awaitable<std::optional<bool>> Doctor::closedAtHeaderTimeout(const config::Liste
   // and this time send nothing.
   auto ex = co_await asio::this_coro::executor;
   tcp::socket sock(ex);
-  std::error_code ec = asio::error::host_not_found;
-  for (const tcp::endpoint& ep : t.endpoints) {
-    std::error_code ignored;
-    sock.close(ignored);
-    ec = co_await connectWithin(sock, ep);
-    if (!ec) break;
-  }
+  std::error_code ec = co_await connectAny(sock, t.endpoints);
   if (ec) co_return std::nullopt;
   net::Stream s(std::move(sock));
   s.setDeadline(header_timeout + kHeaderTimeoutMargin);
