@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from harness import BIN, HOSTNAME, Postern, free_port
+from harness import wait_until, BIN, HOSTNAME, Postern, free_port
 from haproxy import HAProxy, Route
 
 SERVICES = ("smtp", "submission", "submissions")
@@ -82,8 +82,9 @@ def test_all_ok_one_line_per_listener_in_order(tmp_path):
             assert int(m.group(6)) in (364, 365) and m.group(7) == ""
         # Directly, doctor sends the header the listener expects from 127.0.0.1 (trusted by
         # default): required and mixed get one, off gets none.
-        headers = {e["listener"] for e in s.log_events("proxy.header")}
-        assert headers == {"submission", "submissions"}
+        # (log lines come from a background thread: wait for both)
+        wait_until(lambda: {e["listener"] for e in s.log_events("proxy.header")} == {"submission", "submissions"},
+                   timeout=10, what="proxy.header lines for submission and submissions")
         assert not s.log_events("proxy.unexpected_header") and not s.log_events("proxy.header_missing")
 
 

@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from harness import Postern
+from harness import Postern, wait_until
 from haproxy import BACKEND_SOURCE, HAProxy, Route
 
 # 127.0.0.1 (HAProxy's own address towards Postern) is a trusted proxy; nothing is
@@ -68,7 +68,7 @@ def test_ban_follows_the_real_client_through_haproxy(stack):
     # 127.0.0.2 is refused through the same HAProxy: 421 on smtp, no TLS on submissions.
     assert greeting(h.ports["smtp"], "127.0.0.2").startswith(b"421 4.7.0")
     assert auth_once(port, "127.0.0.2", "alice-secret-1") == "closed"
-    blocked = s.log_events("protect.banned_connection")
+    blocked = wait_until(lambda: s.log_events("protect.banned_connection"), timeout=10, what="banned_connection lines")
     assert blocked and all(e["client"].startswith("127.0.0.2:") for e in blocked)
     assert all(e["via"].startswith(BACKEND_SOURCE + ":") for e in blocked)
     # 127.0.0.3 through the same HAProxy keeps working, and HAProxy's address is never banned.

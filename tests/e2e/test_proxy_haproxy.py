@@ -391,5 +391,7 @@ def test_header_with_pipelined_commands_in_one_segment(trusted_raw, build):
     replies = re.findall(rb"^(\d{3}) ", got, re.M)
     assert replies == [b"220", b"250", b"250", b"221"], got
     assert b"Hello pipelined.test [192.0.2.7]" in got
-    ev = [e for e in p.log_events("proxy.header") if e.get("client", "").startswith("192.0.2.7:41000")]
-    assert ev and not p.log_events("smtp.rejected"), p.log()
+    # Log lines are written by a background thread: wait for this connection's line.
+    wait_until(lambda: [e for e in p.log_events("proxy.header") if e.get("client", "").startswith("192.0.2.7:41000")],
+               timeout=10, what="the proxy.header line of the pipelined connection")
+    assert not p.log_events("smtp.rejected"), p.log()
