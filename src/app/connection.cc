@@ -223,7 +223,7 @@ net::awaitable<bool> Connection::admit() {
   if (!info_.listener->service->implicit_tls) {
     std::string reply;
     smtp::appendReply(reply, 421, "4.7.0", text);
-    stream_.setDeadline(std::chrono::seconds(5));
+    stream_.setDeadline(kRefusalWriteTimeout);
     co_await stream_.writeAll(reply);
   }
   co_return false;

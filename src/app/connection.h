@@ -16,6 +16,7 @@ class Session;
 namespace postern::app {
 
 inline constexpr std::chrono::seconds kWatchdogGrace{10};
+inline constexpr std::chrono::seconds kRefusalWriteTimeout{5};   // writing the 421 to a refused client
 
 class Connection {
  public:

@@ -52,7 +52,7 @@ Status ControlServer::start() {
   mode_t old = ::umask(0177);   // the socket is for the operator only
   if (!ec) acceptor_->bind(asio::local::stream_protocol::endpoint(path_), ec);
   ::umask(old);
-  if (!ec) acceptor_->listen(16, ec);
+  if (!ec) acceptor_->listen(kControlBacklog, ec);
   if (ec) return Status::io(fmt::format("control socket {}: {}", path_, ec.message()));
   asio::co_spawn(io_, acceptLoop(), asio::detached);
   return Status::ok();
@@ -75,7 +75,7 @@ net::awaitable<void> ControlServer::acceptLoop() {
 net::awaitable<void> ControlServer::serveOne(asio::local::stream_protocol::socket s) {
   std::string req;
   char buf[512];
-  asio::steady_timer guard(io_, std::chrono::seconds(5));
+  asio::steady_timer guard(io_, kControlRequestTimeout);
   guard.async_wait([&s](std::error_code ec) {
     if (!ec) s.close();
   });

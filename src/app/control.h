@@ -8,6 +8,7 @@
 
 #include <asio/local/stream_protocol.hpp>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@
 namespace postern::app {
 
 inline constexpr size_t kMaxControlRequest = 4096;
+inline constexpr int kControlBacklog = 16;
+inline constexpr std::chrono::seconds kControlRequestTimeout{5};
 
 // Executes one request against `p` (pure apart from the protector; used by the server
 // and, when no server runs, directly by the command line).

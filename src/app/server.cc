@@ -45,6 +45,7 @@ constexpr long kExpiryWarnDays = 30;
 constexpr long kExpiryErrorDays = 7;
 constexpr unsigned kCpuThreads = 2;
 constexpr unsigned kDeliveryThreads = 2;
+constexpr auto kAcceptRetryPause = 100ms;   // after EMFILE and the like
 
 struct Worker {
   asio::io_context io{1};
@@ -98,7 +99,7 @@ awaitable<void> Server::acceptLoop(tcp::acceptor& acceptor, const config::Listen
       if (ec == asio::error::operation_aborted || shutting_down_) co_return;
       // EMFILE and friends: log, pause briefly, keep serving.
       log::error("net.accept_failed").kv("listener", listener.name).kv("reason", ec.message());
-      asio::steady_timer t(acceptor.get_executor(), 100ms);
+      asio::steady_timer t(acceptor.get_executor(), kAcceptRetryPause);
       co_await t.async_wait(net::use_nothrow);
       continue;
     }

@@ -90,7 +90,7 @@ net::awaitable<std::optional<protect::DnsblVerdict>> Session::dnsblVerdict() {
   if (!dnsbl_) co_return std::nullopt;
   if (!dnsbl_->done) {
     // The lookup has its own deadline (timeout) and always answers; this is a backstop.
-    dnsbl_->wake.expires_after(std::chrono::milliseconds(ctx_.config.protect.dnsbl.timeout_ms) + std::chrono::seconds(5));
+    dnsbl_->wake.expires_after(std::chrono::milliseconds(ctx_.config.protect.dnsbl.timeout_ms) + kDnsblBackstop);
     co_await dnsbl_->wake.async_wait(net::use_nothrow);
     if (!dnsbl_->done) co_return std::nullopt;
   }

@@ -25,6 +25,8 @@ inline constexpr size_t kReadChunk = 4096;
 inline constexpr size_t kSpoolChunk = 1024 * 1024;      // body bytes held in memory before spilling
 inline constexpr size_t kMaxAuthLine = 12288;           // RFC 4954 §4: at least 12288 octets
 inline constexpr std::chrono::seconds kFinalWriteGrace{10};
+// How long past its own timeout a DNSBL verdict is awaited (the lookup always answers by then).
+inline constexpr std::chrono::seconds kDnsblBackstop{5};
 
 class Session {
  public:
