@@ -92,17 +92,12 @@ net::awaitable<bool> Connection::refuseHeader(std::string& leftover, bool truste
   if (!info_.listener->service->implicit_tls) co_return true;
   stream_.setDeadline(std::chrono::milliseconds(ctx_.config.smtp.command_timeout_ms));
   for (;;) {
-    auto sig = proxy::detectSignature(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(leftover.data()), leftover.size()));
+    auto sig = proxy::detectSignature(proxy::asBytes(leftover));
     if (sig == proxy::Signature::kNone) co_return true;
     if (sig == proxy::Signature::kV1 || sig == proxy::Signature::kV2) {
-      const char* v = sig == proxy::Signature::kV1 ? "PROXY v1 header" : "PROXY v2 header";
-      if (info_.listener->proxy == config::ProxyMode::kOff)
-        logProxyEvent("proxy.unexpected_header", "proxy.unexpected_header", v,
-                      proxy::fixForUnexpectedHeader(info_.listener->name, info_.listener->address.port));
-      else
-        logProxyEvent("proxy.untrusted_header", "proxy.untrusted_header", v,
-                      proxy::fixForUntrustedHeader(info_.listener->name));
+      auto m = proxy::headerWhereNoneExpected(info_.listener->proxy == config::ProxyMode::kOff, info_.listener->name,
+                                              info_.listener->address.port);
+      logProxyEvent(m.event, m.event, sig == proxy::Signature::kV1 ? "PROXY v1 header" : "PROXY v2 header", m.fix);
       co_return false;
     }
     char buf[512];
@@ -122,7 +117,7 @@ net::awaitable<bool> Connection::proxyStage(std::string& leftover) {
   // peer before it is complete and valid.
   stream_.setDeadline(std::chrono::milliseconds(ctx_.config.proxy.header_timeout_ms));
   for (;;) {
-    auto bytes = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(leftover.data()), leftover.size());
+    auto bytes = proxy::asBytes(leftover);
     proxy::ParseResult r = proxy::parse(bytes);
     if (r.status == proxy::Status::kDone) {
       if (!trusted) {

@@ -123,7 +123,7 @@ std::string encodeProxyV2(const Endpoint& src, const Endpoint& dst) {
     out.push_back(static_cast<char>(port >> 8));
     out.push_back(static_cast<char>(port & 0xff));
   }
-  assert(proxy::parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(out.data()), out.size())).status ==
+  assert(proxy::parse(proxy::asBytes(out)).status ==
          proxy::Status::kDone);
   return out;
 }

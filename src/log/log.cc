@@ -116,27 +116,20 @@ Event& Event::kv(std::string_view key, std::string_view value) {
   return *this;
 }
 
+// Numbers are written bare in both formats (no quotes in JSON).
+void Event::appendNumber(std::string_view key, std::string_view digits) {
+  if (!line_.empty()) line_ += format() == Format::kJson ? ',' : ' ';
+  if (format() == Format::kJson) line_ += fmt::format("\"{}\":{}", key, digits);
+  else line_ += fmt::format("{}={}", key, digits);
+}
+
 Event& Event::kv(std::string_view key, uint64_t value) {
-  if (!on_) return *this;
-  if (format() == Format::kJson) {
-    if (!line_.empty()) line_ += ',';
-    line_ += fmt::format("\"{}\":{}", key, value);
-  } else {
-    if (!line_.empty()) line_ += ' ';
-    line_ += fmt::format("{}={}", key, value);
-  }
+  if (on_) appendNumber(key, fmt::format("{}", value));
   return *this;
 }
 
 Event& Event::kv(std::string_view key, int64_t value) {
-  if (!on_) return *this;
-  if (format() == Format::kJson) {
-    if (!line_.empty()) line_ += ',';
-    line_ += fmt::format("\"{}\":{}", key, value);
-  } else {
-    if (!line_.empty()) line_ += ' ';
-    line_ += fmt::format("{}={}", key, value);
-  }
+  if (on_) appendNumber(key, fmt::format("{}", value));
   return *this;
 }
 

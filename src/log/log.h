@@ -45,6 +45,7 @@ class Event {
   }
 
  private:
+  void appendNumber(std::string_view key, std::string_view digits);
   Level level_;
   bool on_;
   std::string line_;

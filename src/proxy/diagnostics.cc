@@ -15,6 +15,11 @@ std::string fixForMissingHeader() {
          "proxyProtocol in Traefik (or set proxy_protocol = \"off\" on this listener)";
 }
 
+HeaderMismatch headerWhereNoneExpected(bool listener_off, std::string_view listener, unsigned port) {
+  if (listener_off) return {"proxy.unexpected_header", fixForUnexpectedHeader(listener, port)};
+  return {"proxy.untrusted_header", fixForUntrustedHeader(listener)};
+}
+
 std::string fixForUntrustedHeader(std::string_view listener) {
   return fmt::format("only addresses in trusted_networks may send PROXY headers; if this peer is your load balancer, "
                      "add it to trusted_networks of listener '{}', otherwise it is trying to spoof client addresses",

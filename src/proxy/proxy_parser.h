@@ -121,6 +121,11 @@ struct ParseResult {
 // SMTP command, ...) are never looked at.
 // The string_views in the returned header point into `input`: they are valid only as long as the
 // caller keeps those bytes.
+// The bytes of a buffer held as characters, for the functions below.
+inline std::span<const uint8_t> asBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
 ParseResult parse(std::span<const uint8_t> input);
 
 // A stable snake_case token for logs and counters, e.g. "v1_bad_port".

@@ -109,16 +109,22 @@ net::awaitable<Session::ReadResult> Session::readMore(TimePoint deadline) {
   co_return ReadResult::kError;
 }
 
-bool Session::proxyHeaderArrived() {
-  auto sig = proxy::detectSignature(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(in_.data()), in_.size()));
-  if (sig == proxy::Signature::kNone) {
-    guard_proxy_ = false;
-    return false;
+Session::HeaderCheck Session::checkProxyHeader() {
+  const proxy::Signature sig = proxy::detectSignature(proxy::asBytes(in_));
+  switch (sig) {
+    case proxy::Signature::kNone:
+      guard_proxy_ = false;
+      return HeaderCheck::kClear;
+    case proxy::Signature::kNeedMore:
+      // Empty input, or a prefix of a signature: wait for more bytes before answering.
+      return in_.empty() ? HeaderCheck::kClear : HeaderCheck::kWait;
+    case proxy::Signature::kV1:
+    case proxy::Signature::kV2:
+      logProxyHeader(sig == proxy::Signature::kV1);
+      out_.clear();
+      return HeaderCheck::kHeader;
   }
-  if (sig == proxy::Signature::kNeedMore) return false;
-  logProxyHeader(sig == proxy::Signature::kV1);
-  out_.clear();
-  return true;
+  return HeaderCheck::kClear;
 }
 
 bool Session::proxyHeaderWaiting() {
@@ -136,14 +142,12 @@ bool Session::proxyHeaderWaiting() {
 }
 
 void Session::logProxyHeader(bool v1) {
-  const bool off = info_.listener->proxy == config::ProxyMode::kOff;
-  const char* counter = off ? "proxy.unexpected_header" : "proxy.untrusted_header";
-  ctx_.counters.inc(counter);
-  log::warn(counter).kv("conn", info_.id).kv("listener", info_.listener->name)
+  auto m = proxy::headerWhereNoneExpected(info_.listener->proxy == config::ProxyMode::kOff, info_.listener->name,
+                                          info_.listener->address.port);
+  ctx_.counters.inc(m.event);
+  log::warn(m.event).kv("conn", info_.id).kv("listener", info_.listener->name)
       .kv("port", uint64_t(info_.listener->address.port)).kv("peer", info_.peer.toString())
-      .kv("detail", v1 ? "PROXY v1 header" : "PROXY v2 header")
-      .kv("fix", off ? proxy::fixForUnexpectedHeader(info_.listener->name, info_.listener->address.port)
-                     : proxy::fixForUntrustedHeader(info_.listener->name));
+      .kv("detail", v1 ? "PROXY v1 header" : "PROXY v2 header").kv("fix", m.fix);
 }
 
 net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout) {
@@ -160,12 +164,9 @@ net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::ch
         if (quit_) co_return std::nullopt;
         continue;
       }
-    } else if (guard_proxy_ && proxyHeaderArrived()) {
-      co_return std::nullopt;
-    } else if (guard_proxy_ && !in_.empty() && in_.size() < proxy::kV2SignatureLength &&
-               proxy::detectSignature(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(in_.data()),
-                                                               in_.size())) == proxy::Signature::kNeedMore) {
-      // Could still become a PROXY signature: wait for more bytes before answering.
+    } else if (HeaderCheck h = guard_proxy_ ? checkProxyHeader() : HeaderCheck::kClear; h != HeaderCheck::kClear) {
+      if (h == HeaderCheck::kHeader) co_return std::nullopt;
+      // kWait: could still become a PROXY signature; read more before answering.
     } else {
       LineResult r = nextLine(in_, max);
       switch (r.status) {
@@ -224,7 +225,7 @@ net::awaitable<bool> Session::earlyTalker() {
     if (!in_.empty()) co_return true;
     ReadResult rr = co_await readMore(std::chrono::steady_clock::now() +
                                       std::chrono::milliseconds(ctx_.config.smtp.greeting_delay_ms));
-    if (rr == ReadResult::kOk && guard_proxy_ && proxyHeaderArrived()) {
+    if (rr == ReadResult::kOk && guard_proxy_ && checkProxyHeader() == HeaderCheck::kHeader) {
       quit_ = true;   // a PROXY header, not a talkative client: logged as such, nothing sent
       co_return false;
     }

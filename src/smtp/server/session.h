@@ -54,8 +54,10 @@ class Session {
   void replyLines(int code, std::string_view enhanced, const std::vector<std::string>& lines);
   // Counts a client error; true when the session must end (too many).
   bool countError();
-  // guard_proxy_: true when the first bytes are a PROXY header (logged; session ends).
-  bool proxyHeaderArrived();
+  // guard_proxy_: are the first bytes in in_ a PROXY header (logged; the session ends),
+  // possibly one (kWait: read more first), or not (the guard is dropped)?
+  enum class HeaderCheck { kClear, kWait, kHeader };
+  HeaderCheck checkProxyHeader();
   // guard_proxy_, before the greeting: true when the bytes already waiting in the socket
   // start a PROXY header (logged; session ends). Reads nothing.
   bool proxyHeaderWaiting();
