@@ -6,11 +6,12 @@ stats socket answering, never from a probe connection: a probe through a fronten
 forwarded to Postern and show up in the very logs the tests look at."""
 
 import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
-from harness import free_port, wait_until
+from harness import free_port, stop_process, wait_until
 
 HAPROXY = os.environ.get("HAPROXY_BIN", "/usr/sbin/haproxy")
 
@@ -107,13 +108,7 @@ class HAProxy:
     def stop(self, timeout=10):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, timeout)
         self.proc = None
         self._log.close()
 

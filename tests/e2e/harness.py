@@ -20,6 +20,21 @@ DEFAULT_PROTECT = '[protect]\nallow_networks = ["127.0.0.1/32"]'
 PASSWORDS = {"alice@example.test": "alice-secret-1", "bob@example.test": "bob-secret-2"}
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=20):
+    """Signals `proc` and waits; kills it if it outlives `timeout`. Returns (exit code,
+    whether it had to be killed)."""
+    killed = False
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            killed = True
+    return proc.returncode, killed
+
+
 def free_port(host="127.0.0.1"):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -134,17 +149,11 @@ class Postern:
     def stop(self, sig=signal.SIGTERM, timeout=20):
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("postern did not stop within %ss after %s" % (timeout, sig))
-        code = self.proc.returncode
+        code, killed = stop_process(self.proc, sig, timeout)
         self.proc = None
         self._log.close()
+        if killed:
+            raise AssertionError("postern did not stop within %ss after %s" % (timeout, sig))
         return code
 
     def kill9(self):

@@ -162,15 +162,20 @@ def test_real_client_address_through_haproxy(behind, service):
 
 # -- The original failure: HAProxy sends headers, the listener expects none -----------------------
 
+def smtp_and_submissions(root, mode, versions=VERSIONS):
+    """Postern with smtp and submissions in `mode`, and HAProxy routes to each: one per entry
+    of `versions` (route name "<service>_<version>", value the send-proxy keyword)."""
+    with Postern(root / "postern", listeners=[("smtp", mode), ("submissions", mode)], proxy_toml=PROXY_TOML) as p:
+        routes = [Route(f"{s}_{v}", p.ports[s], keyword) for s in ("smtp", "submissions")
+                  for v, keyword in versions.items()]
+        with HAProxy(root / "haproxy", routes) as h:
+            yield p, h
+
+
 @pytest.fixture(scope="module")
 def off_listeners(tmp_path_factory):
     """smtp and submissions with proxy_protocol = "off", HAProxy sending v1 and v2 to each."""
-    root = tmp_path_factory.mktemp("off")
-    with Postern(root / "postern", listeners=[("smtp", "off"), ("submissions", "off")],
-                 proxy_toml=PROXY_TOML) as p:
-        routes = [Route(f"{s}_{v}", p.ports[s], VERSIONS[v]) for s in ("smtp", "submissions") for v in VERSIONS]
-        with HAProxy(root / "haproxy", routes) as h:
-            yield p, h
+    yield from smtp_and_submissions(tmp_path_factory.mktemp("off"), "off")
 
 
 @pytest.mark.parametrize("version", sorted(VERSIONS))
@@ -207,16 +212,13 @@ def test_header_to_plain_smtp_listener_off(off_listeners, version):
 
 @pytest.fixture(scope="module")
 def not_sending(tmp_path_factory):
-    root = tmp_path_factory.mktemp("not-sending")
-    with Postern(root / "postern", listeners=[("smtp", "required"), ("submissions", "required")],
-                 proxy_toml=PROXY_TOML) as p:
-        with HAProxy(root / "haproxy", [Route(s, p.ports[s], "") for s in ("smtp", "submissions")]) as h:
-            yield p, h
+    """Required listeners behind routes "smtp_none" and "submissions_none" that send no header."""
+    yield from smtp_and_submissions(tmp_path_factory.mktemp("not-sending"), "required", {"none": ""})
 
 
 def test_required_listener_gets_a_client_hello(not_sending):
     p, h = not_sending
-    r = s_client(h.ports["submissions"])
+    r = s_client(h.ports["submissions_none"])
     assert r.returncode != 0 and "BEGIN CERTIFICATE" not in r.stdout
     ev = p.wait_event("proxy.header_missing", listener="submissions")
     assert ev["detail"] == "arrived: a TLS ClientHello", ev
@@ -226,7 +228,7 @@ def test_required_listener_gets_a_client_hello(not_sending):
 def test_required_listener_gets_nothing(not_sending):
     p, h = not_sending
     start = time.monotonic()
-    with socket.create_connection(("127.0.0.1", h.ports["smtp"]), timeout=10,
+    with socket.create_connection(("127.0.0.1", h.ports["smtp_none"]), timeout=10,
                                   source_address=(CLIENT_SOURCE, 0)) as s:
         got = recv_until_closed(s)
     elapsed = time.monotonic() - start
@@ -241,12 +243,7 @@ def test_required_listener_gets_nothing(not_sending):
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mixed")
-    with Postern(root / "postern", listeners=[("smtp", "mixed"), ("submissions", "mixed")],
-                 proxy_toml=PROXY_TOML) as p:
-        routes = [Route(f"{s}_{v}", p.ports[s], VERSIONS[v]) for s in ("smtp", "submissions") for v in VERSIONS]
-        with HAProxy(root / "haproxy", routes) as h:
-            yield p, h
+    yield from smtp_and_submissions(tmp_path_factory.mktemp("mixed"), "mixed")
 
 
 @pytest.mark.parametrize("service", ["smtp", "submissions"])
