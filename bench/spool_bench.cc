@@ -7,6 +7,7 @@
 #include "bench_dir.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
@@ -43,9 +44,11 @@ spool::Envelope envelope(uint64_t n) {
 void BM_SpoolCommit(benchmark::State& state) {
   const int64_t concurrent = state.range(0);
   const bool with_chunk = state.range(1) != 0;   // body split: one chunk + the tail
+  spool::SpoolOptions options;
+  options.commit_wait = std::chrono::microseconds(state.range(2));   // the commit window
   std::string dir = benchDir("spool");
   std::vector<spool::Pending> pending;
-  auto sp = spool::Spool::open(dir, &pending);
+  auto sp = spool::Spool::open(dir, &pending, options);
   if (!sp) {
     state.SkipWithError(sp.status().message().c_str());
     return;
@@ -86,13 +89,15 @@ void BM_SpoolCommit(benchmark::State& state) {
   state.counters["commits/s"] = benchmark::Counter(static_cast<double>(commits), benchmark::Counter::kIsRate);
   state.counters["commits/fsync"] = syncs ? static_cast<double>(commits) / static_cast<double>(syncs) : 0;
   state.counters["fsync/s"] = benchmark::Counter(static_cast<double>(syncs), benchmark::Counter::kIsRate);
+  state.counters["windows"] = static_cast<double>(after.windows - before.windows);
   if (failures) state.SkipWithError("commit failed");
   sp->reset();
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_SpoolCommit)
-    ->ArgsProduct({{1, 4, 20, 100}, {0}})
-    ->Args({20, 1})
+    ->ArgNames({"outstanding", "chunk", "wait_us"})
+    ->ArgsProduct({{1, 4, 20, 100}, {0}, {0, 250, 1000}})
+    ->Args({20, 1, 1000})
     ->UseRealTime()
     ->MinTime(2.0)
     ->Unit(benchmark::kMicrosecond);

@@ -248,7 +248,10 @@ int Server::run() {
     return 1;
   }
   std::vector<spool::Pending> pending;
-  auto sp = spool::Spool::open(c.spoolDir(), &pending);
+  spool::SpoolOptions spool_options;
+  spool_options.commit_wait = std::chrono::milliseconds(c.spool.commit_wait_ms);
+  spool_options.commit_batch = c.spool.commit_batch;
+  auto sp = spool::Spool::open(c.spoolDir(), &pending, spool_options);
   if (!sp) {
     log::error("server.start_failed").kv("reason", sp.status().message());
     return 1;

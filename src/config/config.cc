@@ -236,7 +236,7 @@ LoadResult Loader::run(std::string_view text) {
   Position file_pos{path_, 0, 0};
 
   checkKeys(root, "the top level",
-            {"hostname", "data_dir", "log_format", "log_level", "server", "directory", "mailbox", "tls",
+            {"hostname", "data_dir", "log_format", "log_level", "server", "spool", "directory", "mailbox", "tls",
              "proxy_protocol", "smtp", "protect", "listener"});
 
   if (!getString(root, "hostname", c_.hostname)) {
@@ -264,6 +264,15 @@ LoadResult Loader::run(std::string_view text) {
     getDuration(*t, "shutdown_timeout", c_.server.shutdown_timeout_ms);
     if (getUnsigned(*t, "max_connections", 1'000'000, c_.server.max_connections) && c_.server.max_connections == 0)
       error(pos(*t->get("max_connections")), "'max_connections' must be at least 1 (0 would refuse every connection)");
+  }
+
+  if (const toml::table* t = getTable(root, "spool")) {
+    checkKeys(*t, "[spool]", {"commit_wait", "commit_batch"});
+    if (getDuration(*t, "commit_wait", c_.spool.commit_wait_ms) && c_.spool.commit_wait_ms > kMaxCommitWaitMs)
+      error(pos(*t->get("commit_wait")), fmt::format("'commit_wait' must be at most {}ms (every commit in a batch "
+                                                     "waits that long for its 250)", kMaxCommitWaitMs));
+    if (getUnsigned(*t, "commit_batch", 65536, c_.spool.commit_batch) && c_.spool.commit_batch == 0)
+      error(pos(*t->get("commit_batch")), "'commit_batch' must be at least 1");
   }
 
   c_.accounts_path = "accounts.cf";
@@ -627,6 +636,8 @@ std::string describe(const Config& c) {
   out += fmt::format("server.threads: {}\nserver.shutdown_timeout: {}\nserver.max_connections: {}\n",
                      c.server.threads == 0 ? std::string("auto") : std::to_string(c.server.threads),
                      formatDurationMs(c.server.shutdown_timeout_ms), c.server.max_connections);
+  out += fmt::format("spool.commit_wait: {}\nspool.commit_batch: {}\n", formatDurationMs(c.spool.commit_wait_ms),
+                     c.spool.commit_batch);
   out += fmt::format("proxy_protocol.header_timeout: {}\n", formatDurationMs(c.proxy.header_timeout_ms));
   const Protect& p = c.protect;
   std::vector<std::string> allow;

@@ -31,6 +31,7 @@ inline constexpr uint64_t kDefaultHeaderTimeoutMs = 5000;
 inline constexpr uint64_t kDefaultShutdownTimeoutMs = 30'000;
 inline constexpr unsigned kDefaultMaxErrors = 10;
 inline constexpr unsigned kDefaultMaxConnections = 20'000;
+inline constexpr uint64_t kMaxCommitWaitMs = 100;
 
 struct Position {
   std::string file;
@@ -91,6 +92,12 @@ struct Server {
   unsigned max_connections = kDefaultMaxConnections;
 };
 
+// Group commit of the spool (spool.h): how long a batch may wait for other sessions' commits.
+struct SpoolSettings {
+  uint64_t commit_wait_ms = 1;   // 0: no window (batches still form during each fdatasync)
+  unsigned commit_batch = 128;   // commits that close the window early
+};
+
 struct ProxyProtocol {
   std::vector<Cidr> trusted_networks;
   uint64_t header_timeout_ms = kDefaultHeaderTimeoutMs;
@@ -148,6 +155,7 @@ struct Config {
   ProxyProtocol proxy;
   Smtp smtp;
   Server server;
+  SpoolSettings spool;
   Protect protect;
   std::vector<Listener> listeners;
 

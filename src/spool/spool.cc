@@ -16,14 +16,15 @@
 
 namespace postern::spool {
 
-Spool::Spool(std::string dir) : dir_(std::move(dir)) {}
+Spool::Spool(std::string dir, SpoolOptions options) : dir_(std::move(dir)), options_(options) {}
 
 std::string Spool::segmentPath(uint64_t id) const { return fmt::format("{}/seg-{:016x}.log", dir_, id); }
 
-Result<std::unique_ptr<Spool>> Spool::open(const std::string& dir, std::vector<Pending>* pending) {
+Result<std::unique_ptr<Spool>> Spool::open(const std::string& dir, std::vector<Pending>* pending,
+                                           SpoolOptions options) {
   if (Status s = makeDirs(dir); !s) return s;
   if (Status s = makeDirs(dir + "/corrupt"); !s) return s;
-  std::unique_ptr<Spool> sp(new Spool(dir));
+  std::unique_ptr<Spool> sp(new Spool(dir, options));
   if (Status s = sp->recover(pending); !s) return s;
   {
     std::lock_guard lock(sp->mu_);
@@ -225,12 +226,17 @@ Status Spool::recover(std::vector<Pending>* pending) {
 }
 
 void Spool::enqueue(Op op) {
+  bool wake;
   {
     std::lock_guard lock(mu_);
+    if (op.kind == Op::kCommit) ++queued_commits_;
     queue_.push_back(std::move(op));
     ++enqueued_;
+    // The writer waits either for a first op or for the commit window to fill; other
+    // enqueues need not wake it (it looks at the queue whenever it finishes a batch).
+    wake = queue_.size() == 1 || (window_target_ > 0 && queued_commits_ == window_target_);
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void Spool::appendChunk(const std::string& queue_id, std::string data, Callback cb) {
@@ -292,6 +298,18 @@ void Spool::writerLoop() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty() && stopping_) return;
+      // The window waits for as many commits as the last batch held (the sessions that are
+      // committing together), at most commit_batch, at most commit_wait.
+      window_target_ = std::min(last_batch_commits_, options_.commit_batch);
+      if (options_.commit_wait.count() > 0 && window_target_ > 1 && queued_commits_ > 0 &&
+          queued_commits_ < window_target_ && !stopping_) {
+        stats_.windows++;
+        cv_.wait_until(lock, std::chrono::steady_clock::now() + options_.commit_wait,
+                       [&] { return stopping_ || queued_commits_ >= window_target_; });
+      }
+      window_target_ = 0;
+      if (queued_commits_ > 0) last_batch_commits_ = queued_commits_;   // a batch of "done" ops says nothing
+      queued_commits_ = 0;
       batch.swap(queue_);
     }
     processBatch(batch);

@@ -1,8 +1,15 @@
 // Durable acceptance with group commit. Messages from all connections are appended to
 // one segment file by a single writer thread; a batch of commits shares one fdatasync,
 // and no commit is acknowledged before that fdatasync returns. Record format: record.h.
+//
+// Batches form by themselves while the previous fdatasync runs. On top of that a batch may
+// wait a short commit window for more commits (PostgreSQL's commit_delay idea): only when
+// the previous batch held two or more commits, i.e. when other sessions are committing
+// too, so a lone client never waits. The window closes as soon as as many commits are
+// queued as the previous batch held (capped by `commit_batch`), or after `commit_wait`.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -33,6 +40,12 @@ struct SpoolStats {
   uint64_t syncs = 0;       // fdatasync calls; commits/syncs is the group-commit factor
   uint64_t bytes = 0;
   uint64_t segments_deleted = 0;
+  uint64_t windows = 0;     // batches that waited for the commit window
+};
+
+struct SpoolOptions {
+  std::chrono::microseconds commit_wait{1000};   // 0: no window, natural batching only
+  size_t commit_batch = 128;                      // commits that close the window early
 };
 
 class Spool {
@@ -41,7 +54,8 @@ class Spool {
 
   // Opens (creating if needed) `dir`, recovers existing segments and returns the
   // messages still owed delivery. Blocking: call before serving.
-  static Result<std::unique_ptr<Spool>> open(const std::string& dir, std::vector<Pending>* pending);
+  static Result<std::unique_ptr<Spool>> open(const std::string& dir, std::vector<Pending>* pending,
+                                             SpoolOptions options = {});
   ~Spool();
 
   // Appends a body chunk of a transaction in progress (no fsync). `cb` runs on the writer
@@ -88,7 +102,7 @@ class Spool {
     bool damaged = false;  // a bad record was found in it at recovery
   };
 
-  explicit Spool(std::string dir);
+  Spool(std::string dir, SpoolOptions options);
   Status recover(std::vector<Pending>* pending);
   Status openNewSegment();
   void writerLoop();
@@ -100,12 +114,16 @@ class Spool {
   std::string segmentPath(uint64_t id) const;
 
   std::string dir_;
+  const SpoolOptions options_;
   std::mutex mu_;                 // guards everything below
   std::condition_variable cv_;
   std::condition_variable drained_cv_;
   std::deque<Op> queue_;
   bool stopping_ = false;
   uint64_t enqueued_ = 0, processed_ = 0;
+  size_t queued_commits_ = 0;       // kCommit ops in queue_
+  size_t last_batch_commits_ = 0;   // in the batch written last
+  size_t window_target_ = 0;        // commits the open window waits for (0: no window)
   std::unordered_map<std::string, Live> live_;
   std::map<uint64_t, Segment> segments_;
   uint64_t active_ = 0;

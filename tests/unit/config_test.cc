@@ -42,6 +42,8 @@ TEST_F(ConfigTest, MinimalIsValidWithDefaults) {
   EXPECT_EQ(c.smtp.max_recipients, 100u);
   EXPECT_EQ(c.smtp.command_timeout_ms, 300000u);
   EXPECT_EQ(c.proxy.header_timeout_ms, 5000u);
+  EXPECT_EQ(c.spool.commit_wait_ms, 1u);
+  EXPECT_EQ(c.spool.commit_batch, 128u);
   ASSERT_EQ(c.listeners.size(), 1u);
   EXPECT_EQ(c.listeners[0].name, "smtp");
   EXPECT_EQ(c.listeners[0].proxy, ProxyMode::kOff);
@@ -99,7 +101,13 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"TomlSyntax", std::string(kBase) + "[smtp\n", ":8:6: error:"},
         ErrorCase{"ZeroMaxConnections", std::string(kBase) + "[server]\nmax_connections = 0\n",
                   ":9:19: error: 'max_connections' must be at least 1"},
-        ErrorCase{"ZeroMaxErrors", std::string(kBase) + "[smtp]\nmax_errors = 0\n", ":9:14: error: 'max_errors' must be at least 1"}),
+        ErrorCase{"ZeroMaxErrors", std::string(kBase) + "[smtp]\nmax_errors = 0\n", ":9:14: error: 'max_errors' must be at least 1"},
+        ErrorCase{"LongCommitWait", std::string(kBase) + "[spool]\ncommit_wait = \"1s\"\n",
+                  ":9:15: error: 'commit_wait' must be at most 100ms"},
+        ErrorCase{"ZeroCommitBatch", std::string(kBase) + "[spool]\ncommit_batch = 0\n",
+                  ":9:16: error: 'commit_batch' must be at least 1"},
+        ErrorCase{"UnknownSpoolKey", std::string(kBase) + "[spool]\ncommit_delay = \"1ms\"\n",
+                  ":9:1: error: unknown setting 'commit_delay' in [spool]"}),
     [](const ::testing::TestParamInfo<ErrorCase>& i) { return i.param.name; });
 
 TEST_F(ConfigTest, OldServiceNamesWarnAndMapToSubmissions) {
