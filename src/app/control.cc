@@ -8,38 +8,37 @@
 
 #include <cstring>
 
+#include "app/control_request.h"
 #include "log/log.h"
 #include "util/strings.h"
 
 namespace postern::app {
 
-std::string executeControl(protect::Protector& p, std::string_view request) {
-  request = trim(request);
-  auto words = split(request, ' ');
-  if (words.size() >= 2 && words[0] == "ban" && words[1] == "list") {
-    std::string out = "ok\n";
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    for (const auto& b : p.list())
-      out += fmt::format("{} remaining={} level={} reason={}\n", b.key, formatDurationMs(uint64_t(b.until - now) * 1000),
-                         b.level, b.reason);
-    return out;
-  }
-  if (words.size() >= 4 && words[0] == "ban" && words[1] == "add") {
-    auto key = p.keyFromText(words[2]);
-    auto secs = parseDecimal(words[3], 10ull * 365 * 86400);
-    if (!key) return fmt::format("error: not an address: {}\n", words[2]);
-    if (!secs || *secs == 0) return "error: bad duration\n";
-    std::string reason = "manual";
-    size_t at = request.find(words[3]) + words[3].size();
-    if (at < request.size()) reason = std::string(trim(request.substr(at)));
-    auto b = p.ban(*key, static_cast<int64_t>(*secs), reason);
-    return fmt::format("ok\nbanned {} for {}\n", b.key, formatDurationMs(*secs * 1000));
-  }
-  if (words.size() == 3 && words[0] == "ban" && words[1] == "del") {
-    auto key = p.keyFromText(words[2]);
-    if (!key) return fmt::format("error: not an address: {}\n", words[2]);
-    if (!p.unban(*key, "postern ban del")) return fmt::format("error: {} is not banned\n", *key);
-    return fmt::format("ok\nunbanned {}\n", *key);
+std::string executeControl(protect::Protector& p, std::string_view line) {
+  auto req = parseControlRequest(line);
+  if (!req) return fmt::format("error: {}\n", req.status().message());
+  switch (req->kind) {
+    case ControlRequest::Kind::kBanList: {
+      std::string out = "ok\n";
+      auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+      for (const auto& b : p.list())
+        out += fmt::format("{} remaining={} level={} reason={}\n", b.key,
+                           formatDurationMs(uint64_t(b.until - now) * 1000), b.level, b.reason);
+      return out;
+    }
+    case ControlRequest::Kind::kBanAdd: {
+      auto key = p.keyFromText(req->target);
+      if (!key) return fmt::format("error: not an address: {}\n", req->target);
+      auto b = p.ban(*key, static_cast<int64_t>(req->seconds), req->reason);
+      return fmt::format("ok\nbanned {} for {}\n", b.key, formatDurationMs(req->seconds * 1000));
+    }
+    case ControlRequest::Kind::kBanDel: {
+      auto key = p.keyFromText(req->target);
+      if (!key) return fmt::format("error: not an address: {}\n", req->target);
+      if (!p.unban(*key, "postern ban del")) return fmt::format("error: {} is not banned\n", *key);
+      return fmt::format("ok\nunbanned {}\n", *key);
+    }
   }
   return "error: unknown request\n";
 }

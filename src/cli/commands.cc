@@ -4,10 +4,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 #include "app/control.h"
+#include "app/control_request.h"
 #include "app/server.h"
 #include "config/config.h"
 #include "directory/accounts.h"
@@ -210,26 +212,28 @@ int runAlias(const Args& a) {
 int runBan(const Args& a) {
   if (a.positional.size() < 2) return usage(2);
   const std::string& sub = a.positional[1];
-  std::string request;
+  app::ControlRequest req;
   if (sub == "list" && a.positional.size() == 2) {
-    request = "ban list";
-  } else if (sub == "add" && a.positional.size() == 3) {
-    uint64_t secs = 0;   // [protect] ban_time unless --for says otherwise
-    if (!a.ban_for.empty()) {
+    req.kind = app::ControlRequest::Kind::kBanList;
+  } else if ((sub == "add" || sub == "del") && a.positional.size() == 3) {
+    req.kind = sub == "add" ? app::ControlRequest::Kind::kBanAdd : app::ControlRequest::Kind::kBanDel;
+    req.target = a.positional[2];
+    if (req.target.find_first_of(" \t\r\n") != std::string::npos)
+      return fail(Status::invalid(fmt::format("not an address: '{}'", req.target)));
+    req.reason = "manual ban from the command line";
+    if (!a.ban_for.empty()) {   // otherwise [protect] ban_time, below
       auto ms = parseDurationMs(a.ban_for);
       if (!ms || *ms < 1000) return fail(Status::invalid("--for needs a duration such as 30m, 2h or 7d"));
-      secs = *ms / 1000;
+      req.seconds = *ms / 1000;
     }
-    request = fmt::format("ban add {} {} manual ban from the command line", a.positional[2], secs);
-  } else if (sub == "del" && a.positional.size() == 3) {
-    request = "ban del " + a.positional[2];
   } else {
     return usage(2);
   }
   auto cfg = loadConfig(a, false);
   if (!cfg) return 1;
-  if (request.rfind("ban add ", 0) == 0 && request.find(" 0 manual") != std::string::npos)
-    request.replace(request.find(" 0 manual"), 9, fmt::format(" {} manual", cfg->protect.ban_time_ms / 1000));
+  if (req.kind == app::ControlRequest::Kind::kBanAdd && req.seconds == 0)
+    req.seconds = std::max<uint64_t>(1, cfg->protect.ban_time_ms / 1000);
+  const std::string request = app::formatControlRequest(req);
   std::string reply;
   if (auto r = app::controlRequest(cfg->stateDir() + "/control.sock", request)) {
     reply = *r;

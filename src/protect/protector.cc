@@ -29,35 +29,6 @@ std::string_view offenseName(Offense o) {
   return "?";
 }
 
-std::string formatBans(const std::vector<Ban>& bans) {
-  std::string out = "# Postern bans: key until(unix seconds) level reason. Managed by `postern ban`.\n";
-  for (const auto& b : bans) out += fmt::format("{} {} {} {}\n", b.key, b.until, b.level, b.reason);
-  return out;
-}
-
-Result<std::vector<Ban>> parseBans(std::string_view text) {
-  std::vector<Ban> out;
-  size_t line_no = 0;
-  for (std::string_view line : split(text, '\n')) {
-    ++line_no;
-    line = trim(line);
-    if (line.empty() || line[0] == '#') continue;
-    auto f = split(line, ' ');
-    if (f.size() < 3) return Status::invalid(fmt::format("bans:{}: expected 'key until level reason'", line_no));
-    Ban b;
-    b.key = std::string(f[0]);
-    auto until = parseDecimal(f[1], INT64_MAX);
-    auto level = parseDecimal(f[2], 1000);
-    if (!until || !level) return Status::invalid(fmt::format("bans:{}: bad number", line_no));
-    b.until = static_cast<int64_t>(*until);
-    b.level = static_cast<unsigned>(*level);
-    size_t reason_at = f[0].size() + f[1].size() + f[2].size() + 3;
-    if (reason_at < line.size()) b.reason = std::string(line.substr(reason_at));
-    out.push_back(std::move(b));
-  }
-  return out;
-}
-
 Protector::Protector(const config::Protect& cfg, std::vector<Cidr> trusted_proxies, std::string state_file,
                      Counters& counters)
     : cfg_(cfg), trusted_proxies_(std::move(trusted_proxies)), state_file_(std::move(state_file)), counters_(counters) {}

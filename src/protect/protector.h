@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "protect/bans_file.h"
 #include "util/counters.h"
 #include "util/ip.h"
 #include "util/status.h"
@@ -23,17 +24,6 @@ namespace postern::protect {
 
 enum class Offense : uint8_t { kAuthFailure, kRelayAttempt, kUnknownRecipient, kProtocolError, kEarlyTalker };
 std::string_view offenseName(Offense o);
-
-struct Ban {
-  std::string key;          // address or IPv6 prefix, e.g. "203.0.113.5" or "2001:db8:1:2::/64"
-  int64_t until = 0;        // unix seconds
-  unsigned level = 0;       // 0 for a first ban; each repeat doubles the time
-  std::string reason;
-};
-
-// The bans file: "<key> <until> <level> <reason...>" per line, '#' comments.
-std::string formatBans(const std::vector<Ban>& bans);
-Result<std::vector<Ban>> parseBans(std::string_view text);
 
 class Protector {
  public:

@@ -85,6 +85,19 @@ std::optional<uint64_t> parseDecimal(std::string_view s, uint64_t max) {
   return v;
 }
 
+std::string_view takeWord(std::string_view& rest) {
+  size_t b = rest.find_first_not_of(" \t");
+  if (b == std::string_view::npos) {
+    rest = {};
+    return {};
+  }
+  rest.remove_prefix(b);
+  size_t e = rest.find_first_of(" \t");
+  std::string_view w = rest.substr(0, e);
+  rest.remove_prefix(e == std::string_view::npos ? rest.size() : e);
+  return w;
+}
+
 std::optional<uint64_t> parseDurationMs(std::string_view s) {
   s = trim(s);
   size_t i = 0;

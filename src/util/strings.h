@@ -14,6 +14,9 @@ bool iequals(std::string_view a, std::string_view b);
 bool istartsWith(std::string_view s, std::string_view prefix);
 std::string_view trim(std::string_view s);
 std::vector<std::string_view> split(std::string_view s, char sep);
+// The next word of `rest` separated by blanks (spaces, tabs), advancing `rest` past it;
+// empty when only blanks are left.
+std::string_view takeWord(std::string_view& rest);
 // Edit distance, for did-you-mean suggestions.
 size_t levenshtein(std::string_view a, std::string_view b);
 // The candidate closest to `word` if it is close enough to be a plausible typo.

@@ -66,16 +66,6 @@ TEST_F(ProtectorTest, RepeatOffendersEscalateAndBansPersist) {
   EXPECT_TRUE(reloaded.list().empty());
 }
 
-TEST_F(ProtectorTest, BansFileRoundTripAndErrors) {
-  std::vector<Ban> in = {{"198.51.100.1", 1800000000, 2, "5 auth_failures in 10m (x)"}};
-  auto out = parseBans(formatBans(in));
-  ASSERT_TRUE(out);
-  ASSERT_EQ(out->size(), 1u);
-  EXPECT_EQ((*out)[0].reason, in[0].reason);
-  EXPECT_EQ((*out)[0].level, 2u);
-  EXPECT_FALSE(parseBans("198.51.100.1 notanumber 0 x\n"));
-  EXPECT_FALSE(parseBans("onlykey\n"));
-}
 
 TEST_F(ProtectorTest, ConnectionLimitsCountOpenConnections) {
   cfg_.max_connections_per_client = 2;
