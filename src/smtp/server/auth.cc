@@ -36,15 +36,15 @@ std::string base64Encode(std::string_view in) {
 
 net::awaitable<bool> Session::onAuth(const Command& cmd) {
   if (!stream_.isTls()) {
-    reject("smtp.auth_without_tls", 538, "5.7.11", "Encryption required for requested authentication mechanism");
+    reject(rejection::kAuthWithoutTls, 538, "5.7.11", "Encryption required for requested authentication mechanism");
     co_return !quit_;
   }
   if (!user_.empty()) {
-    reject("smtp.bad_sequence", 503, "5.5.1", "Already authenticated");
+    reject(rejection::kBadSequence, 503, "5.5.1", "Already authenticated");
     co_return !quit_;
   }
   if (in_mail_) {
-    reject("smtp.bad_sequence", 503, "5.5.1", "AUTH not allowed during a mail transaction");
+    reject(rejection::kBadSequence, 503, "5.5.1", "AUTH not allowed during a mail transaction");
     co_return !quit_;
   }
   std::string_view arg = cmd.argument;
@@ -70,22 +70,22 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
       resp = *line;
     }
     if (resp == "*") {
-      reject("smtp.auth_cancelled", 501, "5.7.0", "Authentication cancelled");
+      reject(rejection::kAuthCancelled, 501, "5.7.0", "Authentication cancelled");
       co_return !quit_;
     }
     std::optional<std::string> decoded = resp == "=" ? std::optional<std::string>("") : base64Decode(resp);
     if (!decoded) {
-      reject("smtp.auth_bad_base64", 501, "5.5.2", "Cannot decode response");
+      reject(rejection::kAuthBadBase64, 501, "5.5.2", "Cannot decode response");
       co_return !quit_;
     }
     // authzid NUL authcid NUL passwd
     auto parts = split(*decoded, '\0');
     if (parts.size() != 3 || parts[1].empty()) {
-      reject("smtp.auth_malformed", 501, "5.5.2", "Malformed PLAIN response");
+      reject(rejection::kAuthMalformed, 501, "5.5.2", "Malformed PLAIN response");
       co_return !quit_;
     }
     if (!parts[0].empty() && !iequals(parts[0], parts[1])) {
-      reject("smtp.auth_authzid", 535, "5.7.8", "Authorization identity differs from authentication identity");
+      reject(rejection::kAuthAuthzid, 535, "5.7.8", "Authorization identity differs from authentication identity");
       co_return !quit_;
     }
     authcid = std::string(parts[1]);
@@ -100,29 +100,29 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
       user_b64 = *line;
     }
     if (user_b64 == "*") {
-      reject("smtp.auth_cancelled", 501, "5.7.0", "Authentication cancelled");
+      reject(rejection::kAuthCancelled, 501, "5.7.0", "Authentication cancelled");
       co_return !quit_;
     }
     auto u = base64Decode(user_b64);
     if (!u) {
-      reject("smtp.auth_bad_base64", 501, "5.5.2", "Cannot decode response");
+      reject(rejection::kAuthBadBase64, 501, "5.5.2", "Cannot decode response");
       co_return !quit_;
     }
     auto line = co_await response(base64Encode("Password:"));
     if (!line) co_return false;
     if (*line == "*") {
-      reject("smtp.auth_cancelled", 501, "5.7.0", "Authentication cancelled");
+      reject(rejection::kAuthCancelled, 501, "5.7.0", "Authentication cancelled");
       co_return !quit_;
     }
     auto p = base64Decode(*line);
     if (!p) {
-      reject("smtp.auth_bad_base64", 501, "5.5.2", "Cannot decode response");
+      reject(rejection::kAuthBadBase64, 501, "5.5.2", "Cannot decode response");
       co_return !quit_;
     }
     authcid = *u;
     password = *p;
   } else {
-    reject("smtp.auth_mechanism", 504, "5.5.4", "Unrecognized authentication type");
+    reject(rejection::kAuthMechanism, 504, "5.5.4", "Unrecognized authentication type");
     co_return !quit_;
   }
 
@@ -146,7 +146,7 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
   ev.kv("user", address).kv("mechanism", toLower(mech)).kv("status", ok ? "ok" : "failed");
   if (!ok) {
     ++auth_failures_;
-    reject("smtp.auth_failed", 535, "5.7.8", "Authentication credentials invalid");
+    reject(rejection::kAuthFailed, 535, "5.7.8", "Authentication credentials invalid");
     if (!quit_ && ctx_.config.protect.max_auth_attempts && auth_failures_ >= ctx_.config.protect.max_auth_attempts) {
       ctx_.counters.inc("smtp.auth_attempts_exceeded");
       reply(421, "4.7.0", fmt::format("{} Too many authentication failures; closing connection", ctx_.config.hostname));

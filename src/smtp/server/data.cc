@@ -125,20 +125,20 @@ net::awaitable<bool> Session::commitMessage() {
 
 net::awaitable<bool> Session::onData(const Command& cmd) {
   if (!cmd.argument.empty()) {
-    reject("smtp.syntax_error", 501, "5.5.4", "DATA takes no arguments");
+    reject(rejection::kSyntaxError, 501, "5.5.4", "DATA takes no arguments");
     co_return !quit_;
   }
   if (!in_mail_) {
-    reject("smtp.bad_sequence", 503, "5.5.1", "Need MAIL command first");
+    reject(rejection::kBadSequence, 503, "5.5.1", "Need MAIL command first");
     co_return !quit_;
   }
   if (bdat_mode_) {
-    reject("smtp.bad_sequence", 503, "5.5.1", "DATA after BDAT is not allowed");
+    reject(rejection::kBadSequence, 503, "5.5.1", "DATA after BDAT is not allowed");
     co_return !quit_;
   }
   if (env_.recipients.empty()) {
-    if (rcpt_attempts_ > 0) reject("smtp.no_valid_recipients", 554, "5.5.1", "No valid recipients");
-    else reject("smtp.bad_sequence", 503, "5.5.1", "Need RCPT command first");
+    if (rcpt_attempts_ > 0) reject(rejection::kNoValidRecipients, 554, "5.5.1", "No valid recipients");
+    else reject(rejection::kBadSequence, 503, "5.5.1", "Need RCPT command first");
     co_return !quit_;
   }
   reply(354, "", "End data with <CR><LF>.<CR><LF>");
@@ -174,23 +174,23 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
     }
   }
   if (scanner.bareNewline()) {
-    reject("smtp.bare_newline_data", 554, "5.6.0",
+    reject(rejection::kBareNewlineData, 554, "5.6.0",
            "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)");
     resetTransaction();
     co_return !quit_;
   }
   if (scanner.sawNul()) {
-    reject("smtp.nul_in_data", 554, "5.6.0", "Message contains NUL characters; not accepted");
+    reject(rejection::kNulInData, 554, "5.6.0", "Message contains NUL characters; not accepted");
     resetTransaction();
     co_return !quit_;
   }
   if (scanner.overLimit()) {
-    reject("smtp.size_exceeded", 552, "5.3.4", "Message size exceeds fixed maximum message size");
+    reject(rejection::kSizeExceeded, 552, "5.3.4", "Message size exceeds fixed maximum message size");
     resetTransaction();
     co_return !quit_;
   }
   if (scanner.lineTooLong()) {
-    reject("smtp.line_too_long", 500, "5.5.2",
+    reject(rejection::kLineTooLong, 500, "5.5.2",
            fmt::format("Message has a line longer than {} octets (RFC 5321 section 4.5.3.1.6)",
                        ctx_.config.smtp.max_line_length));
     resetTransaction();
@@ -202,19 +202,19 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
 net::awaitable<bool> Session::onBdat(const Command& cmd) {
   // RFC 3030 §2: the chunk is read in full whatever the reply will be.
   uint64_t remaining = cmd.chunk_size;
-  const char* error_counter = nullptr;
+  const Rejection* error = nullptr;
   int code = 0;
   std::string_view enhanced, text;
   std::string why;
   if (!in_mail_) {
-    error_counter = "smtp.bad_sequence", code = 503, enhanced = "5.5.1", text = "Need MAIL command first";
+    error = &rejection::kBadSequence, code = 503, enhanced = "5.5.1", text = "Need MAIL command first";
   } else if (env_.recipients.empty()) {
-    error_counter = "smtp.bad_sequence", code = 503, enhanced = "5.5.1", text = "Need RCPT command first";
+    error = &rejection::kBadSequence, code = 503, enhanced = "5.5.1", text = "Need RCPT command first";
   } else if (body_failed_) {
-    error_counter = "smtp.bdat_after_error", code = 503, enhanced = "5.5.1",
+    error = &rejection::kBdatAfterError, code = 503, enhanced = "5.5.1",
     text = "Previous BDAT failed; send RSET";
   }
-  bool accepting = error_counter == nullptr;
+  bool accepting = error == nullptr;
   if (accepting && !bdat_mode_) {
     bdat_mode_ = true;
     beginBody();
@@ -241,7 +241,7 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
       if (body_size_ > ctx_.config.smtp.max_message_size) {
         accepting = false;
         body_failed_ = true;
-        error_counter = "smtp.size_exceeded", code = 552, enhanced = "5.3.4",
+        error = &rejection::kSizeExceeded, code = 552, enhanced = "5.3.4",
         text = "Message size exceeds fixed maximum message size";
         body_.clear();
       } else if (body_.size() >= kSpoolChunk && !checker.bareNewline()) {
@@ -262,23 +262,23 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
   if (accepting && checker.bareNewline()) {
     accepting = false;
     body_failed_ = true;
-    error_counter = "smtp.bare_newline_data", code = 554, enhanced = "5.6.0",
+    error = &rejection::kBareNewlineData, code = 554, enhanced = "5.6.0",
     text = "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)";
   }
   if (accepting && checker.sawNul()) {
     accepting = false;
     body_failed_ = true;
-    error_counter = "smtp.nul_in_data", code = 554, enhanced = "5.6.0", text = "Message contains NUL characters; not accepted";
+    error = &rejection::kNulInData, code = 554, enhanced = "5.6.0", text = "Message contains NUL characters; not accepted";
   }
   if (accepting && checker.lineTooLong()) {
     accepting = false;
     body_failed_ = true;
     why = fmt::format("Message has a line longer than {} octets (RFC 5321 section 4.5.3.1.6)",
                       ctx_.config.smtp.max_line_length);
-    error_counter = "smtp.line_too_long", code = 500, enhanced = "5.5.2", text = why;
+    error = &rejection::kLineTooLong, code = 500, enhanced = "5.5.2", text = why;
   }
   if (!accepting) {
-    reject(error_counter, code, enhanced, text);
+    reject(*error, code, enhanced, text);
     co_return !quit_;
   }
   if (!cmd.last) {

@@ -25,26 +25,26 @@ std::string canonical(std::string_view path) { return toLower(path); }
 }  // namespace
 
 void Session::onMail(const Command& cmd) {
-  if (helo_.empty()) return reject("smtp.bad_sequence", 503, "5.5.1", "Send EHLO or HELO first");
-  if (in_mail_) return reject("smtp.bad_sequence", 503, "5.5.1", "Nested MAIL command");
+  if (helo_.empty()) return reject(rejection::kBadSequence, 503, "5.5.1", "Send EHLO or HELO first");
+  if (in_mail_) return reject(rejection::kBadSequence, 503, "5.5.1", "Nested MAIL command");
   if (authRequired() && user_.empty()) {
     if (!stream_.isTls())
-      return reject("smtp.auth_required", 530, "5.7.0", "Must issue a STARTTLS command first, then authenticate");
-    return reject("smtp.auth_required", 530, "5.7.0", "Authentication required");
+      return reject(rejection::kAuthRequired, 530, "5.7.0", "Must issue a STARTTLS command first, then authenticate");
+    return reject(rejection::kAuthRequired, 530, "5.7.0", "Authentication required");
   }
   // The parser has checked every parameter's syntax (SIZE, BODY, SMTPUTF8, AUTH).
   bool utf8 = cmd.smtputf8;
   uint64_t size = cmd.has_size ? cmd.size : 0;
   if (size > ctx_.config.smtp.max_message_size)
-    return reject("smtp.size_exceeded", 552, "5.3.4", "Message size exceeds fixed maximum message size");
+    return reject(rejection::kSizeExceeded, 552, "5.3.4", "Message size exceeds fixed maximum message size");
   if (!utf8 && hasNonAscii(cmd.path))
-    return reject("smtp.utf8_without_smtputf8", 553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
+    return reject(rejection::kUtf8WithoutSmtputf8, 553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
 
   dir_ = ctx_.directory.current();
   std::string from = cmd.null_path ? std::string() : canonical(cmd.path);
   if (!user_.empty() && !from.empty() && !dir_->mayUseSender(user_, from)) {
     dir_.reset();
-    return reject("smtp.sender_denied", 553, "5.7.1",
+    return reject(rejection::kSenderDenied, 553, "5.7.1",
                   fmt::format("Sender address <{}> not owned by user {}", cmd.path, user_));
   }
   if (!user_.empty() && !ctx_.protector.allowMessage(user_)) {
@@ -98,14 +98,14 @@ net::awaitable<std::optional<protect::DnsblVerdict>> Session::dnsblVerdict() {
 }
 
 net::awaitable<void> Session::onRcpt(const Command& cmd) {
-  if (!in_mail_) co_return reject("smtp.bad_sequence", 503, "5.5.1", "Need MAIL command first");
-  if (bdat_mode_) co_return reject("smtp.bad_sequence", 503, "5.5.1", "RCPT after BDAT is not allowed");
+  if (!in_mail_) co_return reject(rejection::kBadSequence, 503, "5.5.1", "Need MAIL command first");
+  if (bdat_mode_) co_return reject(rejection::kBadSequence, 503, "5.5.1", "RCPT after BDAT is not allowed");
   if (user_.empty()) {
     if (auto v = co_await dnsblVerdict(); v && v->reject) {
       ctx_.counters.inc("smtp.dnsbl_rejected");
       log::info("dnsbl.rejected").kv("conn", info_.id).kv("client", info_.client.toString()).kv("zone", v->zone)
           .kv("listed", fmt::format("{}", fmt::join(v->listed, ","))).kv("score", int64_t(v->score));
-      co_return reject("smtp.dnsbl", 554, "5.7.1",
+      co_return reject(rejection::kDnsbl, 554, "5.7.1",
                        fmt::format("Service unavailable; client [{}] blocked using {}",
                                    info_.client.address.toString(), v->zone));
     }
@@ -116,7 +116,7 @@ net::awaitable<void> Session::onRcpt(const Command& cmd) {
 void Session::onRcptChecked(const Command& cmd) {
   ++rcpt_attempts_;
   for (size_t i = 0; i < cmd.param_count; ++i)
-    return reject("smtp.syntax_error", 555, "5.5.4",
+    return reject(rejection::kSyntaxError, 555, "5.5.4",
                   fmt::format("Unsupported RCPT parameter {}", cmd.params[i].keyword));
   if (rcpt_display_.size() >= ctx_.config.smtp.max_recipients) {
     ctx_.counters.inc("smtp.too_many_recipients");
@@ -124,7 +124,7 @@ void Session::onRcptChecked(const Command& cmd) {
     return;
   }
   if (!smtputf8_ && hasNonAscii(cmd.path))
-    return reject("smtp.utf8_without_smtputf8", 553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
+    return reject(rejection::kUtf8WithoutSmtputf8, 553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
   if (!user_.empty() && !ctx_.protector.allowRecipient(user_)) {
     ctx_.counters.inc("smtp.user_recipient_limit");
     log::warn("protect.user_limit").kv("conn", info_.id).kv("user", user_).kv("limit", "recipients_per_hour")
@@ -152,13 +152,13 @@ void Session::onRcptChecked(const Command& cmd) {
   bool authenticated = !user_.empty();
   if (res.outcome == Outcome::kNotLocal) {
     if (!authenticated)
-      return reject("smtp.relay_denied", 554, "5.7.1", fmt::format("<{}>: Relay access denied", cmd.path));
+      return reject(rejection::kRelayDenied, 554, "5.7.1", fmt::format("<{}>: Relay access denied", cmd.path));
     env_.recipients.push_back({std::string(cmd.path), rcpt, false});
   } else if (res.outcome == Outcome::kUnknownUser) {
-    return reject("smtp.unknown_recipient", 550, "5.1.1",
+    return reject(rejection::kUnknownRecipient, 550, "5.1.1",
                   fmt::format("<{}>: Recipient address rejected: User unknown", cmd.path));
   } else if (res.outcome == Outcome::kLoop) {
-    return reject("smtp.alias_loop", 550, "5.4.6", fmt::format("<{}>: Alias expansion loop", cmd.path));
+    return reject(rejection::kAliasLoop, 550, "5.4.6", fmt::format("<{}>: Alias expansion loop", cmd.path));
   } else {
     for (const auto& t : res.targets) {
       bool dup = false;

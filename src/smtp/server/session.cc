@@ -46,32 +46,14 @@ bool Session::countError() {
   return false;
 }
 
-namespace {
-
-// Which rejections count towards an auto-ban, and as what.
-std::optional<protect::Offense> offenseFor(std::string_view counter) {
-  using protect::Offense;
-  if (counter == "smtp.auth_failed") return Offense::kAuthFailure;
-  if (counter == "smtp.relay_denied") return Offense::kRelayAttempt;
-  if (counter == "smtp.unknown_recipient") return Offense::kUnknownRecipient;
-  if (counter == "smtp.early_talker") return Offense::kEarlyTalker;
-  for (std::string_view c : {"smtp.syntax_error", "smtp.bad_sequence", "smtp.unknown_command", "smtp.line_too_long",
-                             "smtp.bare_newline_command", "smtp.bare_newline_data", "smtp.nul_in_command",
-                             "smtp.auth_without_tls", "smtp.auth_bad_base64", "smtp.auth_malformed"})
-    if (counter == c) return Offense::kProtocolError;
-  return std::nullopt;
-}
-
-}  // namespace
-
-void Session::reject(std::string_view counter, int code, std::string_view enhanced, std::string_view text) {
-  ctx_.counters.inc(counter);
+void Session::reject(const Rejection& r, int code, std::string_view enhanced, std::string_view text) {
+  ctx_.counters.inc(r.counter);
   auto ev = log::info("smtp.rejected");
   ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
   if (info_.proxied) ev.kv("via", info_.peer.toString());
-  ev.opt("user", user_).kv("code", code).kv("reason", text).kv("counter", counter);
+  ev.opt("user", user_).kv("code", code).kv("reason", text).kv("counter", r.counter);
   reply(code, enhanced, text);
-  if (auto o = offenseFor(counter); o && ctx_.protector.record(info_.client.address, *o, text)) {
+  if (r.offense && ctx_.protector.record(info_.client.address, *r.offense, text)) {
     reply(421, "4.7.0", fmt::format("{} Client [{}] blocked for repeated errors; try again later",
                                     ctx_.config.hostname, info_.client.address.toString()));
     quit_ = true;
@@ -160,7 +142,7 @@ net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::ch
       in_.erase(0, n);
       if (found) {
         discarding = false;
-        reject("smtp.line_too_long", 500, "5.5.2", "Line too long");
+        reject(rejection::kLineTooLong, 500, "5.5.2", "Line too long");
         if (quit_) co_return std::nullopt;
         continue;
       }
@@ -181,13 +163,13 @@ net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::ch
           continue;
         case LineStatus::kBareNewline:
           in_.erase(0, r.consumed);
-          reject("smtp.bare_newline_command", 500, "5.5.2",
+          reject(rejection::kBareNewlineCommand, 500, "5.5.2",
                  "Bare LF or CR in command line; lines must end with CRLF (RFC 5321 section 2.3.8)");
           if (quit_) co_return std::nullopt;
           continue;
         case LineStatus::kNul:
           in_.erase(0, r.consumed);
-          reject("smtp.nul_in_command", 500, "5.5.2", "NUL character in command line");
+          reject(rejection::kNulInCommand, 500, "5.5.2", "NUL character in command line");
           if (quit_) co_return std::nullopt;
           continue;
         case LineStatus::kNeedMore: break;
@@ -268,7 +250,7 @@ net::awaitable<void> Session::run() {
     if (!line) break;
     auto parsed = parseCommand(*line);
     if (auto* err = std::get_if<CommandError>(&parsed)) {
-      reject("smtp.syntax_error", err->code, err->enhanced, err->text);
+      reject(rejection::kSyntaxError, err->code, err->enhanced, err->text);
       if (istartsWith(*line, "BDAT")) {
         // The chunk that follows has an unknown length: its bytes must never be read as
         // commands, so the session cannot go on (RFC 3030 §2).
@@ -304,18 +286,18 @@ net::awaitable<bool> Session::dispatch(const Command& cmd) {
       quit_ = true;
       break;
     case Verb::kVrfy: reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"); break;
-    case Verb::kExpn: reject("smtp.expn", 502, "5.5.1", "EXPN is not supported"); break;
+    case Verb::kExpn: reject(rejection::kExpn, 502, "5.5.1", "EXPN is not supported"); break;
     case Verb::kHelp:
       reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
       break;
-    case Verb::kUnknown: reject("smtp.unknown_command", 500, "5.5.2", "Command not recognized"); break;
+    case Verb::kUnknown: reject(rejection::kUnknownCommand, 500, "5.5.2", "Command not recognized"); break;
   }
   co_return !quit_;
 }
 
 void Session::onHelo(const Command& cmd, bool extended) {
   if (cmd.argument.empty()) {
-    reject("smtp.syntax_error", 501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+    reject(rejection::kSyntaxError, 501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
     return;
   }
   // RFC 5321 §4.1.4: EHLO/HELO also resets the transaction.

@@ -16,6 +16,7 @@
 #include "smtp/proto/command.h"
 #include "smtp/proto/data_scanner.h"
 #include "smtp/server/context.h"
+#include "smtp/server/rejections.h"
 #include "protect/dnsbl.h"
 #include "spool/record.h"
 
@@ -62,7 +63,7 @@ class Session {
   // start a PROXY header (logged; session ends). Reads nothing.
   bool proxyHeaderWaiting();
   void logProxyHeader(bool v1);
-  void reject(std::string_view counter, int code, std::string_view enhanced, std::string_view text);
+  void reject(const Rejection& r, int code, std::string_view enhanced, std::string_view text);
   // Reads one command line within `timeout` in total; nullopt when the session must end.
   net::awaitable<std::optional<std::string>> readLine(size_t max, std::chrono::milliseconds timeout);
 

@@ -11,15 +11,15 @@ namespace postern::smtp {
 
 net::awaitable<bool> Session::onStarttls(const Command& cmd) {
   if (!cmd.argument.empty()) {
-    reject("smtp.syntax_error", 501, "5.5.4", "STARTTLS takes no arguments");
+    reject(rejection::kSyntaxError, 501, "5.5.4", "STARTTLS takes no arguments");
     co_return !quit_;
   }
   if (stream_.isTls()) {
-    reject("smtp.bad_sequence", 503, "5.5.1", "TLS already active");
+    reject(rejection::kBadSequence, 503, "5.5.1", "TLS already active");
     co_return !quit_;
   }
   if (!tlsAvailable() || !info_.listener->service->offers_starttls) {
-    reject("smtp.starttls_unavailable", 502, "5.5.1", "STARTTLS not available");
+    reject(rejection::kStarttlsUnavailable, 502, "5.5.1", "STARTTLS not available");
     co_return !quit_;
   }
   reply(220, "2.0.0", "Ready to start TLS");

@@ -1,0 +1,48 @@
+// Every way the SMTP session refuses a command: the counter it increments (and logs as
+// `counter=`) and the offence it counts towards an auto-ban, if any ([protect] in
+// docs/protection.md). One table, so a new rejection states its offence where it is named.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "protect/protector.h"
+
+namespace postern::smtp {
+
+struct Rejection {
+  std::string_view counter;
+  std::optional<protect::Offense> offense = std::nullopt;
+};
+
+namespace rejection {
+inline constexpr Rejection kAliasLoop{"smtp.alias_loop"};
+inline constexpr Rejection kAuthAuthzid{"smtp.auth_authzid"};
+inline constexpr Rejection kAuthBadBase64{"smtp.auth_bad_base64", protect::Offense::kProtocolError};
+inline constexpr Rejection kAuthCancelled{"smtp.auth_cancelled"};
+inline constexpr Rejection kAuthFailed{"smtp.auth_failed", protect::Offense::kAuthFailure};
+inline constexpr Rejection kAuthMalformed{"smtp.auth_malformed", protect::Offense::kProtocolError};
+inline constexpr Rejection kAuthMechanism{"smtp.auth_mechanism"};
+inline constexpr Rejection kAuthRequired{"smtp.auth_required"};
+inline constexpr Rejection kAuthWithoutTls{"smtp.auth_without_tls", protect::Offense::kProtocolError};
+inline constexpr Rejection kBadSequence{"smtp.bad_sequence", protect::Offense::kProtocolError};
+inline constexpr Rejection kBareNewlineCommand{"smtp.bare_newline_command", protect::Offense::kProtocolError};
+inline constexpr Rejection kBareNewlineData{"smtp.bare_newline_data", protect::Offense::kProtocolError};
+inline constexpr Rejection kBdatAfterError{"smtp.bdat_after_error"};
+inline constexpr Rejection kDnsbl{"smtp.dnsbl"};
+inline constexpr Rejection kExpn{"smtp.expn"};
+inline constexpr Rejection kLineTooLong{"smtp.line_too_long", protect::Offense::kProtocolError};
+inline constexpr Rejection kNoValidRecipients{"smtp.no_valid_recipients"};
+inline constexpr Rejection kNulInCommand{"smtp.nul_in_command", protect::Offense::kProtocolError};
+inline constexpr Rejection kNulInData{"smtp.nul_in_data"};
+inline constexpr Rejection kRelayDenied{"smtp.relay_denied", protect::Offense::kRelayAttempt};
+inline constexpr Rejection kSenderDenied{"smtp.sender_denied"};
+inline constexpr Rejection kSizeExceeded{"smtp.size_exceeded"};
+inline constexpr Rejection kStarttlsUnavailable{"smtp.starttls_unavailable"};
+inline constexpr Rejection kSyntaxError{"smtp.syntax_error", protect::Offense::kProtocolError};
+inline constexpr Rejection kUnknownCommand{"smtp.unknown_command", protect::Offense::kProtocolError};
+inline constexpr Rejection kUnknownRecipient{"smtp.unknown_recipient", protect::Offense::kUnknownRecipient};
+inline constexpr Rejection kUtf8WithoutSmtputf8{"smtp.utf8_without_smtputf8"};
+}  // namespace rejection
+
+}  // namespace postern::smtp
