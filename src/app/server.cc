@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <latch>
 #include <list>
 #include <thread>
 #include <unordered_set>
@@ -26,6 +27,7 @@
 #include "spool/spool.h"
 #include "tls/tls_context.h"
 #include "util/fs.h"
+#include "util/thread_name.h"
 
 namespace postern::app {
 
@@ -204,6 +206,7 @@ void Server::beginShutdown() {
   }
   // Bounded: after shutdown_timeout every remaining connection is closed.
   shutdown_thread_ = std::thread([this] {
+    util::setThreadName("postern-stop");
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_->server.shutdown_timeout_ms);
     while (open_connections_.load() > 0 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(20ms);
@@ -267,6 +270,19 @@ int Server::run() {
     deliverer_->submit(std::move(job));
   }
   cpu_pool_ = std::make_unique<asio::thread_pool>(kCpuThreads);
+  {
+    // Name the pool's threads: one task per thread, each held until all have started, so no
+    // thread takes two of them.
+    // Shared: a task may still be returning from the wait when this scope ends.
+    auto started = std::make_shared<std::latch>(kCpuThreads + 1);
+    for (unsigned i = 0; i < kCpuThreads; ++i) {
+      asio::post(*cpu_pool_, [i, started] {
+        util::setThreadName("postern-cpu" + std::to_string(i));
+        started->arrive_and_wait();
+      });
+    }
+    started->arrive_and_wait();
+  }
   // Protection never acts on the proxies themselves: every network trusted to send PROXY
   // headers is exempt (a LOCAL or UNKNOWN header leaves the proxy's address as the client).
   std::vector<Cidr> proxies;
@@ -337,7 +353,10 @@ int Server::run() {
       .kv("pid", uint64_t(::getpid()));
 
   for (size_t i = 1; i < workers_.size(); ++i)
-    workers_[i]->thread = std::thread([w = workers_[i].get()] { w->io.run(); });
+    workers_[i]->thread = std::thread([i, w = workers_[i].get()] {
+      util::setThreadName("postern-io" + std::to_string(i));   // the main thread is worker 0
+      w->io.run();
+    });
   main_io.run();
   for (size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
   if (shutdown_thread_.joinable()) shutdown_thread_.join();

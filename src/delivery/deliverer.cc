@@ -12,6 +12,7 @@
 #include "delivery/maildir.h"
 #include "log/log.h"
 #include "util/fs.h"
+#include "util/thread_name.h"
 
 namespace postern::delivery {
 namespace {
@@ -40,7 +41,12 @@ bool alreadyDelivered(const std::string& dir, const std::string& name) {
 Deliverer::Deliverer(spool::Spool& spool, std::string mailbox_root, std::string hostname, unsigned threads)
     : spool_(spool), root_(std::move(mailbox_root)), host_(maildirHost(hostname)) {
   for (unsigned i = 0; i < std::max(1u, threads); ++i) workers_.push_back(std::make_unique<Worker>());
-  for (auto& w : workers_) w->thread = std::thread([this, wp = w.get()] { workerLoop(*wp); });
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->thread = std::thread([this, i, wp = workers_[i].get()] {
+      util::setThreadName("postern-deliv" + std::to_string(i));
+      workerLoop(*wp);
+    });
+  }
 }
 
 Deliverer::~Deliverer() {

@@ -6,6 +6,8 @@
 
 #include <atomic>
 
+#include "util/thread_name.h"
+
 namespace postern::log {
 namespace {
 
@@ -62,7 +64,7 @@ std::shared_ptr<spdlog::logger> logger() {
 void init(Format format, Level min_level) {
   g_format = format;
   g_min_level = static_cast<int>(min_level);
-  spdlog::init_thread_pool(16384, 1);
+  spdlog::init_thread_pool(16384, 1, [] { util::setThreadName("postern-log"); });
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   g_logger = std::make_shared<spdlog::async_logger>("postern", sink, spdlog::thread_pool(),
                                                     spdlog::async_overflow_policy::block);

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +28,7 @@
 #include <utility>
 
 #include "log/log.h"
+#include "util/thread_name.h"
 
 namespace postern::protect {
 namespace {
@@ -259,7 +259,7 @@ void Dnsbl::Loop::onAnswer(void* arg, int status, int /*timeouts*/, unsigned cha
 }
 
 void Dnsbl::Loop::run() {
-  pthread_setname_np(pthread_self(), kThreadName);
+  util::setThreadName(kThreadName);
   std::vector<pollfd> fds;
   for (;;) {
     std::vector<Request> batch;

@@ -13,6 +13,7 @@
 
 #include "log/log.h"
 #include "util/fs.h"
+#include "util/thread_name.h"
 
 namespace postern::spool {
 
@@ -30,7 +31,10 @@ Result<std::unique_ptr<Spool>> Spool::open(const std::string& dir, std::vector<P
     std::lock_guard lock(sp->mu_);
     if (Status s = sp->openNewSegment(); !s) return s;
   }
-  sp->writer_ = std::thread([p = sp.get()] { p->writerLoop(); });
+  sp->writer_ = std::thread([p = sp.get()] {
+    util::setThreadName("postern-spool");
+    p->writerLoop();
+  });
   return sp;
 }
 

@@ -250,3 +250,18 @@ def test_plus_addressing_reaches_the_base_mailbox(server):
         assert code == 550 and msg.startswith(b"5.1.1")
     data = server.wait_mail("alice@example.test")[0].read_bytes()
     assert b"Delivered-To: alice@example.test" in data and b"for <alice+newsletters@example.test>" in data
+
+
+def test_threads_are_named_by_stage(server):
+    """top -H / ps -L show which stage a thread is; the process name stays "postern" (the main
+    thread's name is what ps, pgrep and killall match)."""
+    from pathlib import Path
+    task = Path(f"/proc/{server.proc.pid}/task")
+    names = wait_until(lambda: (n := sorted((t / "comm").read_text().strip() for t in task.iterdir()))
+                       and "postern-log" in n and n, timeout=5, what="named threads")
+    assert Path(f"/proc/{server.proc.pid}/comm").read_text().strip() == "postern"
+    for expected in ("postern-io1", "postern-spool", "postern-deliv0", "postern-deliv1", "postern-cpu0",
+                     "postern-cpu1", "postern-log"):
+        assert expected in names, names
+    # Every thread has a stage name: none is left unnamed besides the main one.
+    assert names.count("postern") == 1, names
