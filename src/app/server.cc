@@ -56,6 +56,20 @@ struct Worker {
   std::thread thread;
 };
 
+// Names a pool's `threads` threads prefix0, prefix1, ...: one task per thread, each held until
+// all have started, so no thread takes two of them. Returns once every thread is named.
+void nameThreads(asio::thread_pool& pool, unsigned threads, const std::string& prefix) {
+  // Shared: a task may still be returning from the wait when this function has returned.
+  auto started = std::make_shared<std::latch>(threads + 1);
+  for (unsigned i = 0; i < threads; ++i) {
+    asio::post(pool, [i, started, prefix] {
+      util::setThreadName(prefix + std::to_string(i));
+      started->arrive_and_wait();
+    });
+  }
+  started->arrive_and_wait();
+}
+
 }  // namespace
 
 class Server {
@@ -270,19 +284,7 @@ int Server::run() {
     deliverer_->submit(std::move(job));
   }
   cpu_pool_ = std::make_unique<asio::thread_pool>(kCpuThreads);
-  {
-    // Name the pool's threads: one task per thread, each held until all have started, so no
-    // thread takes two of them.
-    // Shared: a task may still be returning from the wait when this scope ends.
-    auto started = std::make_shared<std::latch>(kCpuThreads + 1);
-    for (unsigned i = 0; i < kCpuThreads; ++i) {
-      asio::post(*cpu_pool_, [i, started] {
-        util::setThreadName("postern-cpu" + std::to_string(i));
-        started->arrive_and_wait();
-      });
-    }
-    started->arrive_and_wait();
-  }
+  nameThreads(*cpu_pool_, kCpuThreads, "postern-cpu");
   // Protection never acts on the proxies themselves: every network trusted to send PROXY
   // headers is exempt (a LOCAL or UNKNOWN header leaves the proxy's address as the client).
   std::vector<Cidr> proxies;

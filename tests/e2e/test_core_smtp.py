@@ -5,6 +5,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -255,7 +256,6 @@ def test_plus_addressing_reaches_the_base_mailbox(server):
 def test_threads_are_named_by_stage(server):
     """top -H / ps -L show which stage a thread is; the process name stays "postern" (the main
     thread's name is what ps, pgrep and killall match)."""
-    from pathlib import Path
     task = Path(f"/proc/{server.proc.pid}/task")
     names = wait_until(lambda: (n := sorted((t / "comm").read_text().strip() for t in task.iterdir()))
                        and "postern-log" in n and n, timeout=5, what="named threads")
