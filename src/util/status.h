@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cassert>
+#include <cerrno>
 #include <string>
 #include <utility>
 #include <variant>
@@ -22,17 +23,30 @@ class Status {
   static Status corruption(std::string msg) { return Status(Code::kCorruption, std::move(msg)); }
   static Status unsupported(std::string msg) { return Status(Code::kUnsupported, std::move(msg)); }
   static Status exists(std::string msg) { return Status(Code::kExists, std::move(msg)); }
+  // An I/O error from a system call: keeps errno so callers can tell ENOSPC from EIO.
+  static Status fromErrno(int err, std::string msg) {
+    Status s(Code::kIo, std::move(msg));
+    s.errno_ = err;
+    return s;
+  }
 
   bool isOk() const { return code_ == Code::kOk; }
   explicit operator bool() const { return isOk(); }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
+  // The errno behind an I/O error (0 when there is none).
+  int sysErrno() const { return errno_; }
+  // True for a full disk or an exhausted quota: the caller should say "insufficient storage".
+  bool isNoSpace() const;
 
  private:
   Status(Code c, std::string m) : code_(c), message_(std::move(m)) {}
   Code code_ = Code::kOk;
+  int errno_ = 0;
   std::string message_;
 };
+
+inline bool Status::isNoSpace() const { return errno_ == ENOSPC || errno_ == EDQUOT; }
 
 // Result<T>: a T or a non-ok Status.
 template <class T>
