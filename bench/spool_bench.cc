@@ -48,7 +48,7 @@ void BM_SpoolCommit(benchmark::State& state) {
   options.commit_wait = std::chrono::microseconds(state.range(2));   // the commit window
   std::string dir = benchDir("spool");
   std::vector<spool::Pending> pending;
-  auto sp = spool::Spool::open(dir, &pending, options);
+  auto sp = spool::Spool::open(io::posixEnv(), dir, &pending, options);
   if (!sp) {
     state.SkipWithError(sp.status().message().c_str());
     return;
@@ -73,7 +73,7 @@ void BM_SpoolCommit(benchmark::State& state) {
     spool.commit(std::move(env), body, [&, qid](Status s) {
       if (!s) failures++;
       // Delivered at once: the space can be reclaimed (as the Deliverer does).
-      spool.markDone(qid, {0});
+      spool.updateState(qid, {{0, {spool::RcptStatus::kDelivered, 0, 0, {}}}});
       std::lock_guard lock(mu);
       --outstanding;
       cv.notify_all();
@@ -119,7 +119,7 @@ void BM_SpoolCommitThreads(benchmark::State& state) {
     (void)cleanup_registered;
     dir = benchDir("spool-threads");
     std::vector<spool::Pending> pending;
-    auto sp = spool::Spool::open(dir, &pending);
+    auto sp = spool::Spool::open(io::posixEnv(), dir, &pending);
     if (sp) spool = std::move(*sp);
   }
   auto body = std::make_shared<const std::string>(kMessageSize, 'x');
@@ -142,7 +142,7 @@ void BM_SpoolCommitThreads(benchmark::State& state) {
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return done; });
     lock.unlock();
-    spool->markDone(qid, {0});
+    spool->updateState(qid, {{0, {spool::RcptStatus::kDelivered, 0, 0, {}}}});
   }
   state.counters["commits/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   if (state.thread_index() == 0) {
@@ -157,7 +157,7 @@ void BM_SpoolEncodeMessage(benchmark::State& state) {
   spool::Envelope env = envelope(1);
   std::string body(kMessageSize, 'x');
   for (auto _ : state) {
-    std::string out = spool::encodeMessage(env, body);
+    std::string out = spool::encodeMessage(0x5eed, env, body);
     benchmark::DoNotOptimize(out);
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kMessageSize));

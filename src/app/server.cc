@@ -18,6 +18,8 @@
 #include "app/control.h"
 #include "app/file_watcher.h"
 #include "delivery/deliverer.h"
+#include "io/env.h"
+#include "queue/queue.h"
 #include "directory/directory_service.h"
 #include "log/log.h"
 #include "net/asio.h"
@@ -94,6 +96,7 @@ class Server {
   std::unique_ptr<tls::CertStore> certs_;
   std::unique_ptr<directory::DirectoryService> directory_;
   std::unique_ptr<spool::Spool> spool_;
+  std::unique_ptr<queue::Queue> queue_;
   std::unique_ptr<delivery::Deliverer> deliverer_;
   std::unique_ptr<asio::thread_pool> cpu_pool_;
   std::unique_ptr<smtp::ServerContext> smtp_ctx_;
@@ -268,21 +271,35 @@ int Server::run() {
   spool::SpoolOptions spool_options;
   spool_options.commit_wait = std::chrono::milliseconds(c.spool.commit_wait_ms);
   spool_options.commit_batch = c.spool.commit_batch;
-  auto sp = spool::Spool::open(c.spoolDir(), &pending, spool_options);
+  spool_options.segment_size = c.spool.segment_size;
+  auto sp = spool::Spool::open(io::posixEnv(), c.spoolDir(), &pending, spool_options);
   if (!sp) {
     log::error("server.start_failed").kv("reason", sp.status().message());
     return 1;
   }
   spool_ = std::move(sp.value());
-  deliverer_ = std::make_unique<delivery::Deliverer>(*spool_, c.mailbox_root, c.hostname, kDeliveryThreads);
+  queue::QueueOptions qo;
+  qo.lifetime = std::chrono::milliseconds(c.queue.lifetime_ms);
+  qo.retry_min = std::chrono::milliseconds(c.queue.retry_min_ms);
+  qo.retry_max = std::chrono::milliseconds(c.queue.retry_max_ms);
+  qo.hostname = c.hostname;
+  // Notifications to a local sender go straight to its mailbox (after alias expansion).
+  auto local_mailbox = [this](const std::string& sender) -> std::optional<std::string> {
+    auto r = directory_->current()->resolve(sender);
+    if (r.outcome != directory::Directory::Outcome::kDeliver) return std::nullopt;
+    for (const auto& t : r.targets)
+      if (t.local_mailbox) return t.address;
+    return std::nullopt;
+  };
+  queue_ = std::make_unique<queue::Queue>(*spool_, qo, local_mailbox,
+                                          [this] { return spool::newEnvelope(next_seq_.fetch_add(1)); });
+  deliverer_ = std::make_unique<delivery::Deliverer>(
+      io::posixEnv(), *spool_, c.mailbox_root, c.hostname, kDeliveryThreads,
+      [this](delivery::Report r) { queue_->report(std::move(r)); },
+      [this](const std::string& mailbox) { return directory_->current()->findAccount(mailbox) != nullptr; });
+  queue_->setDeliverer(deliverer_.get());
   if (!pending.empty()) log::info("spool.recovered").kv("messages", uint64_t(pending.size()));
-  for (auto& p : pending) {
-    delivery::Job job;
-    job.env = std::move(p.env);
-    job.done = std::move(p.done);
-    job.recovered = true;
-    deliverer_->submit(std::move(job));
-  }
+  queue_->recovered(pending);
   cpu_pool_ = std::make_unique<asio::thread_pool>(kCpuThreads);
   nameThreads(*cpu_pool_, kCpuThreads, "postern-cpu");
   // Protection never acts on the proxies themselves: every network trusted to send PROXY
@@ -305,7 +322,7 @@ int Server::run() {
     }
     dnsbl_ = std::move(d.value());
   }
-  smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *deliverer_, certs_.get(), *cpu_pool_, counters_,
+  smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *queue_, certs_.get(), *cpu_pool_, counters_,
                                           next_seq_, shutting_down_, *protector_, dnsbl_.get()});
 
   unsigned n = c.server.threads ? c.server.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -369,9 +386,11 @@ int Server::run() {
   cert_watcher_.reset();
   workers_.clear();
   cpu_pool_->join();
-  spool_->drain();
+  queue_->stop();       // no new attempts; those under way finish and are recorded
   deliverer_->drain();
+  spool_->drain();
   deliverer_.reset();
+  queue_.reset();
   spool_->drain();
   spool_.reset();
   log::info("server.stopped");

@@ -236,7 +236,7 @@ LoadResult Loader::run(std::string_view text) {
   Position file_pos{path_, 0, 0};
 
   checkKeys(root, "the top level",
-            {"hostname", "data_dir", "log_format", "log_level", "server", "spool", "directory", "mailbox", "tls",
+            {"hostname", "data_dir", "log_format", "log_level", "server", "spool", "queue", "directory", "mailbox", "tls",
              "proxy_protocol", "smtp", "protect", "listener"});
 
   if (!getString(root, "hostname", c_.hostname)) {
@@ -267,12 +267,30 @@ LoadResult Loader::run(std::string_view text) {
   }
 
   if (const toml::table* t = getTable(root, "spool")) {
-    checkKeys(*t, "[spool]", {"commit_wait", "commit_batch"});
+    checkKeys(*t, "[spool]", {"commit_wait", "commit_batch", "segment_size"});
+    if (getSize(*t, "segment_size", c_.spool.segment_size) &&
+        (c_.spool.segment_size < kMinSegmentSize || c_.spool.segment_size > kMaxSegmentSize))
+      error(pos(*t->get("segment_size")), fmt::format("'segment_size' must be between {} KiB and {} MiB",
+                                                      kMinSegmentSize / 1024, kMaxSegmentSize / (1024 * 1024)));
     if (getDuration(*t, "commit_wait", c_.spool.commit_wait_ms) && c_.spool.commit_wait_ms > kMaxCommitWaitMs)
       error(pos(*t->get("commit_wait")), fmt::format("'commit_wait' must be at most {}ms (every commit in a batch "
                                                      "waits that long for its 250)", kMaxCommitWaitMs));
     if (getUnsigned(*t, "commit_batch", 65536, c_.spool.commit_batch) && c_.spool.commit_batch == 0)
       error(pos(*t->get("commit_batch")), "'commit_batch' must be at least 1");
+  }
+
+  if (const toml::table* t = getTable(root, "queue")) {
+    checkKeys(*t, "[queue]", {"lifetime", "retry_min", "retry_max", "delay_warning"});
+    getDuration(*t, "lifetime", c_.queue.lifetime_ms);
+    getDuration(*t, "retry_min", c_.queue.retry_min_ms);
+    getDuration(*t, "retry_max", c_.queue.retry_max_ms);
+    getDuration(*t, "delay_warning", c_.queue.delay_warning_ms);
+    if (c_.queue.retry_min_ms < 1000 && t->get("retry_min"))
+      error(pos(*t->get("retry_min")), "'retry_min' must be at least 1s");
+    if (c_.queue.retry_max_ms < c_.queue.retry_min_ms && t->get("retry_max"))
+      error(pos(*t->get("retry_max")), "'retry_max' must not be shorter than 'retry_min'");
+    if (c_.queue.lifetime_ms < 1000 && t->get("lifetime"))
+      error(pos(*t->get("lifetime")), "'lifetime' must be at least 1s");
   }
 
   c_.accounts_path = "accounts.cf";
@@ -636,8 +654,11 @@ std::string describe(const Config& c) {
   out += fmt::format("server.threads: {}\nserver.shutdown_timeout: {}\nserver.max_connections: {}\n",
                      c.server.threads == 0 ? std::string("auto") : std::to_string(c.server.threads),
                      formatDurationMs(c.server.shutdown_timeout_ms), c.server.max_connections);
-  out += fmt::format("spool.commit_wait: {}\nspool.commit_batch: {}\n", formatDurationMs(c.spool.commit_wait_ms),
-                     c.spool.commit_batch);
+  out += fmt::format("spool.commit_wait: {}\nspool.commit_batch: {}\nspool.segment_size: {}\n",
+                     formatDurationMs(c.spool.commit_wait_ms), c.spool.commit_batch, c.spool.segment_size);
+  out += fmt::format("queue.lifetime: {}\nqueue.retry_min: {}\nqueue.retry_max: {}\nqueue.delay_warning: {}\n",
+                     formatDurationMs(c.queue.lifetime_ms), formatDurationMs(c.queue.retry_min_ms),
+                     formatDurationMs(c.queue.retry_max_ms), formatDurationMs(c.queue.delay_warning_ms));
   out += fmt::format("proxy_protocol.header_timeout: {}\n", formatDurationMs(c.proxy.header_timeout_ms));
   const Protect& p = c.protect;
   std::vector<std::string> allow;

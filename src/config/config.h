@@ -96,6 +96,17 @@ struct Server {
 struct SpoolSettings {
   uint64_t commit_wait_ms = 1;   // 0: no window (batches still form during each fdatasync)
   unsigned commit_batch = 128;   // commits that close the window early
+  uint64_t segment_size = 64ull * 1024 * 1024;   // roll to a new segment file past this
+};
+
+// [queue]: the delivery schedule (queue/queue.h).
+inline constexpr uint64_t kMinSegmentSize = 64 * 1024;
+inline constexpr uint64_t kMaxSegmentSize = 1024ull * 1024 * 1024;
+struct QueueSettings {
+  uint64_t lifetime_ms = 5ull * 24 * 3600 * 1000;   // then the sender is notified
+  uint64_t retry_min_ms = 5 * 60 * 1000;            // first retry; doubles up to retry_max
+  uint64_t retry_max_ms = 3600 * 1000;
+  uint64_t delay_warning_ms = 4 * 3600 * 1000;      // 0: never (used by outbound delivery)
 };
 
 struct ProxyProtocol {
@@ -156,6 +167,7 @@ struct Config {
   Smtp smtp;
   Server server;
   SpoolSettings spool;
+  QueueSettings queue;
   Protect protect;
   std::vector<Listener> listeners;
 

@@ -1,45 +1,34 @@
 #include "delivery/deliverer.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cstring>
+#include <cerrno>
 #include <map>
 
 #include "delivery/maildir.h"
 #include "log/log.h"
-#include "util/fs.h"
 #include "util/thread_name.h"
 
 namespace postern::delivery {
 namespace {
 
 // True when a copy named `name` is already in new/ or cur/ (cur/ names carry ":2,flags").
-bool alreadyDelivered(const std::string& dir, const std::string& name) {
-  struct stat st;
-  if (::stat((dir + "/new/" + name).c_str(), &st) == 0) return true;
-  DIR* d = ::opendir((dir + "/cur").c_str());
-  if (!d) return false;
-  bool found = false;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n.size() >= name.size() && n.substr(0, name.size()) == name &&
-        (n.size() == name.size() || n[name.size()] == ':')) {
-      found = true;
-      break;
-    }
-  }
-  ::closedir(d);
-  return found;
+bool alreadyDelivered(io::Env& env, const MailboxDirs& d, const std::string& name) {
+  if (auto t = env.typeAt(d.fresh.get(), name); t && *t == io::FileType::kFile) return true;
+  auto names = env.listDir(d.cur.get());
+  if (!names) return false;
+  for (const auto& n : *names)
+    if (n.size() >= name.size() && n.compare(0, name.size(), name) == 0 && (n.size() == name.size() || n[name.size()] == ':'))
+      return true;
+  return false;
 }
 
 }  // namespace
 
-Deliverer::Deliverer(spool::Spool& spool, std::string mailbox_root, std::string hostname, unsigned threads)
-    : spool_(spool), root_(std::move(mailbox_root)), host_(maildirHost(hostname)) {
+Deliverer::Deliverer(io::Env& env, spool::Spool& spool, std::string mailbox_root, std::string hostname,
+                     unsigned threads, ReportFn report, MailboxExists exists)
+    : env_(env), spool_(spool), root_(std::move(mailbox_root)), host_(maildirHost(hostname)),
+      report_(std::move(report)), exists_(std::move(exists)) {
   for (unsigned i = 0; i < std::max(1u, threads); ++i) workers_.push_back(std::make_unique<Worker>());
   for (size_t i = 0; i < workers_.size(); ++i) {
     workers_[i]->thread = std::thread([this, i, wp = workers_[i].get()] {
@@ -60,11 +49,8 @@ Deliverer::~Deliverer() {
 
 Deliverer::Worker& Deliverer::workerFor(const Job& job) {
   std::string_view key = job.env.queue_id;
-  for (const auto& r : job.env.recipients)
-    if (r.local) {
-      key = r.mailbox;
-      break;
-    }
+  if (!job.recipients.empty() && job.recipients.front() < job.env.recipients.size())
+    key = job.env.recipients[job.recipients.front()].mailbox;
   return *workers_[std::hash<std::string_view>()(key) % workers_.size()];
 }
 
@@ -89,7 +75,7 @@ void Deliverer::drain() {
 }
 
 DeliveryStats Deliverer::stats() {
-  std::lock_guard lock(shared_mu_);
+  std::lock_guard lock(stats_mu_);
   return stats_;
 }
 
@@ -98,25 +84,15 @@ void Deliverer::workerLoop(Worker& w) {
     std::vector<Job> batch;
     {
       std::unique_lock lock(w.mu);
-      w.cv.wait_for(lock, std::chrono::seconds(kRetrySeconds), [&] { return stopping_ || !w.queue.empty(); });
+      w.cv.wait(lock, [&] { return stopping_ || !w.queue.empty(); });
       if (stopping_) return;
-      auto now = std::chrono::steady_clock::now();
-      for (auto it = w.retry.begin(); it != w.retry.end();) {
-        if (it->first <= now) {
-          w.queue.push_back(std::move(it->second));
-          it = w.retry.erase(it);
-        } else {
-          ++it;
-        }
-      }
       while (!w.queue.empty() && batch.size() < kMaxBatch) {
         batch.push_back(std::move(w.queue.front()));
         w.queue.pop_front();
       }
-      if (batch.empty()) continue;
       w.busy = true;
     }
-    deliverBatch(w, batch);
+    deliverBatch(batch);
     {
       std::lock_guard lock(w.mu);
       w.busy = false;
@@ -126,91 +102,99 @@ void Deliverer::workerLoop(Worker& w) {
   }
 }
 
-void Deliverer::deliverBatch(Worker& w, std::vector<Job>& batch) {
+void Deliverer::deliverBatch(std::vector<Job>& batch) {
   struct File {
     size_t job;
     std::vector<uint32_t> rcpts;   // recipient indexes this file satisfies
-    std::string dir, name, tmp_path, mailbox;
+    std::string name, mailbox;
+    MailboxDirs* dirs = nullptr;
     int fd = -1;
     bool skip = false;             // an earlier copy exists
+    bool failed = false;
   };
+  std::vector<Report> reports(batch.size());
   std::vector<File> files;
-  std::vector<bool> job_failed(batch.size(), false);
-  std::vector<std::string> job_error(batch.size());
+  std::map<std::string, MailboxDirs> dirs;   // mailbox -> open folders, for this batch
+  uint64_t temporary = 0, permanent = 0, unsafe = 0;
+  auto fail = [&](size_t j, uint32_t idx, Outcome::Kind kind, std::string reason) {
+    reports[j].outcomes.push_back({idx, kind, std::move(reason)});
+    (kind == Outcome::kPermanent ? permanent : temporary)++;
+  };
+  auto failFile = [&](File& f, const std::string& reason) {
+    f.failed = true;
+    for (uint32_t i : f.rcpts) fail(f.job, i, Outcome::kTemporary, reason);
+  };
+
+  auto root = env_.openAt(io::kCwd, root_, io::kRead | io::kDirectory);
+  io::Fd root_guard = root ? io::Fd(env_, *root) : io::Fd();
 
   // 1. Write every file into tmp/.
   for (size_t j = 0; j < batch.size(); ++j) {
     Job& job = batch[j];
-    if (job.done.size() != job.env.recipients.size()) job.done.assign(job.env.recipients.size(), false);
+    reports[j].queue_id = job.env.queue_id;
     std::shared_ptr<const std::string> body = job.body;
     std::map<std::string, size_t> by_mailbox;   // mailbox -> index in files
-    for (uint32_t i = 0; i < job.env.recipients.size(); ++i) {
+    for (uint32_t i : job.recipients) {
+      if (i >= job.env.recipients.size()) continue;
       const auto& r = job.env.recipients[i];
-      if (job.done[i]) continue;
-      if (!r.local) {
-        // Outbound delivery does not exist yet: the message stays in the spool.
-        log::info("delivery.deferred").kv("queue_id", job.env.queue_id).kv("to", r.mailbox)
-            .kv("status", "deferred").kv("reason", "remote delivery is not available yet; kept in the spool");
-        std::lock_guard lock(shared_mu_);
-        stats_.deferred++;
-        continue;
-      }
       if (auto it = by_mailbox.find(r.mailbox); it != by_mailbox.end()) {
         files[it->second].rcpts.push_back(i);
         continue;
       }
+      if (!root) {
+        fail(j, i, Outcome::kTemporary, fmt::format("mailbox root: {}", root.status().message()));
+        continue;
+      }
+      auto name = splitMailbox(r.mailbox);
+      if (!name) {
+        fail(j, i, Outcome::kPermanent, name.status().message());
+        continue;
+      }
+      if (exists_ && !exists_(r.mailbox)) {
+        fail(j, i, Outcome::kPermanent, fmt::format("the mailbox {} no longer exists", r.mailbox));
+        continue;
+      }
+      auto d = dirs.find(r.mailbox);
+      if (d == dirs.end()) {
+        auto opened = openMailbox(env_, *root, *name);
+        if (!opened) {
+          int e = opened.status().sysErrno();
+          if (e == ELOOP || e == ENOTDIR) {
+            ++unsafe;
+            log::error("delivery.unsafe_path").kv("queue_id", job.env.queue_id).kv("to", r.mailbox)
+                .kv("reason", opened.status().message()).kv("action", "deferred; nothing is written through it");
+          }
+          fail(j, i, Outcome::kTemporary, opened.status().message());
+          continue;
+        }
+        d = dirs.emplace(r.mailbox, std::move(opened.value())).first;
+      }
       if (!body) {
         auto b = spool_.readBody(job.env.queue_id);
         if (!b) {
-          job_failed[j] = true;
-          job_error[j] = b.status().message();
-          break;
+          fail(j, i, Outcome::kTemporary, b.status().message());
+          continue;
         }
         body = std::make_shared<const std::string>(std::move(b.value()));
-      }
-      auto dir = mailboxDir(root_, r.mailbox);
-      if (!dir) {
-        job_failed[j] = true;
-        job_error[j] = dir.status().message();
-        break;
       }
       File f;
       f.job = j;
       f.rcpts.push_back(i);
-      f.dir = *dir;
       f.mailbox = r.mailbox;
-      bool known;
-      {
-        std::lock_guard lock(shared_mu_);
-        known = known_dirs_.count(f.dir) > 0;
-      }
-      if (!known) {
-        Status s = makeDirs(f.dir + "/tmp", 0700);
-        if (s) s = makeDirs(f.dir + "/new", 0700);
-        if (s) s = makeDirs(f.dir + "/cur", 0700);
-        if (!s) {
-          job_failed[j] = true;
-          job_error[j] = s.message();
-          break;
-        }
-        std::lock_guard lock(shared_mu_);
-        known_dirs_.insert(f.dir);
-      }
+      f.dirs = &d->second;
       std::string content = renderForMaildir(job.env.mail_from, r.mailbox, *body);
       f.name = maildirName(job.env.accepted_us, job.env.pid, job.env.seq, host_, content.size());
-      f.tmp_path = f.dir + "/tmp/" + f.name;
-      if (job.recovered && alreadyDelivered(f.dir, f.name)) {
+      if (job.recheck && alreadyDelivered(env_, *f.dirs, f.name)) {
         f.skip = true;
       } else {
-        f.fd = ::open(f.tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        Status s = f.fd < 0 ? Status::io(fmt::format("create {}: {}", f.tmp_path, std::strerror(errno)))
-                            : writeAll(f.fd, content.data(), content.size());
+        auto fd = env_.openAt(f.dirs->tmp.get(), f.name,
+                              io::kWrite | io::kCreate | io::kTruncate | io::kNoFollow, 0600);
+        Status s = fd ? io::writeAll(env_, *fd, content) : fd.status();
+        if (fd) f.fd = *fd;
         if (!s) {
-          if (f.fd >= 0) ::close(f.fd);
-          ::unlink(f.tmp_path.c_str());
-          job_failed[j] = true;
-          job_error[j] = s.message();
-          break;
+          f.failed = true;
+          for (uint32_t k : f.rcpts) fail(j, k, Outcome::kTemporary, fmt::format("write {}/tmp/{}: {}", r.mailbox, f.name, s.message()));
+          f.rcpts.clear();
         }
       }
       by_mailbox[r.mailbox] = files.size();
@@ -221,78 +205,58 @@ void Deliverer::deliverBatch(Worker& w, std::vector<Job>& batch) {
   // 2. One sync for the whole batch: syncfs covers every file on the mail file system;
   //    a single file is cheaper to fsync on its own.
   size_t written = 0;
-  for (const auto& f : files) written += (!f.skip && !job_failed[f.job]) ? 1 : 0;
-  bool sync_ok = true;
+  for (const auto& f : files) written += (!f.skip && !f.failed) ? 1 : 0;
+  Status sync = Status::ok();
   if (written == 1) {
     for (auto& f : files)
-      if (!f.skip && !job_failed[f.job] && ::fsync(f.fd) != 0) sync_ok = false;
+      if (!f.skip && !f.failed) sync = env_.fsync(f.fd);
   } else if (written > 1) {
-    int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    sync_ok = root_fd >= 0 && ::syncfs(root_fd) == 0;
-    if (root_fd >= 0) ::close(root_fd);
+    sync = env_.syncfs(*root);
   }
-  for (auto& f : files)
-    if (f.fd >= 0) ::close(f.fd);
+  for (auto& f : files) {
+    if (f.fd >= 0) (void)env_.close(f.fd);
+    f.fd = -1;
+  }
 
   // 3. Rename into new/, then make the renames durable once per folder.
-  std::set<std::string> touched;
+  std::map<MailboxDirs*, std::vector<File*>> touched;
   for (auto& f : files) {
-    if (f.skip || job_failed[f.job]) continue;
-    if (!sync_ok) {
-      job_failed[f.job] = true;
-      job_error[f.job] = "sync failed";
+    if (f.skip || f.failed) continue;
+    if (!sync) {
+      failFile(f, fmt::format("sync: {}", sync.message()));
       continue;
     }
-    std::string final_path = f.dir + "/new/" + f.name;
-    if (::rename(f.tmp_path.c_str(), final_path.c_str()) != 0) {
-      job_failed[f.job] = true;
-      job_error[f.job] = fmt::format("rename {}: {}", f.tmp_path, std::strerror(errno));
+    if (Status s = env_.renameAt(f.dirs->tmp.get(), f.name, f.dirs->fresh.get(), f.name); !s) {
+      failFile(f, fmt::format("rename into {}/new: {}", f.mailbox, s.message()));
       continue;
     }
-    touched.insert(f.dir + "/new");
+    touched[f.dirs].push_back(&f);
   }
-  for (const auto& d : touched) {
-    if (Status s = fsyncDir(d); !s) {
-      for (auto& f : files)
-        if (f.dir + "/new" == d) {
-          job_failed[f.job] = true;
-          job_error[f.job] = s.message();
-        }
-    }
+  for (auto& [d, fs] : touched) {
+    if (Status s = env_.fsync(d->fresh.get()); !s)
+      for (File* f : fs) failFile(*f, fmt::format("sync {}/new: {}", f->mailbox, s.message()));
   }
 
-  // 4. Report and tell the spool.
-  std::vector<std::vector<uint32_t>> finished(batch.size());
+  // 4. Report.
+  uint64_t delivered = 0, skipped = 0;
   for (const auto& f : files) {
-    if (job_failed[f.job]) continue;
+    if (f.failed) continue;
     const Job& job = batch[f.job];
-    finished[f.job].insert(finished[f.job].end(), f.rcpts.begin(), f.rcpts.end());
+    for (uint32_t i : f.rcpts) reports[f.job].outcomes.push_back({i, Outcome::kDelivered, {}});
     log::info("delivery.delivered").kv("queue_id", job.env.queue_id).kv("to", f.mailbox)
         .kv("status", f.skip ? "already_delivered" : "delivered").kv("file", f.name);
-    std::lock_guard lock(shared_mu_);
-    if (f.skip) stats_.skipped_existing++;
-    else stats_.delivered++;
+    (f.skip ? skipped : delivered)++;
   }
-  for (size_t j = 0; j < batch.size(); ++j) {
-    if (!finished[j].empty()) {
-      for (uint32_t i : finished[j]) batch[j].done[i] = true;
-      spool_.markDone(batch[j].env.queue_id, finished[j]);
-    }
-    if (job_failed[j]) {
-      log::error("delivery.failed").kv("queue_id", batch[j].env.queue_id).kv("status", "retry")
-          .kv("reason", job_error[j]).kv("retry_in", uint64_t(kRetrySeconds));
-      {
-        std::lock_guard lock(shared_mu_);
-        stats_.failed_attempts++;
-        // The folder may have gone (removed by hand): check it again next time.
-        for (const auto& r : batch[j].env.recipients)
-          if (auto d = mailboxDir(root_, r.mailbox); d) known_dirs_.erase(*d);
-      }
-      batch[j].recovered = true;   // a partial attempt may have left copies behind
-      std::lock_guard lock(w.mu);
-      w.retry.emplace_back(std::chrono::steady_clock::now() + std::chrono::seconds(kRetrySeconds), std::move(batch[j]));
-    }
+  {
+    std::lock_guard lock(stats_mu_);
+    stats_.delivered += delivered;
+    stats_.skipped_existing += skipped;
+    stats_.temporary_failures += temporary;
+    stats_.permanent_failures += permanent;
+    stats_.unsafe_paths += unsafe;
   }
+  for (auto& r : reports)
+    if (!r.outcomes.empty()) report_(std::move(r));
 }
 
 }  // namespace postern::delivery

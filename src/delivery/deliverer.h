@@ -1,6 +1,13 @@
-// Local delivery from the spool into Maildirs, off the event loop. Each worker takes a
-// batch of messages, writes every file to tmp/, makes them durable with one sync, renames
-// them into new/, syncs the touched folders once, and only then tells the spool.
+// Local delivery into Maildirs, off the event loop. Each worker takes a batch of jobs,
+// writes every file to tmp/, makes them durable with one sync, renames them into new/,
+// syncs the touched folders once, and only then reports the outcome (the queue records it
+// in the spool and decides about retries and bounces: the deliverer keeps no schedule).
+//
+// Safety: every folder below the mailbox root is opened one component at a time with
+// O_NOFOLLOW and O_DIRECTORY (openat), and files are created relative to those handles,
+// so a symbolic link planted anywhere below the root is never followed; such a path, or
+// one that is not a folder, is a logged, counted temporary failure.
+//
 // Messages are sharded over the workers by their first mailbox, so one mailbox folder is
 // written by one worker (two workers on one folder fight over its lock: slower than one).
 #pragma once
@@ -8,37 +15,59 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "io/env.h"
 #include "spool/spool.h"
 
 namespace postern::delivery {
 
 inline constexpr size_t kMaxBatch = 64;
-inline constexpr int kRetrySeconds = 30;
 
 struct Job {
   spool::Envelope env;
   std::shared_ptr<const std::string> body;   // null: read from the spool
-  std::vector<bool> done;                    // recipients already finished
-  bool recovered = false;                    // after a restart: look for earlier copies first
+  std::vector<uint32_t> recipients;          // indexes of the local recipients to deliver
+  bool recheck = false;                      // an earlier attempt may have left copies: look first
+};
+
+struct Outcome {
+  enum Kind : uint8_t {
+    kDelivered,   // written now, or found from an earlier attempt
+    kTemporary,   // try again later (disk, permissions, path not a folder)
+    kPermanent,   // will never work (mailbox no longer exists, unsafe address)
+  };
+  uint32_t index;
+  Kind kind;
+  std::string reason;   // for failures: what went wrong, for the log and the bounce
+};
+
+struct Report {
+  std::string queue_id;
+  std::vector<Outcome> outcomes;
 };
 
 struct DeliveryStats {
-  uint64_t delivered = 0;     // mailbox files
-  uint64_t deferred = 0;
-  uint64_t failed_attempts = 0;
-  uint64_t skipped_existing = 0;
+  uint64_t delivered = 0;          // mailbox files
+  uint64_t temporary_failures = 0;
+  uint64_t permanent_failures = 0;
+  uint64_t skipped_existing = 0;   // found from an earlier attempt
+  uint64_t unsafe_paths = 0;       // a link or a non-folder where a mailbox folder belongs
 };
 
 class Deliverer {
  public:
-  Deliverer(spool::Spool& spool, std::string mailbox_root, std::string hostname, unsigned threads);
+  using ReportFn = std::function<void(Report)>;
+  // Is this mailbox (user@domain) still an account here? Called on the worker threads.
+  using MailboxExists = std::function<bool(const std::string&)>;
+
+  Deliverer(io::Env& env, spool::Spool& spool, std::string mailbox_root, std::string hostname, unsigned threads,
+            ReportFn report, MailboxExists exists = {});
   ~Deliverer();
   void submit(Job job);
   // Waits until every submitted job has been attempted once (tests, shutdown).
@@ -50,21 +79,22 @@ class Deliverer {
     std::mutex mu;
     std::condition_variable cv;
     std::deque<Job> queue;
-    std::vector<std::pair<std::chrono::steady_clock::time_point, Job>> retry;
     bool busy = false;
     std::thread thread;
   };
   void workerLoop(Worker& w);
-  void deliverBatch(Worker& w, std::vector<Job>& batch);
+  void deliverBatch(std::vector<Job>& batch);
   Worker& workerFor(const Job& job);
 
+  io::Env& env_;
   spool::Spool& spool_;
   std::string root_;
   std::string host_;
+  ReportFn report_;
+  MailboxExists exists_;
   std::atomic<bool> stopping_{false};
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::mutex shared_mu_;               // guards the two below
-  std::set<std::string> known_dirs_;   // mailbox folders already created
+  std::mutex stats_mu_;
   DeliveryStats stats_;
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace postern::delivery {
@@ -20,7 +21,7 @@ std::string maildirName(uint64_t accepted_us, uint32_t pid, uint64_t seq, std::s
   return fmt::format("{}.M{}P{}Q{}.{},S={}", accepted_us / 1'000'000, accepted_us % 1'000'000, pid, seq, host, size);
 }
 
-Result<std::string> mailboxDir(const std::string& root, std::string_view address) {
+Result<MailboxName> splitMailbox(std::string_view address) {
   size_t at = address.rfind('@');
   if (at == std::string_view::npos || at == 0 || at + 1 == address.size())
     return Status::invalid(fmt::format("not a mailbox address: {}", address));
@@ -30,7 +31,51 @@ Result<std::string> mailboxDir(const std::string& root, std::string_view address
            part.find('\0') != std::string_view::npos;
   };
   if (unsafe(local) || unsafe(domain)) return Status::invalid(fmt::format("unsafe mailbox address: {}", address));
-  return fmt::format("{}/{}/{}", root, domain, local);
+  return MailboxName{std::string(domain), std::string(local)};
+}
+
+Result<std::string> mailboxDir(const std::string& root, std::string_view address) {
+  auto n = splitMailbox(address);
+  if (!n) return n.status();
+  return fmt::format("{}/{}/{}", root, n->domain, n->local);
+}
+
+namespace {
+
+// One folder below `parent`, created if missing; never through a symbolic link.
+Result<io::Fd> openFolder(io::Env& env, int parent, const std::string& name) {
+  constexpr unsigned kFlags = io::kRead | io::kDirectory | io::kNoFollow;
+  auto fd = env.openAt(parent, name, kFlags);
+  if (!fd && fd.status().sysErrno() == ENOENT) {
+    if (Status s = env.mkdirAt(parent, name, 0700); !s && s.sysErrno() != EEXIST) return s;
+    if (Status s = env.fsync(parent); !s) return s;
+    fd = env.openAt(parent, name, kFlags);
+  }
+  if (!fd) {
+    int e = fd.status().sysErrno();
+    if (e == ELOOP || e == ENOTDIR)
+      return Status::fromErrno(e, fmt::format("{} is not a folder (a symbolic link or a file): {}", name,
+                                              fd.status().message()));
+    return fd.status();
+  }
+  return io::Fd(env, *fd);
+}
+
+}  // namespace
+
+Result<MailboxDirs> openMailbox(io::Env& env, int root_fd, const MailboxName& name) {
+  auto dom = openFolder(env, root_fd, name.domain);
+  if (!dom) return dom.status();
+  auto box = openFolder(env, dom->get(), name.local);
+  if (!box) return box.status();
+  MailboxDirs d;
+  d.box = std::move(box.value());
+  for (auto [sub, out] : {std::pair{"tmp", &d.tmp}, std::pair{"new", &d.fresh}, std::pair{"cur", &d.cur}}) {
+    auto f = openFolder(env, d.box.get(), sub);
+    if (!f) return f.status();
+    *out = std::move(f.value());
+  }
+  return d;
 }
 
 std::string renderForMaildir(std::string_view mail_from, std::string_view delivered_to, std::string_view message) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "io/env.h"
 #include "util/status.h"
 
 namespace postern::delivery {
@@ -17,6 +18,22 @@ std::string maildirHost(std::string_view hostname);
 std::string maildirName(uint64_t accepted_us, uint32_t pid, uint64_t seq, std::string_view host, uint64_t size);
 // <root>/<domain>/<local>; error for addresses that could escape the root.
 Result<std::string> mailboxDir(const std::string& root, std::string_view address);
+
+// The two path components of a mailbox address; error for parts that could not be one
+// safe folder name (empty, ".", "..", containing '/' or NUL).
+struct MailboxName {
+  std::string domain, local;
+};
+Result<MailboxName> splitMailbox(std::string_view address);
+
+// Handles on a mailbox's folders.
+struct MailboxDirs {
+  io::Fd box, tmp, fresh, cur;   // fresh is new/
+};
+// Opens <root>/<domain>/<local>/{tmp,new,cur} below the open root folder one component at
+// a time with O_NOFOLLOW|O_DIRECTORY, creating missing ones (0700, made durable). A
+// symbolic link or a non-folder on the way fails with ELOOP or ENOTDIR, never followed.
+Result<MailboxDirs> openMailbox(io::Env& env, int root_fd, const MailboxName& name);
 // The bytes stored in the mailbox: Return-Path and Delivered-To, then the message with
 // CRLF line ends turned into LF (the on-disk convention of Maildir).
 std::string renderForMaildir(std::string_view mail_from, std::string_view delivered_to, std::string_view message);

@@ -17,8 +17,8 @@ class DirectoryService;
 namespace postern::spool {
 class Spool;
 }
-namespace postern::delivery {
-class Deliverer;
+namespace postern::queue {
+class Queue;
 }
 namespace postern::tls {
 class CertStore;
@@ -34,7 +34,7 @@ struct ServerContext {
   const config::Config& config;
   directory::DirectoryService& directory;
   spool::Spool& spool;
-  delivery::Deliverer& deliverer;
+  queue::Queue& queue;              // committed messages go here for delivery
   tls::CertStore* certs;            // null without [tls]
   asio::thread_pool& cpu_pool;      // password hashing and other CPU-heavy work
   Counters& counters;

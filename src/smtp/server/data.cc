@@ -4,7 +4,7 @@
 
 #include <ctime>
 
-#include "delivery/deliverer.h"
+#include "queue/queue.h"
 #include "log/log.h"
 #include "smtp/proto/data_scanner.h"
 #include "smtp/server/session.h"
@@ -72,7 +72,7 @@ void Session::beginBody() {
 
 // Moves the in-memory part of the body to the spool, so a large message never holds more
 // than kSpoolChunk bytes of memory.
-net::awaitable<bool> Session::spillBody() {
+net::awaitable<Status> Session::spillBody() {
   // The lambda captures only `this`: the session outlives the wait, and g++ 12 must not
   // see non-trivial captures in a co_await expression.
   auto start = [this](auto cb) {
@@ -83,10 +83,17 @@ net::awaitable<bool> Session::spillBody() {
   Status s = co_await awaitSpool(start);
   spilled_ = true;
   if (!s) {
+    ctx_.counters.inc("smtp.spool_failed");
     log::error("smtp.spool_failed").kv("conn", info_.id).kv("queue_id", env_.queue_id).kv("reason", s.message());
-    co_return false;
   }
-  co_return true;
+  co_return s;
+}
+
+// The reply for a message the spool could not store: a full disk is RFC 3463's "mail
+// system full" (4.3.1); anything else a local error. Both are temporary: try again later.
+void Session::replyStorageError(const Status& s) {
+  if (s.isNoSpace()) reply(452, "4.3.1", "Insufficient system storage; try again later");
+  else reply(451, "4.3.0", "Local error: message could not be stored; try again later");
 }
 
 net::awaitable<bool> Session::commitMessage() {
@@ -107,17 +114,14 @@ net::awaitable<bool> Session::commitMessage() {
   if (!s) {
     ev.kv("reason", s.message());
     ctx_.counters.inc("smtp.spool_failed");
-    reply(451, "4.3.0", "Local error: message could not be stored; try again later");
+    replyStorageError(s);
     resetTransaction();
     co_return true;
   }
   ctx_.counters.inc("smtp.accepted");
   reply(250, "2.0.0", fmt::format("Ok: queued as {}", env_.queue_id));
-  delivery::Job job;
-  job.env = env_;
-  job.env.size = body_size_;
-  if (!spilled_) job.body = tail;   // small message: deliver from memory, no re-read
-  ctx_.deliverer.submit(std::move(job));
+  // A small message is delivered from memory, without reading it back from the spool.
+  ctx_.queue.add(env_, spilled_ ? nullptr : tail);
   spilled_ = false;                 // the spool owns it now; reset must not abort it
   resetTransaction();
   co_return true;
@@ -145,18 +149,16 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
   beginBody();
   DataScanner scanner(policy(ctx_.config), ctx_.config.smtp.max_line_length);
   scanner.setSizeLimit(ctx_.config.smtp.max_message_size);
+  Status stored;   // a failed spill: the rest is read and dropped, then refused
   for (;;) {
     size_t before = body_.size();
     DataScanner::Result r = scanner.feed(in_, body_);
     body_size_ += body_.size() - before;
     in_.erase(0, r.consumed);
     if (r.done) break;
-    if (body_.size() >= kSpoolChunk && !scanner.overLimit() && !scanner.bareNewline()) {
-      if (!co_await spillBody()) {
-        reply(451, "4.3.0", "Local error: message could not be stored; try again later");
-        quit_ = true;   // the rest of the message is still coming; end the session
-        co_return false;
-      }
+    if (stored && body_.size() >= kSpoolChunk && !scanner.overLimit() && !scanner.bareNewline()) {
+      stored = co_await spillBody();
+      if (!stored) body_.clear();
     } else if (body_.size() >= kSpoolChunk) {
       body_.clear();    // rejected anyway: keep memory bounded
     }
@@ -172,6 +174,11 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
       resetTransaction();
       co_return false;
     }
+  }
+  if (!stored) {
+    replyStorageError(stored);
+    resetTransaction();
+    co_return !quit_;
   }
   if (scanner.bareNewline()) {
     reject(rejection::kBareNewlineData, 554, "5.6.0",
@@ -206,6 +213,7 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
   int code = 0;
   std::string_view enhanced, text;
   std::string why;
+  Status storage_error;
   if (!in_mail_) {
     error = &rejection::kBadSequence, code = 503, enhanced = "5.5.1", text = "Need MAIL command first";
   } else if (env_.recipients.empty()) {
@@ -247,10 +255,13 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
       } else if (body_.size() >= kSpoolChunk && !checker.bareNewline()) {
         in_.erase(0, n);
         remaining -= n;
-        if (!co_await spillBody()) {
-          reply(451, "4.3.0", "Local error: message could not be stored; try again later");
-          resetTransaction();
-          co_return false;
+        if (Status st = co_await spillBody(); !st) {
+          // The chunk is still read in full (RFC 3030 §2); the reply says why.
+          accepting = false;
+          body_failed_ = true;
+          error = nullptr;
+          storage_error = st;
+          body_.clear();
         }
         continue;
       }
@@ -276,6 +287,10 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
     why = fmt::format("Message has a line longer than {} octets (RFC 5321 section 4.5.3.1.6)",
                       ctx_.config.smtp.max_line_length);
     error = &rejection::kLineTooLong, code = 500, enhanced = "5.5.2", text = why;
+  }
+  if (!storage_error) {
+    replyStorageError(storage_error);
+    co_return !quit_;
   }
   if (!accepting) {
     reject(*error, code, enhanced, text);

@@ -59,15 +59,8 @@ void Session::onMail(const Command& cmd) {
   smtputf8_ = utf8;
   declared_size_ = size;
   transaction_start_ = std::chrono::steady_clock::now();
-  env_ = spool::Envelope();
+  env_ = spool::newEnvelope(ctx_.next_seq.fetch_add(1, std::memory_order_relaxed));
   env_.mail_from = cmd.null_path ? std::string() : std::string(cmd.path);
-  auto now = std::chrono::system_clock::now();
-  env_.accepted_us = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count());
-  env_.pid = static_cast<uint32_t>(::getpid());
-  env_.seq = ctx_.next_seq.fetch_add(1, std::memory_order_relaxed);
-  env_.queue_id = fmt::format("{:08X}{:05X}{:X}", env_.accepted_us / 1'000'000 & 0xffffffffu,
-                              env_.accepted_us % 1'000'000, env_.seq);
   reply(250, "2.1.0", "Ok");
 }
 

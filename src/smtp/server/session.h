@@ -85,7 +85,8 @@ class Session {
 
   // Message assembly and acceptance
   void beginBody();
-  net::awaitable<bool> spillBody();
+  net::awaitable<Status> spillBody();
+  void replyStorageError(const Status& s);
   net::awaitable<bool> commitMessage();
   std::string receivedHeader() const;
   std::string protocolName() const;
