@@ -125,6 +125,12 @@ int runConfig(const Args& a) {
     if (!dir) {
       std::fprintf(stderr, "%s\n", dir.status().message().c_str());
       directory_ok = false;
+    } else {
+      // Lines that load but can never receive mail (the server refuses them at RCPT).
+      for (const auto& e : directory::mailboxNameErrors(**dir, r.config->accounts_path, r.config->aliases_path)) {
+        std::fprintf(stderr, "%s\n", e.c_str());
+        directory_ok = false;
+      }
     }
   }
   if (!r.config || r.hasErrors() || !directory_ok) {
@@ -197,7 +203,11 @@ int runAlias(const Args& a) {
     return 0;
   }
   if (sub == "add" && a.positional.size() == 4) {
-    if (Status s = directory::addAlias(path, a.positional[2], a.positional[3]); !s) return fail(s);
+    // The local domains, to check targets that would be mailboxes. Without a readable
+    // directory only the alias's own domain counts as local.
+    auto dir = directory::loadDirectory(cfg->accounts_path, cfg->aliases_path, nullptr);
+    const directory::Directory* local = dir ? dir->get() : nullptr;
+    if (Status s = directory::addAlias(path, a.positional[2], a.positional[3], local); !s) return fail(s);
     std::printf("added alias %s -> %s\n", a.positional[2].c_str(), a.positional[3].c_str());
     return 0;
   }

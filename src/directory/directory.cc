@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "directory/file_edit.h"
+#include "directory/mailbox_name.h"
 #include "util/strings.h"
 
 namespace postern::directory {
@@ -126,6 +127,27 @@ bool Directory::mayUseSender(std::string_view user, std::string_view from) const
   Expansion state;
   if (!expandAlias(*alias, 0, state)) return false;
   return state.reached.count(toLower(user)) != 0;
+}
+
+std::vector<std::string> mailboxNameErrors(const Directory& dir, const std::string& accounts_path,
+                                           const std::string& aliases_path) {
+  std::vector<std::string> out;
+  for (const Account& account : dir.accounts()) {
+    if (Status st = checkMailboxAddress(account.address); !st)
+      out.push_back(accounts_path + ":" + std::to_string(account.line) + ": error: account '" +
+                    quoteForMessage(account.address) + "' cannot have a mailbox: " + st.message() +
+                    " (mail to it is refused with 550 5.1.3)");
+  }
+  for (const Alias& alias : dir.aliases()) {
+    for (const std::string& target : alias.targets) {
+      if (!dir.isLocalDomain(domainOf(target)) || dir.hasAlias(target)) continue;
+      if (Status st = checkMailboxAddress(target); !st)
+        out.push_back(aliases_path + ":" + std::to_string(alias.line) + ": error: alias '" +
+                      quoteForMessage(alias.source) + "': target '" + quoteForMessage(target) +
+                      "' is in a local domain but cannot be a mailbox: " + st.message());
+    }
+  }
+  return out;
 }
 
 Result<std::shared_ptr<const Directory>> loadDirectory(const std::string& accounts_path,

@@ -16,6 +16,7 @@
 #include "directory/accounts.h"
 #include "directory/aliases.h"
 #include "util/status.h"
+#include "util/strings.h"
 
 namespace postern::directory {
 
@@ -37,6 +38,8 @@ class Directory {
   bool isLocalDomain(std::string_view domain) const;
   // The account with this address (case-insensitive), or nullptr. Lives as long as *this.
   const Account* findAccount(std::string_view address) const;
+  // Whether `address` (case-insensitive) is an alias key (exact, or a catch-all "@domain").
+  bool hasAlias(std::string_view address) const { return findAlias(toLower(address)) != nullptr; }
 
   struct Target {
     std::string address;   // lowercased
@@ -86,6 +89,15 @@ class Directory {
   std::unordered_map<std::string, size_t> alias_index_;     // source -> aliases_ index
   std::unordered_set<std::string> domains_;
 };
+
+// The entries of `dir` that can never receive mail because an address that would be a
+// mailbox folder fails checkMailboxAddress: accounts, and alias targets in a local domain
+// that are not aliases themselves.
+// One "FILE:LINE: error: ..." line each, in file order (accounts first). The files still
+// load (a hand-edited line must not stop the server); `postern config check` reports these
+// as errors, the server logs them, and RCPT refuses mail to them with 550 5.1.3.
+std::vector<std::string> mailboxNameErrors(const Directory& dir, const std::string& accounts_path,
+                                           const std::string& aliases_path);
 
 // Reads and parses both files (file names label the messages) and builds a snapshot.
 // A missing accounts file is an error; a missing aliases file means no aliases, with a

@@ -12,6 +12,9 @@ Status DirectoryService::loadNow() {
   auto d = loadDirectory(accounts_path_, aliases_path_, &notes);
   if (!d) return d.status();
   for (const auto& n : notes) log::info("directory.note").kv("message", n);
+  // Kept loaded (one hand-edited line must not stop all mail), refused at RCPT.
+  for (const auto& e : mailboxNameErrors(**d, accounts_path_, aliases_path_))
+    log::warn("directory.bad_mailbox_name").kv("message", e);
   std::lock_guard lock(mu_);
   current_ = *d;
   accounts_stamp_ = a;

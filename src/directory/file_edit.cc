@@ -17,6 +17,8 @@
 
 #include "directory/accounts.h"
 #include "directory/aliases.h"
+#include "directory/directory.h"
+#include "directory/mailbox_name.h"
 #include "directory/password.h"
 #include "util/strings.h"
 
@@ -151,6 +153,21 @@ Status checkNewAddress(std::string_view address, Status syntax) {
   return Status::ok();
 }
 
+// An address that would be a mailbox folder (an account, a local alias target) must be
+// able to name one.
+Status checkNewMailbox(std::string_view address) {
+  if (Status st = checkMailboxAddress(address); !st)
+    return Status::invalid("invalid address '" + quoteForMessage(address) + "': " + st.message() +
+                           ", so it cannot name a mailbox folder (<mailbox root>/<domain>/<local part>)");
+  return Status::ok();
+}
+
+// The part after the last '@' ("" without one).
+std::string_view domainOf(std::string_view address) {
+  size_t at = address.rfind('@');
+  return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
+}
+
 // The edit pipeline: lock, read (missing file = "" if `create`), change, write atomically.
 // `change` gets the current text and returns the new text; it parses as it needs.
 Status editFile(const std::string& path, bool create, const std::function<Result<std::string>(std::string_view)>& change) {
@@ -281,6 +298,7 @@ Status writeFileAtomic(const std::string& path, std::string_view content) {
 
 Status addAccount(const std::string& path, std::string_view address, std::string_view password) {
   if (Status st = checkNewAddress(address, checkAddress(address)); !st) return st;
+  if (Status st = checkNewMailbox(address); !st) return st;
   std::string key = toLower(address);
   Result<std::string> hash = hashPassword(password);   // before locking: slow
   if (!hash) return hash.status();
@@ -305,6 +323,11 @@ Status deleteAccount(const std::string& path, std::string_view address) {
 }
 
 Status setPassword(const std::string& path, std::string_view address, std::string_view password) {
+  // Such an account was added by hand: it can log in but never receive mail. Keeping it
+  // alive with a new password would hide that; it is to be deleted.
+  if (Status st = checkMailboxAddress(address); !st)
+    return Status::invalid("account '" + quoteForMessage(address) + "' cannot have a mailbox: " + st.message() +
+                           "; mail to it is refused. Delete it with 'postern account del' and add a valid address");
   std::string key = toLower(address);
   Result<std::string> hash = hashPassword(password);
   if (!hash) return hash.status();
@@ -331,13 +354,20 @@ Status setPassword(const std::string& path, std::string_view address, std::strin
   });
 }
 
-Status addAlias(const std::string& path, std::string_view alias, std::string_view targets_csv) {
+Status addAlias(const std::string& path, std::string_view alias, std::string_view targets_csv,
+                const Directory* directory) {
   if (Status st = checkNewAddress(alias, checkAliasSource(alias)); !st) return st;
   std::string key = toLower(alias);
   std::string line = key + " ";
   size_t count = 0;
   for (std::string_view target : splitTargets(targets_csv)) {
     if (Status st = checkNewAddress(target, checkAddress(target)); !st) return st;
+    std::string_view domain = domainOf(target);
+    bool local = iequals(domain, domainOf(alias)) || (directory != nullptr && directory->isLocalDomain(domain));
+    bool is_alias = directory != nullptr && directory->hasAlias(target);
+    if (local && !is_alias) {
+      if (Status st = checkNewMailbox(target); !st) return st;
+    }
     if (count++ > 0) line += ",";
     line += toLower(target);
   }

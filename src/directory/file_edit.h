@@ -19,6 +19,8 @@
 
 namespace postern::directory {
 
+class Directory;
+
 // Larger accounts or aliases files are refused when read.
 inline constexpr size_t kMaxDirectoryFileSize = size_t{64} << 20;
 // Mode of a file created by an edit (an existing file keeps its mode and owner).
@@ -40,17 +42,23 @@ Status writeFileAtomic(const std::string& path, std::string_view content);
 
 // Appends "address|{SHA512-CRYPT}..." (address lowercased). Creates the file if missing.
 // Status::exists if the address is already there; Status::invalid for a bad address or
-// password, or if the file does not parse (its error is returned).
+// password, for an address that cannot name a mailbox folder (checkMailboxAddress), or if
+// the file does not parse (its error is returned).
 Status addAccount(const std::string& path, std::string_view address, std::string_view password);
 // Removes the account's line. Status::notFound if absent (or the file is missing).
 Status deleteAccount(const std::string& path, std::string_view address);
 // Replaces the hash of an account with a new SHA512-CRYPT one; the address as written and
-// any extra fields stay. Status::notFound if absent.
+// any extra fields stay. Status::notFound if absent; Status::invalid for an address that
+// cannot name a mailbox folder (such an account, written by hand, is to be deleted).
 Status setPassword(const std::string& path, std::string_view address, std::string_view password);
 // Appends "alias target1,target2" (lowercased; `alias` is "a@d" or catch-all "@d";
 // targets separated by commas and/or spaces). Creates the file if missing.
-// Status::exists if the alias is already there (targets are not merged).
-Status addAlias(const std::string& path, std::string_view alias, std::string_view targets_csv);
+// Status::exists if the alias is already there (targets are not merged). A target in a
+// local domain (the alias's own domain, or one of `directory`'s if given) that is not an
+// alias of `directory` must be able to name a mailbox (checkMailboxAddress);
+// Status::invalid otherwise.
+Status addAlias(const std::string& path, std::string_view alias, std::string_view targets_csv,
+                const Directory* directory = nullptr);
 // Removes the alias's line (and its continuation lines). Status::notFound if absent.
 Status deleteAlias(const std::string& path, std::string_view alias);
 

@@ -71,7 +71,9 @@ class Postern:
     """One running server. Use as a context manager or call start()/stop()."""
 
     def __init__(self, workdir, listeners=None, extra_toml="", accounts=None, aliases=None, tls=True,
-                 proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT):
+                 proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT, data_dir="data"):
+        """`data_dir` (spool/ and state/) is relative to `workdir` unless absolute, e.g. on a
+        file system the test mounted; the mailbox root stays `workdir`/mail."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {}
@@ -82,6 +84,8 @@ class Postern:
         self.tls = tls
         self.threads = threads
         self.proc = None
+        self._data_dir_setting = str(data_dir)
+        self.data_dir = self.dir / data_dir
         self.log_path = self.dir / "postern.log"
         self.config_path = self.dir / "postern.toml"
         self.accounts_path = self.dir / "accounts.cf"
@@ -99,7 +103,8 @@ class Postern:
                                      "@catchall.test bob@example.test\n")
 
     def _write_config(self):
-        lines = [f'hostname = "{HOSTNAME}"', 'data_dir = "data"', "", "[server]", f"threads = {self.threads}",
+        lines = [f'hostname = "{HOSTNAME}"', f'data_dir = "{self._data_dir_setting}"', "", "[server]",
+                 f"threads = {self.threads}",
                  'shutdown_timeout = "10s"', "", "[directory]", 'accounts = "accounts.cf"', 'aliases = "virtual.cf"',
                  "", "[mailbox]", 'root = "mail"', ""]
         if self.tls:

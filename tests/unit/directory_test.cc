@@ -290,5 +290,29 @@ TEST_F(DirectoryLoad, ParseErrorsNameThePath) {
   EXPECT_EQ(d.status().message().rfind(ali + ":2: error: ", 0), 0u) << d.status().message();
 }
 
+// Accounts and local alias targets that cannot be a mailbox folder load (a hand-edited
+// line must not stop the server) and are listed as FILE:LINE errors for config check.
+TEST(DirectoryMailboxNames, ErrorsNameTheLine) {
+  auto d = makeDirectory({"ok@example.com", "a/b@example.com", "..@example.com"},
+                         "# aliases\n"
+                         "x@example.com ok@example.com, a/b@example.com\n"
+                         "y@example.com ../../x@example.com\n"
+                         "z@example.com a/b@remote.example\n"     // remote: never a folder here
+                         "w@example.com v/w@example.com\n"        // an alias: no folder either
+                         "v/w@example.com ok@example.com\n");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->resolve("a/b@example.com").outcome, Outcome::kDeliver);   // still loaded; RCPT refuses it
+  EXPECT_EQ(mailboxNameErrors(*d, "acc.cf", "virt.cf"),
+            (Names{"acc.cf:2: error: account 'a/b@example.com' cannot have a mailbox: the local part 'a/b' contains "
+                   "'/' (mail to it is refused with 550 5.1.3)",
+                   "acc.cf:3: error: account '..@example.com' cannot have a mailbox: the local part '..' is '..' (the "
+                   "parent folder) (mail to it is refused with 550 5.1.3)",
+                   "virt.cf:2: error: alias 'x@example.com': target 'a/b@example.com' is in a local domain but cannot "
+                   "be a mailbox: the local part 'a/b' contains '/'",
+                   "virt.cf:3: error: alias 'y@example.com': target '../../x@example.com' is in a local domain but "
+                   "cannot be a mailbox: the local part '../../x' contains '/'"}));
+  EXPECT_TRUE(mailboxNameErrors(*makeDirectory({"ok@example.com"}, "x@example.com ok@example.com\n"), "a", "b").empty());
+}
+
 }  // namespace
 }  // namespace postern::directory

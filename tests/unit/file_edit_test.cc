@@ -16,6 +16,7 @@
 
 #include "directory/accounts.h"
 #include "directory/aliases.h"
+#include "directory/directory.h"
 #include "directory/password.h"
 
 namespace postern::directory {
@@ -165,6 +166,39 @@ TEST_F(DirectoryFileEdit, AddAccountErrors) {
   EXPECT_EQ(read(p), "broken line\n");
 }
 
+// An account is the folder <root>/<domain>/<local part>: addresses that cannot be one are
+// refused with the reason, and the file is not touched. Deleting one (added by hand) works.
+TEST_F(DirectoryFileEdit, AccountsThatCannotBeAMailboxFolder) {
+  std::string p = path("accounts.cf");
+  std::string hand = "a/b@example.com|{BLF-CRYPT}" + kBlf + "\n";
+  write(p, hand);
+  struct Case {
+    const char* address;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"a/b@example.com", "the local part 'a/b' contains '/'"},
+      {"..@example.com", "the local part '..' is '..' (the parent folder)"},
+      {".@example.com", "the local part '.' is '.' (the folder itself)"},
+      {"../../x@example.com", "the local part '../../x' contains '/'"},
+      {".hidden@example.com", "the local part '.hidden' starts with '.'"},
+  };
+  for (const Case& c : cases) {
+    Status st = addAccount(p, c.address, "pw");
+    EXPECT_EQ(st.code(), Status::Code::kInvalid) << c.address;
+    EXPECT_EQ(st.message(), std::string("invalid address '") + c.address + "': " + c.reason +
+                                ", so it cannot name a mailbox folder (<mailbox root>/<domain>/<local part>)");
+  }
+  Status st = setPassword(p, "A/B@example.com", "pw");
+  EXPECT_EQ(st.code(), Status::Code::kInvalid);
+  EXPECT_EQ(st.message(), "account 'A/B@example.com' cannot have a mailbox: the local part 'A/B' contains '/'; mail to "
+                          "it is refused. Delete it with 'postern account del' and add a valid address");
+  EXPECT_EQ(read(p), hand);
+  ASSERT_TRUE(deleteAccount(p, "a/b@example.com").isOk());
+  EXPECT_EQ(read(p), "");
+  expectNoTempFiles();
+}
+
 TEST_F(DirectoryFileEdit, DeleteAccount) {
   std::string p = path("accounts.cf");
   std::string a = "a@example.com|{BLF-CRYPT}" + kBlf + "\n";
@@ -232,6 +266,32 @@ TEST_F(DirectoryFileEdit, AddAndDeleteAlias) {
   EXPECT_EQ(read(p), "# aliases\ninfo@example.com a@example.com\n# after\n@example.org c@example.org\n"
                      "team@example.com a@example.com,b@example.com,c@remote.example\n");
   EXPECT_EQ(deleteAlias(p, "list@example.com").code(), Status::Code::kNotFound);
+  expectNoTempFiles();
+}
+
+// A target in a local domain would be a mailbox folder; a remote one never is. Local means
+// the alias's own domain, or a domain of the directory given; an alias target is no folder.
+TEST_F(DirectoryFileEdit, AliasTargetsThatCannotBeAMailboxFolder) {
+  std::string p = path("virtual.cf");
+  write(p, "");
+  Status st = addAlias(p, "x@example.com", "ok@example.com,a/b@example.com");
+  EXPECT_EQ(st.code(), Status::Code::kInvalid);
+  EXPECT_EQ(st.message(), "invalid address 'a/b@example.com': the local part 'a/b' contains '/', so it cannot name a "
+                          "mailbox folder (<mailbox root>/<domain>/<local part>)");
+  EXPECT_EQ(addAlias(p, "@example.com", "..@example.com").code(), Status::Code::kInvalid);
+  EXPECT_EQ(read(p), "");
+  // Without a directory, another domain is not known to be local.
+  EXPECT_TRUE(addAlias(p, "x@example.com", "a/b@remote.example").isOk());
+
+  Result<AccountsFile> accounts = parseAccounts("u@local.example|{BLF-CRYPT}" + kBlf + "\n", "accounts.cf");
+  Result<AliasesFile> aliases = parseAliases("a/b@local.example u@local.example\n", "virtual.cf");
+  ASSERT_TRUE(accounts.isOk() && aliases.isOk());
+  auto dir = Directory::build(std::move(accounts).value(), std::move(aliases).value());
+  EXPECT_EQ(addAlias(p, "y@example.com", "../x@local.example", dir.get()).code(), Status::Code::kInvalid);
+  EXPECT_TRUE(addAlias(p, "y@example.com", "a/b@remote.example", dir.get()).isOk());
+  EXPECT_TRUE(addAlias(p, "z@example.com", "a/b@local.example", dir.get()).isOk());   // an alias, no folder
+  EXPECT_EQ(read(p), "x@example.com a/b@remote.example\ny@example.com a/b@remote.example\n"
+                     "z@example.com a/b@local.example\n");
   expectNoTempFiles();
 }
 

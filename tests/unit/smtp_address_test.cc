@@ -179,5 +179,17 @@ TEST(Canonical, Forms) {
   EXPECT_EQ(canon("\xc3\x9c@B\xc3\x9c.org"), "\xc3\x9c@b\xc3\x9c.org");  // only ASCII is lowercased
 }
 
+TEST(Canonical, UnquotedLocalPart) {
+  auto local = [](std::string_view s) { return unquotedLocalPart(*parseMailbox(s)); };
+  EXPECT_EQ(local("User@x.org"), "User");
+  EXPECT_EQ(local("a/b@x.org"), "a/b");
+  EXPECT_EQ(local("\"user\"@x.org"), "user");
+  EXPECT_EQ(local("\"..\"@x.org"), "..");
+  EXPECT_EQ(local("\"../../x\"@x.org"), "../../x");
+  EXPECT_EQ(local("\"a\\\"b\"@x.org"), "a\"b");
+  EXPECT_EQ(local("\"a\\\\b\"@x.org"), "a\\b");
+  EXPECT_EQ(local("\"\"@x.org"), "");
+}
+
 }  // namespace
 }  // namespace postern::smtp

@@ -253,16 +253,22 @@ std::optional<Mailbox> parseMailbox(std::string_view s, bool allow_utf8) {
   return m;
 }
 
+std::string unquotedLocalPart(const Mailbox& m) {
+  if (!m.quoted_local) return std::string(m.local_part);
+  std::string unquoted;
+  std::string_view body = m.local_part.substr(1, m.local_part.size() - 2);
+  for (size_t i = 0; i < body.size(); ++i) {
+    if (body[i] == '\\' && i + 1 < body.size()) ++i;
+    unquoted.push_back(body[i]);
+  }
+  return unquoted;
+}
+
 std::string canonicalAddress(const Mailbox& m) {
   std::string out;
   out.reserve(m.local_part.size() + 1 + m.domain.size());
   if (m.quoted_local) {
-    std::string unquoted;
-    std::string_view body = m.local_part.substr(1, m.local_part.size() - 2);
-    for (size_t i = 0; i < body.size(); ++i) {
-      if (body[i] == '\\' && i + 1 < body.size()) ++i;
-      unquoted.push_back(body[i]);
-    }
+    std::string unquoted = unquotedLocalPart(m);
     out += isDotString(unquoted, true) ? std::string_view(unquoted) : m.local_part;
   } else {
     out += m.local_part;

@@ -50,6 +50,10 @@ bool isValidUtf8(std::string_view s);
 // Any byte >= 0x80 (an RFC 6531 address needs the SMTPUTF8 parameter).
 bool hasNonAscii(std::string_view s);
 
+// The local part as the octets it stands for: a Quoted-string without its quotes and with
+// its quoted-pairs resolved (the local part of "a\"b"@x is a"b); an unquoted one as sent.
+std::string unquotedLocalPart(const Mailbox& m);
+
 // The form used for lookups: local part as sent when unquoted (the caller decides about
 // case), quoted local part unquoted (quoted-pairs resolved) when the result is a valid
 // Dot-string, otherwise kept quoted; "@"; domain with ASCII letters lowercased.

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "directory/directory_service.h"
+#include "directory/mailbox_name.h"
 #include "log/log.h"
 #include "protect/protector.h"
 #include "smtp/proto/address.h"
@@ -106,6 +107,38 @@ net::awaitable<void> Session::onRcpt(const Command& cmd) {
   co_return onRcptChecked(cmd);
 }
 
+// A local recipient whose mail would go to a mailbox that cannot be a folder is refused
+// now, rather than accepted and then never delivered (issue 11). That is a local mailbox
+// target whose address fails checkMailboxAddress (an account written by hand), or, when no
+// safe mailbox takes the mail, the recipient's own local part (unquoted: "../../x"@d names
+// ../../x). True when a reply was sent.
+bool Session::refuseBadMailboxName(const Command& cmd, const std::string& rcpt,
+                                   const directory::Directory::Resolution& res) {
+  using Outcome = directory::Directory::Outcome;
+  const std::string* bad_target = nullptr;
+  for (const auto& t : res.targets) {
+    if (!t.local_mailbox) continue;
+    if (Status st = directory::checkMailboxAddress(t.address); !st) {
+      log::warn("directory.bad_mailbox_name").kv("conn", info_.id).kv("recipient", rcpt).kv("mailbox", t.address)
+          .kv("reason", st.message());
+      bad_target = &t.address;
+      break;
+    }
+  }
+  if (res.outcome != Outcome::kUnknownUser && bad_target == nullptr) return false;
+  if (!cmd.postmaster) {
+    std::string own = unquotedLocalPart(cmd.mailbox) + "@" + std::string(cmd.mailbox.domain);
+    if (Status st = directory::checkMailboxAddress(own); !st) {
+      reject(rejection::kBadMailboxName, 550, "5.1.3",
+             fmt::format("<{}>: Bad recipient address syntax: {}", cmd.path, st.message()));
+      return true;
+    }
+  }
+  if (bad_target == nullptr) return false;   // unknown: 5.1.1 below
+  reject(rejection::kBadMailboxTarget, 550, "5.1.3", fmt::format("<{}>: Bad destination mailbox address syntax", cmd.path));
+  return true;
+}
+
 void Session::onRcptChecked(const Command& cmd) {
   ++rcpt_attempts_;
   for (size_t i = 0; i < cmd.param_count; ++i)
@@ -142,6 +175,7 @@ void Session::onRcptChecked(const Command& cmd) {
       if (auto base = dir_->resolve(rcpt.substr(0, plus) + rcpt.substr(at)); base.outcome == Outcome::kDeliver)
         res = std::move(base);
   }
+  if (res.outcome != Outcome::kNotLocal && refuseBadMailboxName(cmd, rcpt, res)) return;
   bool authenticated = !user_.empty();
   if (res.outcome == Outcome::kNotLocal) {
     if (!authenticated)

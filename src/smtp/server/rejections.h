@@ -25,6 +25,13 @@ inline constexpr Rejection kAuthMalformed{"smtp.auth_malformed", protect::Offens
 inline constexpr Rejection kAuthMechanism{"smtp.auth_mechanism"};
 inline constexpr Rejection kAuthRequired{"smtp.auth_required"};
 inline constexpr Rejection kAuthWithoutTls{"smtp.auth_without_tls", protect::Offense::kProtocolError};
+// 550 5.1.3: the recipient's own local part cannot name a mailbox folder (a/b, "..", ...;
+// directory/mailbox_name.h) and no safe mailbox takes its mail. Counted like an unknown
+// recipient: nobody has such a mailbox.
+inline constexpr Rejection kBadMailboxName{"smtp.bad_mailbox_name", protect::Offense::kUnknownRecipient};
+// 550 5.1.3: an alias of the recipient leads to an account whose address cannot name a
+// mailbox folder. The accounts file is at fault, not the client: no offence.
+inline constexpr Rejection kBadMailboxTarget{"smtp.bad_mailbox_target"};
 inline constexpr Rejection kBadSequence{"smtp.bad_sequence", protect::Offense::kProtocolError};
 inline constexpr Rejection kBareNewlineCommand{"smtp.bare_newline_command", protect::Offense::kProtocolError};
 inline constexpr Rejection kBareNewlineData{"smtp.bare_newline_data", protect::Offense::kProtocolError};

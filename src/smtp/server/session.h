@@ -74,6 +74,7 @@ class Session {
   void onMail(const Command& cmd);
   net::awaitable<void> onRcpt(const Command& cmd);
   void onRcptChecked(const Command& cmd);
+  bool refuseBadMailboxName(const Command& cmd, const std::string& rcpt, const directory::Directory::Resolution& res);
   net::awaitable<bool> onData(const Command& cmd);
   net::awaitable<bool> onBdat(const Command& cmd);
   net::awaitable<bool> onAuth(const Command& cmd);
