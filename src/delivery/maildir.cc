@@ -1,4 +1,5 @@
 #include "delivery/maildir.h"
+#include "directory/mailbox_name.h"
 
 #include <fmt/format.h>
 
@@ -22,16 +23,10 @@ std::string maildirName(uint64_t accepted_us, uint32_t pid, uint64_t seq, std::s
 }
 
 Result<MailboxName> splitMailbox(std::string_view address) {
+  if (Status s = directory::checkMailboxAddress(address); !s)
+    return Status::invalid(fmt::format("unsafe mailbox address {}: {}", address, s.message()));
   size_t at = address.rfind('@');
-  if (at == std::string_view::npos || at == 0 || at + 1 == address.size())
-    return Status::invalid(fmt::format("not a mailbox address: {}", address));
-  std::string_view local = address.substr(0, at), domain = address.substr(at + 1);
-  auto unsafe = [](std::string_view part) {
-    return part.empty() || part == "." || part == ".." || part.find('/') != std::string_view::npos ||
-           part.find('\0') != std::string_view::npos;
-  };
-  if (unsafe(local) || unsafe(domain)) return Status::invalid(fmt::format("unsafe mailbox address: {}", address));
-  return MailboxName{std::string(domain), std::string(local)};
+  return MailboxName{std::string(address.substr(at + 1)), std::string(address.substr(0, at))};
 }
 
 Result<std::string> mailboxDir(const std::string& root, std::string_view address) {

@@ -20,7 +20,7 @@ std::string maildirName(uint64_t accepted_us, uint32_t pid, uint64_t seq, std::s
 Result<std::string> mailboxDir(const std::string& root, std::string_view address);
 
 // The two path components of a mailbox address; error for parts that could not be one
-// safe folder name (empty, ".", "..", containing '/' or NUL).
+// safe folder name (directory::checkMailboxAddress decides).
 struct MailboxName {
   std::string domain, local;
 };

@@ -105,7 +105,10 @@ def fill(path, mib):
 def test_full_disk_then_kill9_loses_nothing_acknowledged(tmp_path, small_fs):
     filler = small_fs / "filler"
     fill(filler, FILLER_MIB)
-    s = Postern(tmp_path / "p", data_dir=small_fs / "data")
+    # Deferred deliveries are retried after 1-2 s, so the restarted server delivers at once
+    # what the held-back mailbox refused (the schedule itself survives the restart).
+    s = Postern(tmp_path / "p", data_dir=small_fs / "data",
+                extra_toml='[queue]\nretry_min = "1s"\nretry_max = "2s"')
     # Delivery held back: the mailbox path is a regular file, so no Maildir can be made there
     # (the server runs as root here, so taking permissions away would not stop it).
     mailbox = s.mail_root / "example.test" / "alice"
