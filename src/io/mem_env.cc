@@ -11,6 +11,8 @@ namespace postern::io {
 
 struct MemEnv::Node {
   bool folder = false;
+  bool dirty = false;     // something not yet durable (a sync would copy it)
+  bool freed = false;     // unreachable from any name, current or durable, and not open
   std::string data, durable;                            // files
   std::map<std::string, size_t> entries, durable_entries;   // folders
 };
@@ -83,12 +85,16 @@ Result<int> MemEnv::openAt(int dir, const std::string& name, unsigned flags, uns
     if (flags & kDirectory) return err(ENOENT, "open", name);
     node = newNode(false);
     nodes_[l->parent]->entries[l->name] = node;
+    nodes_[l->parent]->dirty = true;
   } else {
     if ((flags & kCreate) && (flags & kExclusive)) return err(EEXIST, "open", name);
     node = static_cast<size_t>(l->node);
     if ((flags & kDirectory) && !nodes_[node]->folder) return err(ENOTDIR, "open", name);
     if (nodes_[node]->folder && (flags & kWrite)) return err(EISDIR, "open", name);
-    if (flags & kTruncate) nodes_[node]->data.clear();
+    if (flags & kTruncate) {
+      nodes_[node]->data.clear();
+      nodes_[node]->dirty = true;
+    }
   }
   int fd = next_fd_++;
   open_[fd] = Open{node, flags, 0};
@@ -121,6 +127,7 @@ Result<size_t> MemEnv::writev(int fd, const iovec* iov, int count) {
     pos += iov[i].iov_len;
     total += iov[i].iov_len;
   }
+  n.dirty = true;
   return total;
 }
 
@@ -143,6 +150,7 @@ Status MemEnv::fsync(int fd) {
   Node& n = *nodes_[*node];
   if (n.folder) n.durable_entries = n.entries;
   else n.durable = n.data;
+  n.dirty = false;
   return Status::ok();
 }
 
@@ -151,7 +159,10 @@ Status MemEnv::fdatasync(int fd) {
   auto node = nodeOf(fd);
   if (!node) return node.status();
   Node& n = *nodes_[*node];
-  if (!n.folder) n.durable = n.data;
+  if (!n.folder) {
+    n.durable = n.data;
+    n.dirty = false;
+  }
   return Status::ok();
 }
 
@@ -159,9 +170,12 @@ Status MemEnv::syncfs(int fd) {
   std::lock_guard lock(mu_);
   if (auto node = nodeOf(fd); !node) return node.status();
   for (auto& n : nodes_) {
+    if (!n->dirty) continue;
     n->durable = n->data;
     n->durable_entries = n->entries;
+    n->dirty = false;
   }
+  collect();
   return Status::ok();
 }
 
@@ -170,6 +184,7 @@ Status MemEnv::ftruncate(int fd, uint64_t size) {
   auto it = open_.find(fd);
   if (it == open_.end() || !(it->second.flags & kWrite)) return err(EBADF, "truncate", std::to_string(fd));
   nodes_[it->second.node]->data.resize(size, '\0');
+  nodes_[it->second.node]->dirty = true;
   return Status::ok();
 }
 
@@ -198,6 +213,7 @@ Status MemEnv::mkdirAt(int dir, const std::string& name, unsigned) {
   if (l->node >= 0) return err(EEXIST, "mkdir", name);
   size_t node = newNode(true);
   nodes_[l->parent]->entries[l->name] = node;
+  nodes_[l->parent]->dirty = true;
   return Status::ok();
 }
 
@@ -214,6 +230,7 @@ Status MemEnv::renameAt(int from_dir, const std::string& from, int to_dir, const
   }
   nodes_[a->parent]->entries.erase(a->name);
   nodes_[b->parent]->entries[b->name] = static_cast<size_t>(a->node);
+  nodes_[a->parent]->dirty = nodes_[b->parent]->dirty = true;
   return Status::ok();
 }
 
@@ -227,6 +244,7 @@ Status MemEnv::linkAt(int from_dir, const std::string& from, int to_dir, const s
   if (!b) return b.status();
   if (b->node >= 0) return err(EEXIST, "link", to);
   nodes_[b->parent]->entries[b->name] = static_cast<size_t>(a->node);
+  nodes_[b->parent]->dirty = true;
   return Status::ok();
 }
 
@@ -240,7 +258,29 @@ Status MemEnv::unlinkAt(int dir, const std::string& name, bool folder) {
   if (!folder && n.folder) return err(EISDIR, "unlink", name);
   if (folder && !n.entries.empty()) return err(ENOTEMPTY, "rmdir", name);
   nodes_[l->parent]->entries.erase(l->name);
+  nodes_[l->parent]->dirty = true;
+  if (++unlinks_ % kCollectEvery == 0) collect();
   return Status::ok();
+}
+
+// Frees the bytes of files no name (current or durable) and no handle reaches: a crash
+// cannot bring them back. Keeps tests that write gigabytes over time small.
+void MemEnv::collect() {
+  std::vector<bool> reached(nodes_.size(), false);
+  reached[0] = true;
+  for (const auto& [fd, o] : open_) reached[o.node] = true;
+  for (const auto& n : nodes_) {
+    if (!n->folder) continue;
+    for (const auto& [k, v] : n->entries) reached[v] = true;
+    for (const auto& [k, v] : n->durable_entries) reached[v] = true;
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (reached[i] || nodes_[i]->freed) continue;
+    nodes_[i]->freed = true;
+    std::string().swap(nodes_[i]->data);
+    std::string().swap(nodes_[i]->durable);
+    nodes_[i]->dirty = false;
+  }
 }
 
 Result<std::vector<std::string>> MemEnv::listDir(int dir) {
@@ -267,6 +307,8 @@ void MemEnv::crash(CrashMode mode, uint64_t seed) {
   std::lock_guard lock(mu_);
   std::mt19937_64 rng(seed);
   for (auto& n : nodes_) {
+    n->dirty = false;
+    if (n->freed) continue;
     if (n->folder) {
       n->entries = n->durable_entries;
       continue;
@@ -282,6 +324,7 @@ void MemEnv::crash(CrashMode mode, uint64_t seed) {
   }
   open_.clear();
   locks_.clear();
+  collect();
 }
 
 Result<std::string> MemEnv::contents(const std::string& path) {
@@ -316,6 +359,7 @@ Status MemEnv::put(const std::string& path, std::string data) {
   }
   nodes_[node]->data = data;
   nodes_[node]->durable = std::move(data);
+  nodes_[node]->dirty = false;
   return Status::ok();
 }
 

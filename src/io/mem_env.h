@@ -70,12 +70,15 @@ class MemEnv final : public Env {
   Result<Lookup> resolve(int dir, const std::string& name);
   Result<size_t> nodeOf(int fd);
   size_t newNode(bool folder);
+  void collect();   // REQUIRES: mu_ held
+  static constexpr uint64_t kCollectEvery = 64;
 
   std::mutex mu_;
   std::vector<std::unique_ptr<Node>> nodes_;   // 0 is the root folder
   std::map<int, Open> open_;
   std::map<size_t, int> locks_;                // node -> holding fd
   int next_fd_ = 3;
+  uint64_t unlinks_ = 0;
 };
 
 }  // namespace postern::io

@@ -284,6 +284,13 @@ Status Spool::recover(std::vector<Pending>* pending) {
       it = live.erase(it);
       continue;
     }
+    // Finished messages are dropped first: their older segments may be gone already.
+    l.remaining = 0;
+    for (const auto& st : l.state) l.remaining += finished(st.status) ? 0 : 1;
+    if (l.remaining == 0) {
+      it = live.erase(it);
+      continue;
+    }
     uint64_t bytes = 0;
     for (const auto& e : l.extents) bytes += e.length;
     if (bytes != l.env.size) {
@@ -299,12 +306,6 @@ Status Spool::recover(std::vector<Pending>* pending) {
         if (io::preadAll(env_, segments_[e.segment].file->fd, part.data(), part.size(), e.offset)) partial += part;
       }
       quarantineCopy(it->first + ".partial", partial);
-      it = live.erase(it);
-      continue;
-    }
-    l.remaining = 0;
-    for (const auto& st : l.state) l.remaining += finished(st.status) ? 0 : 1;
-    if (l.remaining == 0) {
       it = live.erase(it);
       continue;
     }
@@ -495,14 +496,12 @@ void Spool::abort(const std::string& queue_id) {
 
 void Spool::updateState(const std::string& queue_id, std::vector<StateChange> changes, Callback cb) {
   {
-    // In memory at once, so find() and list() agree with what the caller just decided;
-    // the record follows in order through the writer.
+    // In memory at once, so find() and list() agree with what the caller just decided.
+    // The space is released only once the record is written (processBatch), and segments
+    // are deleted only after a sync covers it.
     std::lock_guard lock(mu_);
     auto it = live_.find(queue_id);
-    if (it != live_.end() && it->second.committed) {
-      applyState(it->second, changes);
-      if (it->second.remaining == 0) release(queue_id);
-    }
+    if (it != live_.end() && it->second.committed) applyState(it->second, changes);
   }
   Op op;
   op.kind = Op::kState;
@@ -543,7 +542,7 @@ bool Spool::failing() {
 std::optional<Pending> Spool::find(const std::string& queue_id) {
   std::lock_guard lock(mu_);
   auto it = live_.find(queue_id);
-  if (it == live_.end() || !it->second.committed) return std::nullopt;
+  if (it == live_.end() || !it->second.committed || it->second.remaining == 0) return std::nullopt;
   return Pending{it->second.env, it->second.state};
 }
 
@@ -551,7 +550,7 @@ std::vector<Pending> Spool::list() {
   std::lock_guard lock(mu_);
   std::vector<Pending> out;
   for (const auto& [qid, l] : live_)
-    if (l.committed) out.push_back({l.env, l.state});
+    if (l.committed && l.remaining > 0) out.push_back({l.env, l.state});
   std::sort(out.begin(), out.end(), [](const Pending& a, const Pending& b) {
     return a.env.accepted_us != b.env.accepted_us ? a.env.accepted_us < b.env.accepted_us : a.env.queue_id < b.env.queue_id;
   });
@@ -583,12 +582,22 @@ void Spool::writerLoop() {
     if (!batch.empty()) processBatch(batch);
     rollIfFull();
     more_compaction = compactStep();
-    std::vector<uint64_t> gone;
+    // A segment is deleted because the state records that finished its messages say so:
+    // they must be durable first, or a crash would bring the messages back without it.
+    bool deletable;
     {
       std::lock_guard lock(mu_);
-      gone = retirable();
+      auto first = segments_.begin();
+      deletable = first != segments_.end() && first->first != active_ && first->second.live == 0;
     }
-    retire(gone);
+    if (deletable && syncActive()) {
+      std::vector<uint64_t> gone;
+      {
+        std::lock_guard lock(mu_);
+        gone = retirable();
+      }
+      retire(gone);
+    }
   }
 }
 
@@ -705,11 +714,17 @@ void Spool::processBatch(std::deque<Op>& batch) {
           if (auto it = live_.find(op.queue_id); it != live_.end() && !it->second.committed) release(op.queue_id);
           break;
         }
-        case Op::kState:
+        case Op::kState: {
           // Applied in memory by updateState already. If the record could not be written,
           // a crash before the next good sync repeats the attempt, which finds the copy.
-          if (!st) result = st;
+          if (!st) {
+            result = st;
+            break;
+          }
+          auto it = live_.find(op.queue_id);
+          if (it != live_.end() && it->second.committed && it->second.remaining == 0) release(op.queue_id);
           break;
+        }
         case Op::kBarrier: break;
       }
       if (op.cb) callbacks.emplace_back(std::move(op.cb), std::move(result));
@@ -718,6 +733,25 @@ void Spool::processBatch(std::deque<Op>& batch) {
   }
   drained_cv_.notify_all();
   for (auto& [cb, s] : callbacks) cb(s);
+}
+
+// Makes everything written to the active segment durable; false (and a sticky error) if
+// that fails.
+bool Spool::syncActive() {
+  if (!error_.isOk()) return false;
+  uint64_t id = active_;
+  Segment& seg = segments_[id];
+  if (seg.synced >= seg.size) return true;
+  uint64_t size = seg.size;
+  Status s = env_.fdatasync(seg.file->fd);
+  std::lock_guard lock(mu_);
+  if (!s) {
+    noteWriteError(s, id);
+    return false;
+  }
+  seg.synced = size;
+  stats_.syncs++;
+  return true;
 }
 
 // Moves to the next segment once the active one is big enough. The old one is synced first

@@ -164,6 +164,7 @@ class Spool {
   // Writer thread: gets the active segment back into a writable state after an error.
   bool recoverFromError();
   void rollIfFull();
+  bool syncActive();
   bool compactStep();   // true when more compaction is due
   void noteWriteError(const Status& s, uint64_t seg_id);   // REQUIRES: mu_ held
   void addExtent(const std::string& queue_id, Live& l, Extent e);   // REQUIRES: mu_ held
