@@ -1,5 +1,8 @@
 #include "app/control.h"
 
+#include <asio/bind_executor.hpp>
+#include <asio/post.hpp>
+
 #include <fmt/format.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,11 +15,111 @@
 #include "log/log.h"
 #include "util/strings.h"
 
+#include "queue/queue.h"
+#include "spool/spool.h"
+
 namespace postern::app {
 
-std::string executeControl(protect::Protector& p, std::string_view line) {
+namespace {
+
+std::string isoTime(uint64_t us) {
+  std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string_view statusName(spool::RcptStatus s) {
+  switch (s) {
+    case spool::RcptStatus::kPending: return "pending";
+    case spool::RcptStatus::kDelivered: return "delivered";
+    case spool::RcptStatus::kFailed: return "failed";
+    case spool::RcptStatus::kDeleted: return "deleted";
+  }
+  return "?";
+}
+
+// One message: a summary line, then a line per recipient (all of them with `detailed`,
+// else only those still pending).
+std::string formatMessage(const spool::Pending& p, bool detailed) {
+  std::string out = fmt::format("{} arrived={} size={} from=<{}>{}\n", p.env.queue_id, isoTime(p.env.accepted_us),
+                                p.env.size, p.env.mail_from, (p.env.flags & spool::kBounce) ? " notification" : "");
+  uint64_t now = queue::Queue::nowUs();
+  for (size_t i = 0; i < p.state.size() && i < p.env.recipients.size(); ++i) {
+    const auto& st = p.state[i];
+    if (!detailed && st.status != spool::RcptStatus::kPending) continue;
+    const auto& r = p.env.recipients[i];
+    out += fmt::format("  to=<{}> {} {} attempts={}", r.mailbox, r.local ? "local" : "remote", statusName(st.status),
+                       st.attempts);
+    if (st.status == spool::RcptStatus::kPending)
+      out += st.next_attempt_us <= now ? " next=now" : fmt::format(" next={}", isoTime(st.next_attempt_us));
+    if (!st.last_error.empty()) out += fmt::format(" last_error=\"{}\"", st.last_error);
+    if (detailed && r.address != r.mailbox) out += fmt::format(" rcpt=<{}>", r.address);
+    out += "\n";
+  }
+  return out;
+}
+
+std::string reply(const Status& s, std::string_view done) {
+  if (!s) return fmt::format("error: {}\n", s.message());
+  return fmt::format("ok\n{}\n", done);
+}
+
+std::string executeQueue(const ControlTargets& t, const ControlRequest& req) {
+  using Kind = ControlRequest::Kind;
+  if (!t.spool) return "error: the queue is not available\n";
+  const std::string& id = req.target;
+  switch (req.kind) {
+    case Kind::kQueueList: {
+      auto all = t.spool->list();
+      std::string out = "ok\n";
+      for (const auto& p : all) out += formatMessage(p, false);
+      out += fmt::format("{} message{} in the queue\n", all.size(), all.size() == 1 ? "" : "s");
+      return out;
+    }
+    case Kind::kQueueShow: {
+      auto p = t.spool->find(id);
+      if (!p) return fmt::format("error: no message {} in the queue\n", id);
+      return "ok\n" + formatMessage(*p, true);
+    }
+    case Kind::kQueueRetryAll: {
+      if (!t.queue) return "error: 'queue retry' needs the running server\n";
+      size_t n = t.queue->retryAll();
+      return fmt::format("ok\n{} message{} scheduled now\n", n, n == 1 ? "" : "s");
+    }
+    case Kind::kQueueRetry:
+      if (!t.queue) return "error: 'queue retry' needs the running server\n";
+      return reply(t.queue->retry(id), fmt::format("{} scheduled now", id));
+    case Kind::kQueueBounce:
+      if (!t.queue) return "error: 'queue bounce' needs the running server (it writes the notification)\n";
+      return reply(t.queue->bounce(id), fmt::format("{} returned to its sender", id));
+    case Kind::kQueueDelete: {
+      if (t.queue) return reply(t.queue->remove(id), fmt::format("{} deleted", id));
+      auto p = t.spool->find(id);
+      if (!p) return fmt::format("error: no message {} in the queue\n", id);
+      std::vector<spool::StateChange> changes;
+      for (uint32_t i = 0; i < p->state.size(); ++i)
+        if (p->state[i].status == spool::RcptStatus::kPending)
+          changes.push_back({i, {spool::RcptStatus::kDeleted, p->state[i].attempts, 0, "deleted by the operator"}});
+      t.spool->updateState(id, std::move(changes));
+      t.spool->drain();
+      return fmt::format("ok\n{} deleted\n", id);
+    }
+    default: break;
+  }
+  return "error: unknown request\n";
+}
+
+}  // namespace
+
+std::string executeControl(const ControlTargets& t, std::string_view line) {
   auto req = parseControlRequest(line);
   if (!req) return fmt::format("error: {}\n", req.status().message());
+  if (req->kind >= ControlRequest::Kind::kQueueList) return executeQueue(t, *req);
+  if (!t.protector) return "error: bans are not available\n";
+  protect::Protector& p = *t.protector;
   switch (req->kind) {
     case ControlRequest::Kind::kBanList: {
       std::string out = "ok\n";
@@ -39,6 +142,7 @@ std::string executeControl(protect::Protector& p, std::string_view line) {
       if (!p.unban(*key, "postern ban del")) return fmt::format("error: {} is not banned\n", *key);
       return fmt::format("ok\nunbanned {}\n", *key);
     }
+    default: break;
   }
   return "error: unknown request\n";
 }
@@ -85,8 +189,17 @@ net::awaitable<void> ControlServer::serveOne(asio::local::stream_protocol::socke
   }
   guard.cancel();
   if (req.empty()) co_return;
-  std::string reply = executeControl(p_, req.substr(0, req.find('\n')));
-  co_await asio::async_write(s, asio::buffer(reply), net::use_nothrow);
+  // Queue requests read and write the spool (blocking): run them off the event loop.
+  std::string line = req.substr(0, req.find('\n'));
+  std::string answer;
+  if (line.rfind("queue", 0) == 0 && pool_) {
+    co_await asio::post(asio::bind_executor(*pool_, asio::use_awaitable));
+    answer = executeControl(t_, line);
+    co_await asio::post(asio::bind_executor(io_, asio::use_awaitable));
+  } else {
+    answer = executeControl(t_, line);
+  }
+  co_await asio::async_write(s, asio::buffer(answer), net::use_nothrow);
 }
 
 std::optional<std::string> controlRequest(const std::string& path, const std::string& request) {

@@ -1,12 +1,10 @@
-// The control socket, <data_dir>/state/control.sock (mode 0600): how `postern ban`
-// talks to a running server. One request line per connection, a reply, then close:
-//   ban list
-//   ban add <key> <seconds> <reason...>
-//   ban del <key>
-// Replies start with "ok" or "error: ...".
+// The control socket, <data_dir>/state/control.sock (mode 0600): how `postern ban` and
+// `postern queue` talk to a running server. One request line per connection
+// (control_request.h), a reply, then close. Replies start with "ok" or "error: ...".
 #pragma once
 
 #include <asio/local/stream_protocol.hpp>
+#include <asio/thread_pool.hpp>
 
 #include <chrono>
 #include <memory>
@@ -16,19 +14,37 @@
 #include "net/asio.h"
 #include "protect/protector.h"
 
+namespace postern::queue {
+class Queue;
+}
+namespace postern::spool {
+class Spool;
+}
+
 namespace postern::app {
 
 inline constexpr size_t kMaxControlRequest = 4096;
 inline constexpr int kControlBacklog = 16;
 inline constexpr std::chrono::seconds kControlRequestTimeout{5};
 
-// Executes one request against `p` (pure apart from the protector; used by the server
-// and, when no server runs, directly by the command line).
-std::string executeControl(protect::Protector& p, std::string_view request);
+// What requests act on. Without a queue (no server running: the command line opened the
+// spool itself) queue requests that need the scheduler are refused; without a spool,
+// every queue request is.
+struct ControlTargets {
+  protect::Protector* protector = nullptr;
+  queue::Queue* queue = nullptr;
+  spool::Spool* spool = nullptr;
+};
+
+// Executes one request (used by the server and, when no server runs, directly by the
+// command line).
+std::string executeControl(const ControlTargets& t, std::string_view request);
 
 class ControlServer {
  public:
-  ControlServer(asio::io_context& io, std::string path, protect::Protector& p) : io_(io), path_(std::move(path)), p_(p) {}
+  // `pool` runs the queue requests (they read the spool); null: on the event loop.
+  ControlServer(asio::io_context& io, std::string path, ControlTargets t, asio::thread_pool* pool = nullptr)
+      : io_(io), path_(std::move(path)), t_(t), pool_(pool) {}
   Status start();
   void stop();
 
@@ -37,7 +53,8 @@ class ControlServer {
   net::awaitable<void> serveOne(asio::local::stream_protocol::socket s);
   asio::io_context& io_;
   std::string path_;
-  protect::Protector& p_;
+  ControlTargets t_;
+  asio::thread_pool* pool_;
   std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor_;
 };
 

@@ -1,7 +1,11 @@
-// The request line of the control socket (control.h): what `postern ban` sends. Pure.
+// The request line of the control socket (control.h): what `postern ban` and
+// `postern queue` send. Pure.
 //   ban list
 //   ban add <address|prefix> <seconds> [reason...]
 //   ban del <address|prefix>
+//   queue list
+//   queue show|retry|delete|bounce <queue id>
+//   queue retry-all
 // Words are separated by one or more blanks; the reason is the rest of the line.
 #pragma once
 
@@ -14,10 +18,14 @@
 namespace postern::app {
 
 inline constexpr uint64_t kMaxManualBanSeconds = 10ull * 365 * 86400;
+inline constexpr size_t kMaxQueueIdLength = 40;
 
 struct ControlRequest {
-  enum class Kind : uint8_t { kBanList, kBanAdd, kBanDel } kind = Kind::kBanList;
-  std::string target;          // add, del: the address or prefix as written
+  enum class Kind : uint8_t {
+    kBanList, kBanAdd, kBanDel,
+    kQueueList, kQueueShow, kQueueRetry, kQueueRetryAll, kQueueDelete, kQueueBounce,
+  } kind = Kind::kBanList;
+  std::string target;          // ban add, del: the address or prefix as written; queue: the id
   uint64_t seconds = 0;        // add: 1..kMaxManualBanSeconds
   std::string reason = "manual";
 };

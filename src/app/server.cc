@@ -351,7 +351,8 @@ int Server::run() {
         .kv("tls", l.service->implicit_tls ? "implicit" : (certs_ ? "starttls" : "none"));
     asio::co_spawn(main_io, acceptLoop(a, l), asio::detached);
   }
-  control_ = std::make_unique<ControlServer>(main_io, c.stateDir() + "/control.sock", *protector_);
+  control_ = std::make_unique<ControlServer>(main_io, c.stateDir() + "/control.sock",
+                                             ControlTargets{protector_.get(), queue_.get(), spool_.get()}, cpu_pool_.get());
   if (Status s = control_->start(); !s) {
     log::error("server.start_failed").kv("reason", s.message());
     return 1;

@@ -16,9 +16,11 @@
 #include "directory/aliases.h"
 #include "directory/directory.h"
 #include "directory/file_edit.h"
+#include "io/env.h"
 #include "log/log.h"
 #include "tls/tls_context.h"
 #include "protect/protector.h"
+#include "spool/spool.h"
 #include "util/counters.h"
 #include "util/fs.h"
 #include "util/strings.h"
@@ -37,6 +39,7 @@ int usage(int status) {
                "  account list\n"
                "  alias add ALIAS TARGET[,TARGET...] | alias del ALIAS | alias list\n"
                "  ban list | ban add IP [--for DURATION] | ban del IP\n"
+               "  queue list | queue show ID | queue retry ID|--all | queue delete ID | queue bounce ID\n"
                "  doctor [--through [LISTENER=]HOST:PORT] [--ca FILE]\n"
                "  version\n"
                "default configuration: %s\n",
@@ -219,6 +222,18 @@ int runAlias(const Args& a) {
   return usage(2);
 }
 
+namespace {
+// Prints an "ok"/"error: " reply of the control socket; the exit status.
+int printReply(const std::string& reply) {
+  if (reply.rfind("ok\n", 0) == 0) {
+    std::fputs(reply.c_str() + 3, stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "postern: %s", reply.rfind("error: ", 0) == 0 ? reply.c_str() + 7 : reply.c_str());
+  return 1;
+}
+}  // namespace
+
 int runBan(const Args& a) {
   if (a.positional.size() < 2) return usage(2);
   const std::string& sub = a.positional[1];
@@ -253,14 +268,39 @@ int runBan(const Args& a) {
     Counters counters;
     protect::Protector p(cfg->protect, {}, cfg->stateDir() + "/bans", counters);
     if (Status s = p.load(); !s) return fail(s);
-    reply = app::executeControl(p, request);
+    reply = app::executeControl(app::ControlTargets{&p, nullptr, nullptr}, request);
   }
-  if (reply.rfind("ok\n", 0) == 0) {
-    std::fputs(reply.c_str() + 3, stdout);
-    return 0;
+  return printReply(reply);
+}
+
+int runQueue(const Args& a) {
+  using Kind = app::ControlRequest::Kind;
+  if (a.positional.size() < 2) return usage(2);
+  const std::string& sub = a.positional[1];
+  app::ControlRequest req;
+  if (sub == "list" && a.positional.size() == 2) {
+    req.kind = Kind::kQueueList;
+  } else if (sub == "retry" && a.all && a.positional.size() == 2) {
+    req.kind = Kind::kQueueRetryAll;
+  } else if (a.positional.size() == 3 && (sub == "show" || sub == "retry" || sub == "delete" || sub == "bounce")) {
+    req.kind = sub == "show" ? Kind::kQueueShow : sub == "retry" ? Kind::kQueueRetry
+             : sub == "delete" ? Kind::kQueueDelete : Kind::kQueueBounce;
+    req.target = a.positional[2];
+  } else {
+    return usage(2);
   }
-  std::fprintf(stderr, "postern: %s", reply.rfind("error: ", 0) == 0 ? reply.c_str() + 7 : reply.c_str());
-  return 1;
+  // Checked here too, for a precise message before any socket is touched.
+  auto parsed = app::parseControlRequest(app::formatControlRequest(req));
+  if (!parsed) return fail(parsed.status());
+  auto cfg = loadConfig(a, false);
+  if (!cfg) return 1;
+  const std::string request = app::formatControlRequest(*parsed);
+  if (auto r = app::controlRequest(cfg->stateDir() + "/control.sock", request)) return printReply(*r);
+  // No server running: open the spool (its lock keeps a server from starting meanwhile).
+  log::init(log::Format::kText, log::Level::kWarn);
+  auto sp = spool::Spool::open(io::posixEnv(), cfg->spoolDir(), nullptr);
+  if (!sp) return fail(sp.status());
+  return printReply(app::executeControl(app::ControlTargets{nullptr, nullptr, sp->get()}, request));
 }
 
 }  // namespace postern::cli

@@ -16,6 +16,7 @@ struct Args {
   std::vector<std::string> through;   // doctor --through
   std::string ca_file;                // doctor --ca
   std::string ban_for;                // ban add --for
+  bool all = false;                   // queue retry --all
 };
 
 int runServe(const Args& a);
@@ -23,6 +24,7 @@ int runConfig(const Args& a);
 int runAccount(const Args& a);
 int runAlias(const Args& a);
 int runBan(const Args& a);
+int runQueue(const Args& a);
 int runDoctor(const Args& a);
 int usage(int status);
 

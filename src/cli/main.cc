@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     else if (arg == "--through") a.through.push_back(value("--through"));
     else if (arg == "--ca") a.ca_file = value("--ca");
     else if (arg == "--for") a.ban_for = value("--for");
+    else if (arg == "--all") a.all = true;
     else if (arg == "--help" || arg == "-h") return usage(0);
     else if (arg.size() > 1 && arg[0] == '-') {
       std::fprintf(stderr, "postern: unknown option %s\n", arg.c_str());
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   if (cmd == "account") return runAccount(a);
   if (cmd == "alias") return runAlias(a);
   if (cmd == "ban") return runBan(a);
+  if (cmd == "queue") return runQueue(a);
   if (cmd == "doctor") return runDoctor(a);
   if (cmd == "version" || cmd == "--version") {
     std::printf("postern %s\n", POSTERN_VERSION);

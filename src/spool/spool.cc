@@ -564,7 +564,11 @@ void Spool::writerLoop() {
     {
       std::unique_lock lock(mu_);
       if (!more_compaction) cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
+      if (queue_.empty() && stopping_) {
+        lock.unlock();
+        (void)syncActive();   // state records written since the last commit
+        return;
+      }
       // The window waits for as many commits as the last batch held (the sessions that are
       // committing together), at most commit_batch, at most commit_wait.
       window_target_ = std::min(last_batch_commits_, options_.commit_batch);

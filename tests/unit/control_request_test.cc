@@ -71,7 +71,22 @@ INSTANTIATE_TEST_SUITE_P(
         RequestCase{"AddZeroSeconds", "ban add 192.0.2.1 0", false, Kind::kBanList, "", 0, "", "bad duration"},
         RequestCase{"AddDurationWithUnit", "ban add 192.0.2.1 5m", false, Kind::kBanList, "", 0, "", "bad duration"},
         RequestCase{"AddTooLong", "ban add 192.0.2.1 315360001", false, Kind::kBanList, "", 0, "", "bad duration"},
-        RequestCase{"AddMaximum", "ban add 192.0.2.1 315360000", true, Kind::kBanAdd, "192.0.2.1", 315360000}),
+        RequestCase{"AddMaximum", "ban add 192.0.2.1 315360000", true, Kind::kBanAdd, "192.0.2.1", 315360000},
+        RequestCase{"QueueList", "queue list", true, Kind::kQueueList},
+        RequestCase{"QueueRetryAll", "queue retry-all\r\n", true, Kind::kQueueRetryAll},
+        RequestCase{"QueueShow", "queue show 6B0F8C1B16A551E7", true, Kind::kQueueShow, "6B0F8C1B16A551E7"},
+        RequestCase{"QueueIdUppercased", "queue retry 6b0f8c1b", true, Kind::kQueueRetry, "6B0F8C1B"},
+        RequestCase{"QueueDelete", "queue delete ABC", true, Kind::kQueueDelete, "ABC"},
+        RequestCase{"QueueBounce", "queue  bounce\tABC", true, Kind::kQueueBounce, "ABC"},
+        RequestCase{"QueueListWithArgument", "queue list x", false, Kind::kBanList, "", 0, "",
+                    "'queue list' takes no arguments"},
+        RequestCase{"QueueShowWithoutId", "queue show", false, Kind::kBanList, "", 0, "", "usage: queue show <queue id>"},
+        RequestCase{"QueueTwoIds", "queue delete A B", false, Kind::kBanList, "", 0, "",
+                    "usage: queue delete <queue id>"},
+        RequestCase{"QueueIdNotHex", "queue show ../etc", false, Kind::kBanList, "", 0, "", "not a queue id: ../etc"},
+        RequestCase{"QueueIdTooLong", "queue show 0123456789012345678901234567890123456789A", false, Kind::kBanList,
+                    "", 0, "", "not a queue id: 0123456789012345678901234567890123456789A"},
+        RequestCase{"QueueUnknownVerb", "queue flush", false, Kind::kBanList, "", 0, "", "unknown request"}),
     [](const ::testing::TestParamInfo<RequestCase>& i) { return i.param.name; });
 
 }  // namespace
