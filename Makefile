@@ -4,9 +4,10 @@ FUZZ_DIR    ?= build-fuzz
 SAN_DIR     ?= build-sanitize
 JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
+CRASH_CYCLES ?= 1000
 DEV_DIR     := var/dev
 
-.PHONY: all build server run test unit e2e fuzz fuzz-smoke test-sanitize bench clean format deps
+.PHONY: all build server run test unit e2e fuzz fuzz-smoke test-sanitize crash-test bench clean format deps
 
 all: build
 
@@ -53,6 +54,11 @@ test-sanitize:
 	@cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DPOSTERN_SANITIZE=ON -DPOSTERN_BENCH=OFF >/dev/null
 	@cmake --build $(SAN_DIR) -j $(JOBS)
 	cd $(SAN_DIR) && POSTERN_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+
+# The long randomised crash campaign: CRASH_CYCLES simulated power failures under load, each
+# followed by recovery and an exactly-once check (make test runs 150 of them).
+crash-test: build
+	POSTERN_CRASH_CYCLES=$(CRASH_CYCLES) $(BUILD_DIR)/postern_fault_tests --gtest_filter='RandomCrash.*'
 
 bench: build
 	@scripts/install-deps --bench

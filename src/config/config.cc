@@ -287,8 +287,11 @@ LoadResult Loader::run(std::string_view text) {
     getDuration(*t, "delay_warning", c_.queue.delay_warning_ms);
     if (c_.queue.retry_min_ms < 1000 && t->get("retry_min"))
       error(pos(*t->get("retry_min")), "'retry_min' must be at least 1s");
-    if (c_.queue.retry_max_ms < c_.queue.retry_min_ms && t->get("retry_max"))
-      error(pos(*t->get("retry_max")), "'retry_max' must not be shorter than 'retry_min'");
+    if (c_.queue.retry_max_ms < c_.queue.retry_min_ms) {
+      const toml::node* at = t->get("retry_max") ? t->get("retry_max") : t->get("retry_min");
+      error(pos(*at), fmt::format("'retry_max' ({}) must not be shorter than 'retry_min' ({})",
+                                  formatDurationMs(c_.queue.retry_max_ms), formatDurationMs(c_.queue.retry_min_ms)));
+    }
     if (c_.queue.lifetime_ms < 1000 && t->get("lifetime"))
       error(pos(*t->get("lifetime")), "'lifetime' must be at least 1s");
   }
@@ -372,7 +375,10 @@ LoadResult Loader::run(std::string_view text) {
   if (const toml::table* t = getTable(root, "smtp")) {
     checkKeys(*t, "[smtp]", {"max_message_size", "max_recipients", "max_line_length", "command_timeout", "data_timeout",
                              "transaction_timeout", "bare_newlines", "greeting_delay", "max_errors"});
-    getSize(*t, "max_message_size", c_.smtp.max_message_size);
+    if (getSize(*t, "max_message_size", c_.smtp.max_message_size) && c_.smtp.max_message_size > kMaxMessageSizeLimit)
+      error(pos(*t->get("max_message_size")),
+            fmt::format("'max_message_size' must be at most {} MiB (a queued message is stored again as one spool "
+                        "record when the spool compacts)", kMaxMessageSizeLimit / (1024 * 1024)));
     getUnsigned(*t, "max_recipients", 100000, c_.smtp.max_recipients);
     if (getUnsigned(*t, "max_line_length", 1'000'000, c_.smtp.max_line_length) && c_.smtp.max_line_length < 1000)
       error(pos(*t->get("max_line_length")), "'max_line_length' must be at least 1000 (RFC 5321 §4.5.3.1.6)");

@@ -99,6 +99,10 @@ struct SpoolSettings {
   uint64_t segment_size = 64ull * 1024 * 1024;   // roll to a new segment file past this
 };
 
+// Compaction writes a queued message again as one spool record (spool/record.h allows
+// 64 MiB a record): messages are capped below that.
+inline constexpr uint64_t kMaxMessageSizeLimit = 60ull * 1024 * 1024;
+
 // [queue]: the delivery schedule (queue/queue.h).
 inline constexpr uint64_t kMinSegmentSize = 64 * 1024;
 inline constexpr uint64_t kMaxSegmentSize = 1024ull * 1024 * 1024;

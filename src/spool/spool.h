@@ -109,7 +109,8 @@ class Spool {
   // A copy of one live message (envelope and state), or of all of them.
   std::optional<Pending> find(const std::string& queue_id);
   std::vector<Pending> list();
-  // Blocks until everything queued so far is written and synced.
+  // Blocks until everything queued so far is written (commits also synced; state records
+  // ride on the next sync, or on the final one when the spool stops).
   void drain();
   SpoolStats stats();
   SpoolUsage usage();

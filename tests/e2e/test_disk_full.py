@@ -9,8 +9,8 @@ and after the restart delivery has room whatever the spool holds.
 
 Messages are kept under the session's 1 MiB in-memory limit (kSpoolChunk), so each is
 stored by one commit and a full disk is answered with a 451 reply on a live session; a
-larger message would be spilled in chunks while it arrives, and a failure there ends the
-session mid-DATA, which the client sees as a dropped connection rather than a reply."""
+larger message is spilled in chunks while it arrives; test_large_message_on_full_disk checks
+that a failed spill is answered 452 at the end of DATA on a session that stays usable."""
 
 import base64
 import hashlib
@@ -199,3 +199,30 @@ def test_full_disk_then_kill9_loses_nothing_acknowledged(tmp_path, small_fs):
     finally:
         code = s.stop()
     assert code == 0, f"postern exited with {code}"
+
+
+def test_large_message_on_full_disk_gets_452_and_the_session_goes_on(tmp_path, small_fs):
+    """A message larger than the in-memory limit is written to the spool in chunks while it
+    arrives. On a full disk the rest is read and dropped and DATA is answered 452 4.3.1;
+    the session stays usable and, once space is back, the same message is accepted."""
+    filler = small_fs / "filler"
+    fill(filler, FS_SIZE_MIB - 2)
+    with Postern(tmp_path / "p", data_dir=small_fs / "data") as s:
+        big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 4000   # ~4 MiB
+        with smtplib.SMTP("127.0.0.1", s.ports["smtp"], timeout=60) as c:
+            c.ehlo()
+            c.mail("load@remote.test")
+            c.rcpt(RECIPIENT)
+            code, text = c.data(big)
+            assert code == 452 and b"4.3.1" in text, (code, text)
+            assert c.noop()[0] == 250          # the session goes on
+            filler.unlink()
+            c.rset()
+            for _ in range(5):                 # the spool may need one batch to cut back
+                c.mail("load@remote.test")
+                c.rcpt(RECIPIENT)
+                code, text = c.data(big)
+                if code == 250:
+                    break
+            assert code == 250, (code, text)
+        s.wait_mail(RECIPIENT, timeout=30)
