@@ -75,11 +75,13 @@ bool validType(uint8_t t, int version) {
 
 // CRC of a format-2 record up to (not including) the payload.
 uint32_t crcStartV2(uint32_t nonce, uint32_t len, RecordType type) {
-  std::string pre;
-  putU32(pre, nonce);
-  putU32(pre, len);
-  pre.push_back(static_cast<char>(type));
-  return crc32c(0, pre.data(), pre.size());
+  unsigned char pre[9];
+  for (int i = 0; i < 4; ++i) {
+    pre[i] = static_cast<unsigned char>(nonce >> (8 * i));
+    pre[4 + i] = static_cast<unsigned char>(len >> (8 * i));
+  }
+  pre[8] = static_cast<unsigned char>(type);
+  return crc32c(0, pre, sizeof pre);
 }
 
 // Header of a format-2 record whose payload is `prefix` followed by `data`.

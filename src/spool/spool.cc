@@ -365,13 +365,17 @@ void Spool::addExtent(const std::string&, Live& l, Extent e) {
 void Spool::release(const std::string& queue_id) {
   auto it = live_.find(queue_id);
   if (it == live_.end()) return;
-  std::set<uint64_t> segs;
-  for (const auto& e : it->second.extents) {
-    segs.insert(e.segment);
-    if (auto s = segments_.find(e.segment); s != segments_.end()) s->second.live_bytes -= e.length;
+  if (it->second.poisoned) --poisoned_;
+  const auto& ex = it->second.extents;
+  for (size_t i = 0; i < ex.size(); ++i) {
+    auto s = segments_.find(ex[i].segment);
+    if (s == segments_.end()) continue;
+    s->second.live_bytes -= ex[i].length;
+    // Each segment counts the message once: at its first extent there.
+    bool first = std::none_of(ex.begin(), ex.begin() + static_cast<long>(i),
+                              [&](const Extent& x) { return x.segment == ex[i].segment; });
+    if (first && s->second.live > 0) s->second.live--;
   }
-  for (uint64_t id : segs)
-    if (auto s = segments_.find(id); s != segments_.end() && s->second.live > 0) s->second.live--;
   live_bytes_ -= it->second.bytes;
   live_.erase(it);
 }
@@ -418,7 +422,10 @@ void Spool::noteWriteError(const Status& s, uint64_t seg_id) {
   for (auto& [qid, l] : live_) {
     if (l.committed || l.poisoned) continue;
     for (const auto& e : l.extents)
-      if (e.segment == seg_id && e.offset + e.length > synced) l.poisoned = true;
+      if (e.segment == seg_id && e.offset + e.length > synced && !l.poisoned) {
+        l.poisoned = true;
+        ++poisoned_;
+      }
   }
 }
 
@@ -613,7 +620,7 @@ void Spool::processBatch(std::deque<Op>& batch) {
   uint64_t seg_id = active_;
   Segment& seg = segments_[seg_id];
   std::vector<bool> skip(batch.size(), false);   // not written: refused before any I/O
-  {
+  if (!usable || poisoned_ > 0) {
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < batch.size(); ++i) {
       const Op& op = batch[i];
@@ -689,6 +696,7 @@ void Spool::processBatch(std::deque<Op>& batch) {
         case Op::kChunk: {
           Live& l = live_[op.queue_id];
           if (skip[i] || !st) {
+            if (!l.poisoned) ++poisoned_;
             l.poisoned = true;
             result = skip[i] && usable ? Status::io("an earlier part of this message was lost to a write error") : refused;
           } else {

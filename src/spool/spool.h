@@ -197,6 +197,7 @@ class Spool {
   uint64_t spare_id_ = 0;
   Status error_;                    // sticky: not ok while the active segment is unusable
   uint64_t live_bytes_ = 0;
+  size_t poisoned_ = 0;             // live transactions with poisoned set
   SpoolStats stats_;
   std::thread writer_;
 };
