@@ -44,6 +44,10 @@ TEST_F(ConfigTest, MinimalIsValidWithDefaults) {
   EXPECT_EQ(c.proxy.header_timeout_ms, 5000u);
   EXPECT_EQ(c.spool.commit_wait_ms, 1u);
   EXPECT_EQ(c.spool.commit_batch, 128u);
+  EXPECT_EQ(c.spool.segment_size, 64ull * 1024 * 1024);
+  EXPECT_EQ(c.queue.lifetime_ms, 5ull * 24 * 3600 * 1000);
+  EXPECT_EQ(c.queue.retry_min_ms, 300'000u);
+  EXPECT_EQ(c.queue.retry_max_ms, 3'600'000u);
   ASSERT_EQ(c.listeners.size(), 1u);
   EXPECT_EQ(c.listeners[0].name, "smtp");
   EXPECT_EQ(c.listeners[0].proxy, ProxyMode::kOff);
@@ -107,7 +111,19 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"ZeroCommitBatch", std::string(kBase) + "[spool]\ncommit_batch = 0\n",
                   ":9:16: error: 'commit_batch' must be at least 1"},
         ErrorCase{"UnknownSpoolKey", std::string(kBase) + "[spool]\ncommit_delay = \"1ms\"\n",
-                  ":9:1: error: unknown setting 'commit_delay' in [spool]"}),
+                  ":9:1: error: unknown setting 'commit_delay' in [spool]"},
+        ErrorCase{"SmallSegment", std::string(kBase) + "[spool]\nsegment_size = 1000\n",
+                  ":9:16: error: 'segment_size' must be between 64 KiB and 1024 MiB"},
+        ErrorCase{"HugeMessages", std::string(kBase) + "[smtp]\nmax_message_size = \"100MiB\"\n",
+                  ":9:20: error: 'max_message_size' must be at most 60 MiB"},
+        ErrorCase{"RetryMaxShort", std::string(kBase) + "[queue]\nretry_min = \"10m\"\nretry_max = \"5m\"\n",
+                  ":10:13: error: 'retry_max' (5m) must not be shorter than 'retry_min' (10m)"},
+        ErrorCase{"RetryMinAboveDefaultMax", std::string(kBase) + "[queue]\nretry_min = \"2h\"\n",
+                  ":9:13: error: 'retry_max' (1h) must not be shorter than 'retry_min' (2h)"},
+        ErrorCase{"TinyLifetime", std::string(kBase) + "[queue]\nlifetime = \"0s\"\n",
+                  ":9:12: error: 'lifetime' must be at least 1s"},
+        ErrorCase{"UnknownQueueKey", std::string(kBase) + "[queue]\nmax_age = \"1d\"\n",
+                  ":9:1: error: unknown setting 'max_age' in [queue]"}),
     [](const ::testing::TestParamInfo<ErrorCase>& i) { return i.param.name; });
 
 TEST_F(ConfigTest, OldServiceNamesWarnAndMapToSubmissions) {
