@@ -14,6 +14,7 @@
 #include "app/control_request.h"
 #include "log/log.h"
 #include "util/strings.h"
+#include "util/time_text.h"
 
 #include "queue/queue.h"
 #include "spool/spool.h"
@@ -22,14 +23,6 @@ namespace postern::app {
 
 namespace {
 
-std::string isoTime(uint64_t us) {
-  std::time_t t = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string_view statusName(spool::RcptStatus s) {
   switch (s) {
@@ -44,9 +37,9 @@ std::string_view statusName(spool::RcptStatus s) {
 // One message: a summary line, then a line per recipient (all of them with `detailed`,
 // else only those still pending).
 std::string formatMessage(const spool::Pending& p, bool detailed) {
-  std::string out = fmt::format("{} arrived={} size={} from=<{}>{}\n", p.env.queue_id, isoTime(p.env.accepted_us),
+  std::string out = fmt::format("{} arrived={} size={} from=<{}>{}\n", p.env.queue_id, isoUtc(p.env.accepted_us),
                                 p.env.size, p.env.mail_from, (p.env.flags & spool::kBounce) ? " notification" : "");
-  uint64_t now = queue::Queue::nowUs();
+  uint64_t now = nowUnixUs();
   for (size_t i = 0; i < p.state.size() && i < p.env.recipients.size(); ++i) {
     const auto& st = p.state[i];
     if (!detailed && st.status != spool::RcptStatus::kPending) continue;
@@ -54,7 +47,7 @@ std::string formatMessage(const spool::Pending& p, bool detailed) {
     out += fmt::format("  to=<{}> {} {} attempts={}", r.mailbox, r.local ? "local" : "remote", statusName(st.status),
                        st.attempts);
     if (st.status == spool::RcptStatus::kPending)
-      out += st.next_attempt_us <= now ? " next=now" : fmt::format(" next={}", isoTime(st.next_attempt_us));
+      out += st.next_attempt_us <= now ? " next=now" : fmt::format(" next={}", isoUtc(st.next_attempt_us));
     if (!st.last_error.empty()) out += fmt::format(" last_error=\"{}\"", st.last_error);
     if (detailed && r.address != r.mailbox) out += fmt::format(" rcpt=<{}>", r.address);
     out += "\n";
@@ -99,11 +92,10 @@ std::string executeQueue(const ControlTargets& t, const ControlRequest& req) {
       if (t.queue) return reply(t.queue->remove(id), fmt::format("{} deleted", id));
       auto p = t.spool->find(id);
       if (!p) return fmt::format("error: no message {} in the queue\n", id);
-      std::vector<spool::StateChange> changes;
-      for (uint32_t i = 0; i < p->state.size(); ++i)
-        if (p->state[i].status == spool::RcptStatus::kPending)
-          changes.push_back({i, {spool::RcptStatus::kDeleted, p->state[i].attempts, 0, "deleted by the operator"}});
-      t.spool->updateState(id, std::move(changes));
+      t.spool->updateState(id, spool::changePending(*p, [](spool::RcptState& st) {
+        st.status = spool::RcptStatus::kDeleted;
+        st.last_error = "deleted by the operator";
+      }));
       t.spool->drain();
       return fmt::format("ok\n{} deleted\n", id);
     }

@@ -2,19 +2,11 @@
 
 #include <fmt/format.h>
 
-#include <ctime>
+#include "util/time_text.h"
 
 namespace postern::queue {
 namespace {
 
-std::string rfc5322Date(uint64_t us) {
-  std::time_t t = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
-}
 
 // The header part of a message: up to the first empty line, capped.
 std::string_view headerPart(std::string_view msg) {

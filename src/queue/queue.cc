@@ -5,6 +5,7 @@
 #include "log/log.h"
 #include "queue/dsn.h"
 #include "util/thread_name.h"
+#include "util/time_text.h"
 
 namespace postern::queue {
 
@@ -13,11 +14,7 @@ constexpr uint64_t kUsPerSecond = 1'000'000;
 constexpr std::string_view kNoOutbound = "outbound delivery is not available yet; kept in the queue";
 }  // namespace
 
-uint64_t Queue::nowUs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
+uint64_t Queue::nowUs() { return nowUnixUs(); }
 
 Queue::Queue(spool::Spool& spool, QueueOptions options, LocalMailbox local, NewEnvelope fresh)
     : spool_(spool), options_(std::move(options)), local_(std::move(local)), fresh_(std::move(fresh)) {
@@ -295,14 +292,7 @@ void Queue::finishWithNotification(const spool::Pending& msg, std::vector<spool:
 Status Queue::retry(const std::string& queue_id) {
   auto msg = spool_.find(queue_id);
   if (!msg) return Status::notFound(fmt::format("no message {} in the queue", queue_id));
-  std::vector<spool::StateChange> changes;
-  for (uint32_t i = 0; i < msg->state.size(); ++i)
-    if (msg->state[i].status == spool::RcptStatus::kPending) {
-      spool::RcptState st = msg->state[i];
-      st.next_attempt_us = 0;
-      changes.push_back({i, st});
-    }
-  spool_.updateState(queue_id, std::move(changes));
+  spool_.updateState(queue_id, spool::changePending(*msg, [](spool::RcptState& st) { st.next_attempt_us = 0; }));
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(queue_id);
@@ -321,14 +311,10 @@ size_t Queue::retryAll() {
 Status Queue::remove(const std::string& queue_id) {
   auto msg = spool_.find(queue_id);
   if (!msg) return Status::notFound(fmt::format("no message {} in the queue", queue_id));
-  std::vector<spool::StateChange> changes;
-  for (uint32_t i = 0; i < msg->state.size(); ++i)
-    if (msg->state[i].status == spool::RcptStatus::kPending) {
-      spool::RcptState st = msg->state[i];
-      st.status = spool::RcptStatus::kDeleted;
-      st.last_error = "deleted by the operator";
-      changes.push_back({i, st});
-    }
+  auto changes = spool::changePending(*msg, [](spool::RcptState& st) {
+    st.status = spool::RcptStatus::kDeleted;
+    st.last_error = "deleted by the operator";
+  });
   log::warn("queue.deleted").kv("queue_id", queue_id).kv("recipients", uint64_t(changes.size()));
   spool_.updateState(queue_id, std::move(changes));
   {
@@ -342,18 +328,13 @@ Status Queue::remove(const std::string& queue_id) {
 Status Queue::bounce(const std::string& queue_id) {
   auto msg = spool_.find(queue_id);
   if (!msg) return Status::notFound(fmt::format("no message {} in the queue", queue_id));
-  std::vector<spool::StateChange> changes;
+  auto changes = spool::changePending(*msg, [](spool::RcptState& st) {
+    st.status = spool::RcptStatus::kFailed;
+    st.last_error = st.last_error.empty() ? "returned to the sender by the operator"
+                                          : "returned to the sender by the operator; last error: " + st.last_error;
+  });
   std::vector<std::pair<uint32_t, std::string>> failed;
-  for (uint32_t i = 0; i < msg->state.size(); ++i)
-    if (msg->state[i].status == spool::RcptStatus::kPending) {
-      spool::RcptState st = msg->state[i];
-      st.status = spool::RcptStatus::kFailed;
-      std::string why = st.last_error.empty() ? "returned to the sender by the operator"
-                                              : "returned to the sender by the operator; last error: " + st.last_error;
-      st.last_error = why;
-      changes.push_back({i, st});
-      failed.emplace_back(i, "5.0.0 " + why);
-    }
+  for (const auto& c : changes) failed.emplace_back(c.index, "5.0.0 " + c.state.last_error);
   if (changes.empty()) return Status::ok();
   finishWithNotification(*msg, std::move(changes), std::move(failed), false);
   return Status::ok();

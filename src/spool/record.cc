@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "util/crc32c.h"
+#include "util/time_text.h"
 
 namespace postern::spool {
 namespace {
@@ -134,9 +135,7 @@ std::string chunkPrefix(std::string_view queue_id) {
 
 Envelope newEnvelope(uint64_t seq) {
   Envelope env;
-  auto now = std::chrono::system_clock::now();
-  env.accepted_us = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count());
+  env.accepted_us = nowUnixUs();
   env.pid = static_cast<uint32_t>(::getpid());
   env.seq = seq;
   env.queue_id = fmt::format("{:08X}{:05X}{:X}", env.accepted_us / 1'000'000 & 0xffffffffu, env.accepted_us % 1'000'000,

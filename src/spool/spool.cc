@@ -43,6 +43,17 @@ bool parseSegmentName(std::string_view name, uint64_t& id) {
 
 }  // namespace
 
+std::vector<StateChange> changePending(const Pending& msg, const std::function<void(RcptState&)>& edit) {
+  std::vector<StateChange> out;
+  for (uint32_t i = 0; i < msg.state.size(); ++i) {
+    if (msg.state[i].status != RcptStatus::kPending) continue;
+    RcptState st = msg.state[i];
+    edit(st);
+    out.push_back({i, std::move(st)});
+  }
+  return out;
+}
+
 Spool::Spool(io::Env& env, std::string dir, SpoolOptions options)
     : env_(env), dir_(std::move(dir)), options_(options) {}
 

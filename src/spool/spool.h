@@ -54,6 +54,9 @@ struct Pending {
   std::vector<RcptState> state;   // per recipient
 };
 
+// The state changes that apply `edit` to every pending recipient of `msg`.
+std::vector<StateChange> changePending(const Pending& msg, const std::function<void(RcptState&)>& edit);
+
 struct SpoolStats {
   uint64_t commits = 0;
   uint64_t syncs = 0;         // fdatasync calls; commits/syncs is the group-commit factor

@@ -9,6 +9,7 @@
 #include "smtp/proto/data_scanner.h"
 #include "smtp/server/session.h"
 #include "spool/spool.h"
+#include "util/time_text.h"
 
 namespace postern::smtp {
 namespace {
@@ -17,14 +18,6 @@ BareNewlines policy(const config::Config& c) {
   return c.smtp.bare_newlines == config::BareNewlinePolicy::kReject ? BareNewlines::kReject : BareNewlines::kNormalize;
 }
 
-std::string rfc5322Date(std::chrono::system_clock::time_point tp) {
-  std::time_t t = std::chrono::system_clock::to_time_t(tp);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
-}
 
 // Waits for a spool callback (run on the spool's writer thread) and resumes the session
 // on its own executor. `start(cb)` hands `cb` to the spool.
@@ -60,7 +53,7 @@ std::string Session::receivedHeader() const {
     h += fmt::format("\r\n\t(using {} with cipher {})", stream_.tlsInfo().version, stream_.tlsInfo().cipher);
   if (!user_.empty()) h += fmt::format("\r\n\t(authenticated sender: {})", user_);
   if (rcpt_display_.size() == 1) h += fmt::format("\r\n\tfor <{}>", rcpt_display_.front());
-  h += fmt::format("; {}\r\n", rfc5322Date(std::chrono::system_clock::now()));
+  h += fmt::format("; {}\r\n", rfc5322Date(nowUnixUs()));
   return h;
 }
 
