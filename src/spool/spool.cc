@@ -391,6 +391,31 @@ void Spool::release(const std::string& queue_id) {
   live_.erase(it);
 }
 
+// A sync now covers the records that finished these messages: their space can go.
+void Spool::releaseSynced() {
+  for (const auto& qid : finished_unsynced_) {
+    auto it = live_.find(qid);
+    if (it != live_.end() && it->second.remaining == 0) release(qid);
+  }
+  finished_unsynced_.clear();
+}
+
+// The active segment was cut back or replaced: records that finished messages may be gone
+// with the unsynced part. They are written again, in full, before anything else.
+void Spool::rewriteUnsyncedState() {
+  for (auto q = finished_unsynced_.rbegin(); q != finished_unsynced_.rend(); ++q) {
+    auto it = live_.find(*q);
+    if (it == live_.end()) continue;
+    Op op;
+    op.kind = Op::kState;
+    op.queue_id = *q;
+    for (uint32_t i = 0; i < it->second.state.size(); ++i) op.changes.push_back({i, it->second.state[i]});
+    queue_.push_front(std::move(op));
+    ++enqueued_;
+  }
+  finished_unsynced_.clear();
+}
+
 void Spool::applyState(Live& l, const std::vector<StateChange>& changes) {
   for (const auto& c : changes) {
     if (c.index >= l.state.size()) continue;
@@ -451,6 +476,7 @@ bool Spool::recoverFromError() {
   if (s) {
     std::lock_guard lock(mu_);
     seg.size = seg.synced;
+    rewriteUnsyncedState();
     log::info("spool.write_recovered").kv("file", segmentPath(id)).kv("action", "cut back to the last synced record");
     error_ = Status::ok();
     return true;
@@ -466,6 +492,7 @@ bool Spool::recoverFromError() {
   std::lock_guard lock(mu_);
   segments_[fresh_id] = std::move(fresh.value());
   active_ = fresh_id;
+  rewriteUnsyncedState();
   log::warn("spool.segment_abandoned").kv("file", segmentPath(id)).kv("reason", s.message())
       .kv("now", segmentPath(fresh_id));
   error_ = Status::ok();
@@ -604,6 +631,21 @@ void Spool::writerLoop() {
     if (!batch.empty()) processBatch(batch);
     rollIfFull();
     more_compaction = compactStep();
+    // Finished messages free their space once a sync covers their records. A commit's sync
+    // or a roll usually does; when the writer is idle and one of them holds space in an
+    // older segment (which could then be deleted), it syncs for them.
+    bool sync_for_space = false;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty())
+        for (const auto& qid : finished_unsynced_) {
+          auto it = live_.find(qid);
+          if (it == live_.end()) continue;
+          for (const auto& e : it->second.extents) sync_for_space |= e.segment != active_;
+          if (sync_for_space) break;
+        }
+    }
+    if (sync_for_space) (void)syncActive();
     // A segment is deleted because the state records that finished its messages say so:
     // they must be durable first, or a crash would bring the messages back without it.
     bool deletable;
@@ -740,18 +782,19 @@ void Spool::processBatch(std::deque<Op>& batch) {
         case Op::kState: {
           // Applied in memory by updateState already. If the record could not be written,
           // a crash before the next good sync repeats the attempt, which finds the copy.
-          if (!st) {
-            result = st;
-            break;
-          }
+          // A record that failed is written again once the segment is usable
+          // (rewriteUnsyncedState); one that was written waits for a sync to cover it.
+          if (!st) result = st;
           auto it = live_.find(op.queue_id);
-          if (it != live_.end() && it->second.committed && it->second.remaining == 0) release(op.queue_id);
+          if (it != live_.end() && it->second.committed && it->second.remaining == 0)
+            finished_unsynced_.push_back(op.queue_id);
           break;
         }
         case Op::kBarrier: break;
       }
       if (op.cb) callbacks.emplace_back(std::move(op.cb), std::move(result));
     }
+    if (st && need_sync) releaseSynced();
     processed_ += batch.size();
   }
   drained_cv_.notify_all();
@@ -774,6 +817,7 @@ bool Spool::syncActive() {
   }
   seg.synced = size;
   stats_.syncs++;
+  releaseSynced();
   return true;
 }
 
@@ -805,6 +849,7 @@ void Spool::rollIfFull() {
   }
   std::lock_guard lock(mu_);
   seg.synced = seg.size;
+  releaseSynced();
   segments_[spare_id_] = std::move(*spare_);
   spare_.reset();
   active_ = spare_id_;
@@ -877,6 +922,7 @@ bool Spool::compactStep() {
   seg.size += buf.size();
   seg.synced = seg.size;
   stats_.syncs++;
+  releaseSynced();
   for (size_t i = 0; i < moves.size(); ++i) {
     auto it = live_.find(moves[i].qid);
     if (it == live_.end()) continue;   // finished meanwhile (cannot: state ops run on this thread)

@@ -174,6 +174,8 @@ class Spool {
   void addExtent(const std::string& queue_id, Live& l, Extent e);   // REQUIRES: mu_ held
   void release(const std::string& queue_id);                // REQUIRES: mu_ held
   void applyState(Live& l, const std::vector<StateChange>& changes);
+  void releaseSynced();            // REQUIRES: mu_ held
+  void rewriteUnsyncedState();     // REQUIRES: mu_ held
   std::vector<uint64_t> retirable();                        // REQUIRES: mu_ held
   void retire(const std::vector<uint64_t>& ids);            // no lock: file work
   std::string segmentPath(uint64_t id) const;
@@ -201,6 +203,9 @@ class Spool {
   Status error_;                    // sticky: not ok while the active segment is unusable
   uint64_t live_bytes_ = 0;
   size_t poisoned_ = 0;             // live transactions with poisoned set
+  // Messages whose finishing state record is written but not yet synced: released (and
+  // their segments freed) only once a sync covers the record.
+  std::vector<std::string> finished_unsynced_;
   SpoolStats stats_;
   std::thread writer_;
 };
