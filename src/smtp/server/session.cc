@@ -133,17 +133,24 @@ void Session::logProxyHeader(bool v1) {
 }
 
 net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout) {
-  bool discarding = false;   // inside an over-long line: drop bytes up to its CRLF
+  // Inside a refused line: drop bytes up to its CRLF. No byte of a refused line may ever
+  // be read as a command (a bare LF must not smuggle a second command past the 500).
+  enum class Discard : uint8_t { kNone, kTooLong, kRefused };
+  Discard discarding = Discard::kNone;
   const TimePoint deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (discarding) {
+    if (discarding != Discard::kNone) {
       bool found = false;
       size_t n = discardUntilCrlf(in_, found);
       in_.erase(0, n);
       if (found) {
-        discarding = false;
-        reject(rejection::kLineTooLong, 500, "5.5.2", "Line too long");
-        if (quit_) co_return std::nullopt;
+        // An over-long line is answered once its end is seen; a refused one already was.
+        bool too_long = discarding == Discard::kTooLong;
+        discarding = Discard::kNone;
+        if (too_long) {
+          reject(rejection::kLineTooLong, 500, "5.5.2", "Line too long");
+          if (quit_) co_return std::nullopt;
+        }
         continue;
       }
     } else if (HeaderCheck h = guard_proxy_ ? checkProxyHeader() : HeaderCheck::kClear; h != HeaderCheck::kClear) {
@@ -159,13 +166,14 @@ net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::ch
         }
         case LineStatus::kTooLong:
           in_.erase(0, r.consumed);
-          discarding = true;
+          discarding = Discard::kTooLong;
           continue;
         case LineStatus::kBareNewline:
           in_.erase(0, r.consumed);
           reject(rejection::kBareNewlineCommand, 500, "5.5.2",
                  "Bare LF or CR in command line; lines must end with CRLF (RFC 5321 section 2.3.8)");
           if (quit_) co_return std::nullopt;
+          discarding = Discard::kRefused;  // the rest of the line, up to its CRLF, goes too
           continue;
         case LineStatus::kNul:
           in_.erase(0, r.consumed);
