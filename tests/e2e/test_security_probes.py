@@ -53,3 +53,44 @@ def test_bare_cr_line_discarded_up_to_crlf(server):
     s.close()
     assert [r[:3] for r in replies] == [b"220", b"250", b"500", b"250", b"221"], replies
 
+
+FORGED = b"evil.test (by mail.example.test; Mon, 1 Jan 2024 00:00:00 +0000)"
+
+
+def test_forged_ehlo_refused_and_never_in_received(server):
+    before = len(server.maildir("alice@example.test"))
+    s = connect(server.ports["smtp"])
+    s.sendall(b"EHLO " + FORGED + b"\r\n"
+              b"HELO bad;name\r\n"
+              b"MAIL FROM:<x@remote.test>\r\n"          # no valid EHLO yet: 503
+              b"EHLO client.remote.test\r\n")
+    s.settimeout(10)
+    data = b""
+    while data.count(b"\r\n250 ") < 1:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    lines = [l for l in data.split(b"\r\n") if l]
+    assert lines[1].startswith(b"501 5.5.2 Invalid EHLO argument: only one host name"), lines
+    assert lines[2].startswith(b"501 5.5.2 Invalid HELO argument: invalid character in host name"), lines
+    assert lines[3].startswith(b"503"), lines
+    s.sendall(b"MAIL FROM:<x@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+              b"Subject: t\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    rest = replies_until_close(s)
+    s.close()
+    assert any(r.startswith(b"250 2.0.0 Ok: queued") for r in rest), rest
+    msgs = [m.read_bytes() for m in server.wait_mail("alice@example.test", count=before + 1)]
+    assert any(b"Received: from client.remote.test ([127.0.0.1])" in m for m in msgs), msgs
+    assert not any(b"evil.test" in m or b"bad;name" in m for m in msgs), msgs
+    assert server.log_events("smtp.rejected") and any(
+        e.get("counter") == "smtp.bad_helo" for e in server.log_events("smtp.rejected"))
+
+
+@pytest.mark.parametrize("name", ["localhost", "[127.0.0.1]", "[IPv6:::1]", "WIN_PC.corp.test"])
+def test_real_client_helo_names_accepted(server, name):
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=10) as c:
+        code, _ = c.ehlo(name)
+        assert code == 250
+        code, _ = c.helo(name)
+        assert code == 250

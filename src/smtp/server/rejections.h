@@ -28,6 +28,9 @@ inline constexpr Rejection kAuthWithoutTls{"smtp.auth_without_tls", protect::Off
 // 550 5.1.3: the recipient's own local part cannot name a mailbox folder (a/b, "..", ...;
 // directory/mailbox_name.h) and no safe mailbox takes its mail. Counted like an unknown
 // recipient: nobody has such a mailbox.
+// 501 5.5.2: the EHLO/HELO argument is neither a host name nor an address literal
+// (smtp/proto/helo.h); it could forge the Received header.
+inline constexpr Rejection kBadHelo{"smtp.bad_helo", protect::Offense::kProtocolError};
 inline constexpr Rejection kBadMailboxName{"smtp.bad_mailbox_name", protect::Offense::kUnknownRecipient};
 // 550 5.1.3: an alias of the recipient leads to an account whose address cannot name a
 // mailbox folder. The accounts file is at fault, not the client: no offence.

@@ -8,6 +8,7 @@
 #include "log/log.h"
 #include "proxy/diagnostics.h"
 #include "proxy/proxy_parser.h"
+#include "smtp/proto/helo.h"
 #include "smtp/proto/line.h"
 #include "smtp/proto/reply.h"
 #include "protect/protector.h"
@@ -308,9 +309,16 @@ void Session::onHelo(const Command& cmd, bool extended) {
     reject(rejection::kSyntaxError, 501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
     return;
   }
+  // Only a validated name is kept: it goes into the Received header and the EHLO reply.
+  if (std::string_view why = heloArgumentError(cmd.argument); !why.empty()) {
+    reject(rejection::kBadHelo, 501, "5.5.2",
+           fmt::format("Invalid {} argument: {}; send your host name or an address literal (RFC 5321 section 4.1.4)",
+                       extended ? "EHLO" : "HELO", why));
+    return;
+  }
   // RFC 5321 §4.1.4: EHLO/HELO also resets the transaction.
   resetTransaction();
-  helo_ = std::string(cmd.argument.substr(0, cmd.argument.find(' ')));
+  helo_ = std::string(cmd.argument);
   esmtp_ = extended;
   if (!extended) {
     reply(250, "", ctx_.config.hostname);
