@@ -94,3 +94,59 @@ def test_real_client_helo_names_accepted(server, name):
         assert code == 250
         code, _ = c.helo(name)
         assert code == 250
+
+
+def tls_session(port):
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    tls = ctx.wrap_socket(connect(port), server_hostname="x")
+    f = tls.makefile("rb")
+    return tls, f
+
+
+def read_reply(f):
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            return b"".join(lines)
+        lines.append(line)
+        if line[3:4] != b"-":
+            return b"".join(lines)
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_overlong_sasl_response_ends_the_exchange(server, mech):
+    import base64
+    tls, f = tls_session(server.ports["submissions"])
+    read_reply(f)
+    tls.sendall(b"EHLO client.remote.test\r\n")
+    assert read_reply(f).startswith(b"250")
+    tls.sendall(b"AUTH " + mech.encode() + b"\r\n")
+    assert read_reply(f).startswith(b"334")
+    # Longer than the 12288-octet AUTH line limit, then a command on the next line.
+    tls.sendall(b"A" * 13000 + b"\r\nNOOP\r\n")
+    assert read_reply(f).startswith(b"500 5.5.6"), "expected 500 5.5.6"
+    assert read_reply(f).startswith(b"250 2.0.0 Ok")   # NOOP is a command, not a response
+    # The AUTH state was reset: a new exchange works from the start.
+    good = base64.b64encode(b"\0alice@example.test\0alice-secret-1")
+    tls.sendall(b"AUTH PLAIN " + good + b"\r\n")
+    assert read_reply(f).startswith(b"235"), "AUTH after the refused exchange"
+    tls.sendall(b"QUIT\r\n")
+    assert read_reply(f).startswith(b"221")
+    tls.close()
+
+
+def test_sasl_response_with_bare_lf_ends_the_exchange(server):
+    tls, f = tls_session(server.ports["submissions"])
+    read_reply(f)
+    tls.sendall(b"EHLO client.remote.test\r\nAUTH LOGIN\r\n")
+    assert read_reply(f).startswith(b"250")
+    assert read_reply(f).startswith(b"334")
+    tls.sendall(b"YWxpY2U=\nNOOP\r\nNOOP\r\n")
+    assert read_reply(f).startswith(b"500 5.5.2 Bare LF")
+    assert read_reply(f).startswith(b"250 2.0.0 Ok")
+    tls.sendall(b"QUIT\r\n")
+    assert read_reply(f).startswith(b"221")
+    tls.close()

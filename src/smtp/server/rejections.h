@@ -21,6 +21,8 @@ inline constexpr Rejection kAuthAuthzid{"smtp.auth_authzid"};
 inline constexpr Rejection kAuthBadBase64{"smtp.auth_bad_base64", protect::Offense::kProtocolError};
 inline constexpr Rejection kAuthCancelled{"smtp.auth_cancelled"};
 inline constexpr Rejection kAuthFailed{"smtp.auth_failed", protect::Offense::kAuthFailure};
+// 500 5.5.6 (RFC 4954 section 6): a response line longer than kMaxAuthLine; the exchange ends.
+inline constexpr Rejection kAuthLineTooLong{"smtp.auth_line_too_long", protect::Offense::kProtocolError};
 inline constexpr Rejection kAuthMalformed{"smtp.auth_malformed", protect::Offense::kProtocolError};
 inline constexpr Rejection kAuthMechanism{"smtp.auth_mechanism"};
 inline constexpr Rejection kAuthRequired{"smtp.auth_required"};

@@ -133,7 +133,21 @@ void Session::logProxyHeader(bool v1) {
       .kv("detail", v1 ? "PROXY v1 header" : "PROXY v2 header").kv("fix", m.fix);
 }
 
-net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout) {
+void Session::rejectLine(LineStatus why) {
+  switch (why) {
+    case LineStatus::kTooLong: reject(rejection::kLineTooLong, 500, "5.5.2", "Line too long"); break;
+    case LineStatus::kBareNewline:
+      reject(rejection::kBareNewlineCommand, 500, "5.5.2",
+             "Bare LF or CR in command line; lines must end with CRLF (RFC 5321 section 2.3.8)");
+      break;
+    case LineStatus::kNul: reject(rejection::kNulInCommand, 500, "5.5.2", "NUL character in command line"); break;
+    case LineStatus::kLine:
+    case LineStatus::kNeedMore: break;
+  }
+}
+
+net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout,
+                                                            LineStatus* refused) {
   // Inside a refused line: drop bytes up to its CRLF. No byte of a refused line may ever
   // be read as a command (a bare LF must not smuggle a second command past the 500).
   enum class Discard : uint8_t { kNone, kTooLong, kRefused };
@@ -145,11 +159,16 @@ net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::ch
       size_t n = discardUntilCrlf(in_, found);
       in_.erase(0, n);
       if (found) {
-        // An over-long line is answered once its end is seen; a refused one already was.
-        bool too_long = discarding == Discard::kTooLong;
+        // An over-long line is answered once its end is seen; a bare newline was already
+        // answered when seen, unless the caller answers it.
+        const LineStatus why = discarding == Discard::kTooLong ? LineStatus::kTooLong : LineStatus::kBareNewline;
         discarding = Discard::kNone;
-        if (too_long) {
-          reject(rejection::kLineTooLong, 500, "5.5.2", "Line too long");
+        if (refused) {
+          *refused = why;
+          co_return std::string();
+        }
+        if (why == LineStatus::kTooLong) {
+          rejectLine(why);
           if (quit_) co_return std::nullopt;
         }
         continue;
@@ -171,14 +190,19 @@ net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::ch
           continue;
         case LineStatus::kBareNewline:
           in_.erase(0, r.consumed);
-          reject(rejection::kBareNewlineCommand, 500, "5.5.2",
-                 "Bare LF or CR in command line; lines must end with CRLF (RFC 5321 section 2.3.8)");
-          if (quit_) co_return std::nullopt;
+          if (!refused) {
+            rejectLine(r.status);
+            if (quit_) co_return std::nullopt;
+          }
           discarding = Discard::kRefused;  // the rest of the line, up to its CRLF, goes too
           continue;
         case LineStatus::kNul:
           in_.erase(0, r.consumed);
-          reject(rejection::kNulInCommand, 500, "5.5.2", "NUL character in command line");
+          if (refused) {
+            *refused = r.status;
+            co_return std::string();
+          }
+          rejectLine(r.status);
           if (quit_) co_return std::nullopt;
           continue;
         case LineStatus::kNeedMore: break;
