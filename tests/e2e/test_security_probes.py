@@ -162,3 +162,39 @@ def test_sasl_response_with_bare_lf_ends_the_exchange(server):
     tls.sendall(b"QUIT\r\n")
     assert read_reply(f).startswith(b"221")
     tls.close()
+
+
+def test_ban_add_without_access_to_the_control_socket_fails(tmp_path_factory):
+    """`postern ban add` run by a user who cannot reach control.sock must fail loudly, not
+    report a ban that the running server never heard of."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    from harness import BIN
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run the CLI as another user")
+    # The configuration must be readable by `nobody`; pytest's tmp dirs are 0700.
+    work = tempfile.mkdtemp(prefix="postern-ban-eacces-", dir="/tmp")
+    try:
+        os.chmod(work, 0o755)
+        # No TLS: the key file is 0600 and the CLI as nobody must get as far as the socket.
+        with Postern(os.path.join(work, "p"), listeners=[("smtp", "off")], tls=False) as s:
+            os.chmod(s.dir, 0o755)
+            os.chmod(s.config_path, 0o644)
+            state = s.data_dir / "state"
+            assert (state / "control.sock").exists()
+            os.chmod(s.data_dir, 0o755)
+            os.chmod(state, 0o700)          # root-owned: nobody cannot reach the socket
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN, "ban", "add",
+                                "192.0.2.77", "--for", "1h", "--config", str(s.config_path)],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+            assert "banned" not in r.stdout, r.stdout
+            assert "cannot reach the control socket" in r.stderr and "Permission denied" in r.stderr, r.stderr
+            # Nothing was banned, neither in the server nor in its bans file.
+            assert "192.0.2.77" not in s.cli("ban", "list").stdout
+            bans = state / "bans"
+            assert not bans.exists() or "192.0.2.77" not in bans.read_text()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
