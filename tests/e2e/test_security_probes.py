@@ -198,3 +198,38 @@ def test_ban_add_without_access_to_the_control_socket_fails(tmp_path_factory):
             assert not bans.exists() or "192.0.2.77" not in bans.read_text()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_json_log_stays_valid_utf8_with_client_bytes(tmp_path):
+    """Invalid UTF-8 from a client (here the AUTH user name) is escaped in JSON logs."""
+    import base64
+    import json
+    import time
+    s = Postern(tmp_path / "j")
+    s.config_path.write_text('log_format = "json"\n' + s.config_path.read_text())
+    with s:
+        tls, f = tls_session(s.ports["submissions"])
+        read_reply(f)
+        tls.sendall(b"EHLO client.remote.test\r\n")
+        read_reply(f)
+        resp = base64.b64encode(b"\0bad\xff\xfe\xc3(user@example.test\0pw")
+        tls.sendall(b"AUTH PLAIN " + resp + b"\r\n")
+        assert read_reply(f).startswith(b"535")
+        tls.sendall(b"QUIT\r\n")
+        read_reply(f)
+        tls.close()
+
+        def auth_event():
+            for raw in s.log_path.read_bytes().splitlines():
+                if b'"smtp.auth"' in raw:
+                    return raw
+            return None
+        deadline = time.monotonic() + 10
+        while (raw := auth_event()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert raw is not None, s.log()
+    for line in s.log_path.read_bytes().splitlines():
+        if line.startswith(b"{"):
+            json.loads(line.decode("utf-8"))   # strict: raises on invalid UTF-8
+    ev = json.loads(raw.decode("utf-8"))
+    assert ev["user"] == "bad\\xff\\xfe\\xc3(user@example.test", ev
