@@ -6,7 +6,9 @@
 namespace postern::log {
 namespace {
 
-bool isCont(unsigned char c) { return (c & 0xC0) == 0x80; }
+bool isCont(unsigned char c) {
+  return (c & 0xC0) == 0x80;
+}
 
 // The escapes both formats share; false when `c` is not one of them.
 bool appendCommonEscape(std::string& out, unsigned char c) {
@@ -35,14 +37,14 @@ size_t utf8SequenceAt(std::string_view v, size_t i) {
   if (c >= 0xC2 && c <= 0xDF) return left >= 2 && isCont(at(i + 1)) ? 2 : 0;
   if (c >= 0xE0 && c <= 0xEF) {
     if (left < 3 || !isCont(at(i + 1)) || !isCont(at(i + 2))) return 0;
-    if (c == 0xE0 && at(i + 1) < 0xA0) return 0;   // overlong
-    if (c == 0xED && at(i + 1) > 0x9F) return 0;   // UTF-16 surrogate
+    if (c == 0xE0 && at(i + 1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && at(i + 1) > 0x9F) return 0;  // UTF-16 surrogate
     return 3;
   }
   if (c >= 0xF0 && c <= 0xF4) {
     if (left < 4 || !isCont(at(i + 1)) || !isCont(at(i + 2)) || !isCont(at(i + 3))) return 0;
-    if (c == 0xF0 && at(i + 1) < 0x90) return 0;   // overlong
-    if (c == 0xF4 && at(i + 1) > 0x8F) return 0;   // above U+10FFFF
+    if (c == 0xF0 && at(i + 1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && at(i + 1) > 0x8F) return 0;  // above U+10FFFF
     return 4;
   }
   return 0;  // 0x80..0xC1 (continuation or overlong lead), 0xF5..0xFF
@@ -70,8 +72,10 @@ void appendJsonEscaped(std::string& out, std::string_view v) {
 void appendTextEscaped(std::string& out, std::string_view v) {
   for (unsigned char c : v) {
     if (appendCommonEscape(out, c)) continue;
-    if (c >= 0x80) out += fmt::format("\\u{:04x}", c);
-    else out += static_cast<char>(c);
+    if (c >= 0x80)
+      out += fmt::format("\\u{:04x}", c);
+    else
+      out += static_cast<char>(c);
   }
 }
 
