@@ -1,6 +1,6 @@
 // libFuzzer target for the SMTP command syntax layer: RFC 5321 §2.3.8 line framing
 // (nextLine / discardUntilCrlf), §4.1.1 / §4.1.2 command parsing, mailbox syntax, and the
-// §4.2 reply builder fed with the same bytes. Invariants are checked with __builtin_trap
+// §4.2 reply builder fed with the same bytes, and the §4.1.4 EHLO/HELO argument check. Invariants are checked with __builtin_trap
 // so a broken one is reported as a crash.
 #include <cstddef>
 #include <cstdint>
@@ -9,6 +9,7 @@
 
 #include "smtp/proto/address.h"
 #include "smtp/proto/command.h"
+#include "smtp/proto/helo.h"
 #include "smtp/proto/line.h"
 #include "smtp/proto/reply.h"
 
@@ -22,6 +23,18 @@ void check(bool ok) {
 
 bool inside(std::string_view part, std::string_view whole) {
   return part.empty() || (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
+}
+
+// A name that passes goes into the Received header: it must be one ASCII token that
+// cannot close or extend the header's "from" clause.
+void checkHelo(std::string_view arg) {
+  if (!heloArgumentError(arg).empty()) return;
+  check(!arg.empty() && arg.size() <= 255 + 2 + 45);
+  for (unsigned char ch : arg) {
+    check(ch > ' ' && ch < 0x7f);
+    check(ch != ';' && ch != '(' && ch != ')' && ch != '"' && ch != '<' && ch != '>' && ch != '\\');
+  }
+  if (arg.front() == '[') check(isValidAddressLiteral(arg));
 }
 
 void checkCommand(std::string_view line) {
@@ -58,6 +71,7 @@ void checkCommand(std::string_view line) {
     if (c.verb == Verb::kRcpt) check(c.param_count == 0);
   }
   if (c.verb == Verb::kBdat) check(c.argument.size() > 0);
+  if (c.verb == Verb::kEhlo || c.verb == Verb::kHelo) checkHelo(c.argument);
 }
 
 void checkReply(std::string_view text) {
@@ -92,6 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(mb->local_part.size() + 1 + mb->domain.size() == in.size());
   }
   if (size <= 2000) checkReply(in);
+  checkHelo(in);
 
   // Framing: take lines as the session does (with a small limit too, to reach kTooLong).
   for (size_t max : {kMaxCommandLine, size_t{16}}) {

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "app/control_request.h"
@@ -194,24 +195,29 @@ net::awaitable<void> ControlServer::serveOne(asio::local::stream_protocol::socke
   co_await asio::async_write(s, asio::buffer(answer), net::use_nothrow);
 }
 
-std::optional<std::string> controlRequest(const std::string& path, const std::string& request) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
+Result<std::optional<std::string>> controlRequest(const std::string& path, const std::string& request) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    ::close(fd);
-    return std::nullopt;
-  }
+  if (path.size() >= sizeof addr.sun_path)
+    return Status::invalid(fmt::format("control socket path {} is too long for a Unix socket", path));
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::fromErrno(errno, fmt::format("socket: {}", std::strerror(errno)));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
     ::close(fd);
-    return std::nullopt;
+    if (err == ENOENT || err == ECONNREFUSED) return std::optional<std::string>();  // no server running
+    if (err == EACCES || err == EPERM)
+      return Status::fromErrno(err, fmt::format("cannot reach the control socket {}: {} (run as the user the "
+                                                "server runs as, or as root)",
+                                                path, std::strerror(err)));
+    return Status::fromErrno(err, fmt::format("cannot connect to the control socket {}: {}", path, std::strerror(err)));
   }
   std::string line = request + "\n";
   if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    const int err = errno;
     ::close(fd);
-    return std::nullopt;
+    return Status::fromErrno(err, fmt::format("cannot write to the control socket {}: {}", path, std::strerror(err)));
   }
   std::string out;
   char buf[4096];
@@ -221,7 +227,7 @@ std::optional<std::string> controlRequest(const std::string& path, const std::st
     out.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
-  return out;
+  return std::optional<std::string>(std::move(out));
 }
 
 }  // namespace postern::app

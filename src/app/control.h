@@ -13,6 +13,7 @@
 
 #include "net/asio.h"
 #include "protect/protector.h"
+#include "util/status.h"
 
 namespace postern::queue {
 class Queue;
@@ -58,7 +59,10 @@ class ControlServer {
   std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor_;
 };
 
-// Client side: sends `request` to a running server; nullopt when none is listening.
-std::optional<std::string> controlRequest(const std::string& path, const std::string& request);
+// Client side: sends `request` to a running server and returns its answer; nullopt when
+// no server is listening (the socket does not exist, or nothing accepts on it: ENOENT,
+// ECONNREFUSED). Any other failure (EACCES when the caller may not reach the socket, a
+// path too long, a write error) is an error: the caller must not act as if no server ran.
+Result<std::optional<std::string>> controlRequest(const std::string& path, const std::string& request);
 
 }  // namespace postern::app

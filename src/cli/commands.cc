@@ -260,8 +260,10 @@ int runBan(const Args& a) {
     req.seconds = std::max<uint64_t>(1, cfg->protect.ban_time_ms / 1000);
   const std::string request = app::formatControlRequest(req);
   std::string reply;
-  if (auto r = app::controlRequest(cfg->stateDir() + "/control.sock", request)) {
-    reply = *r;
+  auto r = app::controlRequest(cfg->stateDir() + "/control.sock", request);
+  if (!r) return fail(r.status());   // e.g. EACCES: a server may be running; never fall back
+  if (*r) {
+    reply = **r;
   } else {
     // No server running: work on the bans file directly; the server reads it at start.
     if (Status s = makeDirs(cfg->stateDir()); !s) return fail(s);
@@ -295,7 +297,9 @@ int runQueue(const Args& a) {
   auto cfg = loadConfig(a, false);
   if (!cfg) return 1;
   const std::string request = app::formatControlRequest(*parsed);
-  if (auto r = app::controlRequest(cfg->stateDir() + "/control.sock", request)) return printReply(*r);
+  auto r = app::controlRequest(cfg->stateDir() + "/control.sock", request);
+  if (!r) return fail(r.status());
+  if (*r) return printReply(**r);
   // No server running: open the spool (its lock keeps a server from starting meanwhile).
   log::init(log::Format::kText, log::Level::kWarn);
   auto sp = spool::Spool::open(io::posixEnv(), cfg->spoolDir(), nullptr);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 
+#include "log/escape.h"
 #include "util/thread_name.h"
 
 namespace postern::log {
@@ -30,24 +31,6 @@ bool needsQuoting(std::string_view v) {
   for (unsigned char c : v)
     if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f) return true;
   return false;
-}
-
-void appendEscaped(std::string& out, std::string_view v, bool json) {
-  for (unsigned char c : v) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f || (!json && c >= 0x80)) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
 }
 
 std::shared_ptr<spdlog::logger> logger() {
@@ -101,7 +84,7 @@ Event& Event::kv(std::string_view key, std::string_view value) {
     line_ += '"';
     line_ += key;
     line_ += "\":\"";
-    appendEscaped(line_, value, true);
+    appendJsonEscaped(line_, value);
     line_ += '"';
   } else {
     if (!line_.empty()) line_ += ' ';
@@ -109,7 +92,7 @@ Event& Event::kv(std::string_view key, std::string_view value) {
     line_ += '=';
     if (needsQuoting(value)) {
       line_ += '"';
-      appendEscaped(line_, value, false);
+      appendTextEscaped(line_, value);
       line_ += '"';
     } else {
       line_ += value;

@@ -69,6 +69,7 @@ std::vector<std::string> frame(const std::vector<std::string>& reads, size_t max
   std::vector<std::string> events;
   std::string in;
   bool discarding = false;
+  bool too_long = false;
   for (const std::string& chunk : reads) {
     in += chunk;
     for (;;) {
@@ -79,7 +80,7 @@ std::vector<std::string> frame(const std::vector<std::string>& reads, size_t max
         in.erase(0, n);
         if (!found) break;
         discarding = false;
-        events.push_back("TOOLONG");
+        if (too_long) events.push_back("TOOLONG");
         continue;
       }
       LineResult r = nextLine(in, max);
@@ -91,9 +92,16 @@ std::vector<std::string> frame(const std::vector<std::string>& reads, size_t max
       EXPECT_GT(r.consumed, 0u);
       switch (r.status) {
         case S::kLine: events.push_back("L:" + std::string(r.line)); break;
-        case S::kBareNewline: events.push_back("BARE"); break;
+        case S::kBareNewline:
+          events.push_back("BARE");
+          discarding = true;
+          too_long = false;
+          break;
         case S::kNul: events.push_back("NUL"); break;
-        case S::kTooLong: discarding = true; break;
+        case S::kTooLong:
+          discarding = true;
+          too_long = true;
+          break;
         case S::kNeedMore: break;
       }
       in.erase(0, r.consumed);
@@ -116,8 +124,12 @@ const StreamCase kStreams[] = {
     {"too_long_with_bare_lf_inside", std::string(600, 'x') + "\nstill\r\nQUIT\r\n", {"TOOLONG", "L:QUIT"}},
     {"too_long_by_one", std::string(511, 'x') + "\r\nNOOP\r\n", {"TOOLONG", "L:NOOP"}},
     {"longest_ok", std::string(510, 'x') + "\r\nNOOP\r\n", {"L:" + std::string(510, 'x'), "L:NOOP"}},
-    {"bare_lf_then_command", "NOOP\nQUIT\r\n", {"BARE", "L:QUIT"}},
-    {"bare_cr_then_command", "NOOP\rQUIT\r\n", {"BARE", "L:QUIT"}},
+    // The text after a bare LF or CR belongs to the refused line: never a command.
+    {"bare_lf_then_command", "NOOP\nQUIT\r\nNOOP\r\n", {"BARE", "L:NOOP"}},
+    {"bare_cr_then_command", "NOOP\rQUIT\r\nNOOP\r\n", {"BARE", "L:NOOP"}},
+    {"bare_lf_smuggled_rcpt", "RCPT TO:<a@x>\nRCPT TO:<b@x>\r\nQUIT\r\n", {"BARE", "L:QUIT"}},
+    {"bare_lf_then_crlf", "NOOP\n\r\nQUIT\r\n", {"BARE", "L:QUIT"}},
+    {"two_bare_lfs_one_line", "A\nB\nC\r\nQUIT\r\n", {"BARE", "L:QUIT"}},
     {"nul_line_dropped_whole", std::string("MAIL FROM:<a\0@b>\r\nQUIT\r\n", 24), {"NUL", "L:QUIT"}},
     {"empty_lines", "\r\n\r\nQUIT\r\n", {"L:", "L:", "L:QUIT"}},
 };

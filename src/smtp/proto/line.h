@@ -18,7 +18,8 @@ enum class LineStatus : uint8_t {
   kNeedMore,     // no complete line yet: read more and call again with the grown buffer
   kLine,         // `line` is a complete command line (without its CRLF)
   kTooLong,      // more than `max` octets without CRLF: drop `consumed`, then discardUntilCrlf()
-  kBareNewline,  // a LF not preceded by CR, or a CR followed by something other than LF
+  kBareNewline,  // a LF not preceded by CR, or a CR followed by something other than LF:
+                 // drop `consumed`, then discardUntilCrlf() (the whole line is refused)
   kNul,          // a complete line that contains a NUL octet
 };
 
@@ -30,7 +31,8 @@ struct LineResult {
   // Bytes of `buf` the caller must drop before the next call:
   //   kNeedMore: 0.
   //   kLine, kNul: through the CRLF (the whole line).
-  //   kBareNewline: through the bare LF or bare CR, so the caller can skip it and go on.
+  //   kBareNewline: through the bare LF or bare CR; the rest of the line, up to its CRLF,
+  //     must then be dropped with discardUntilCrlf() and never read as a command.
   //   kTooLong: a prefix of the over-long line that never contains its CR, so the line's
   //     CRLF stays in the buffer for discardUntilCrlf() to find.
   size_t consumed = 0;
@@ -44,7 +46,7 @@ struct LineResult {
 // REQUIRES: max >= 2. Never allocates.
 LineResult nextLine(std::string_view buf, size_t max = kMaxCommandLine);
 
-// After kTooLong: the number of leading bytes of `buf` to drop while discarding the rest
+// After kTooLong or kBareNewline: the number of leading bytes of `buf` to drop while discarding the rest
 // of the over-long line. Sets `found` when that includes the line's CRLF (the caller then
 // replies and returns to nextLine()); otherwise keeps a trailing CR in `buf`, because it
 // may pair with a LF that has not arrived yet. Bare LFs inside the discarded line do not

@@ -54,9 +54,20 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
   if (sp != std::string_view::npos) initial = arg.substr(sp + 1);
 
   // Reads one client response line; nullopt ends the session; "*" cancels (RFC 4954 §4).
+  // A response line that cannot be taken (too long, bare CR/LF, NUL) sets `refused`: it is
+  // dropped through its CRLF and the exchange ends with endRefused(), so the next line is
+  // read as a command again, never as a further response.
+  LineStatus refused = LineStatus::kLine;
   auto response = [&](std::string_view challenge) -> net::awaitable<std::optional<std::string>> {
     reply(334, "", challenge);
-    co_return co_await readLine(kMaxAuthLine, command_timeout_);
+    co_return co_await readLine(kMaxAuthLine, command_timeout_, &refused);
+  };
+  auto endRefused = [&]() -> bool {
+    if (refused == LineStatus::kTooLong)
+      reject(rejection::kAuthLineTooLong, 500, "5.5.6", "Authentication Exchange line is too long");
+    else
+      rejectLine(refused);
+    return !quit_;
   };
 
   std::string authcid, password;
@@ -67,6 +78,7 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
     } else {
       auto line = co_await response("");
       if (!line) co_return false;
+      if (refused != LineStatus::kLine) co_return endRefused();
       resp = *line;
     }
     if (resp == "*") {
@@ -97,6 +109,7 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
     } else {
       auto line = co_await response(base64Encode("Username:"));
       if (!line) co_return false;
+      if (refused != LineStatus::kLine) co_return endRefused();
       user_b64 = *line;
     }
     if (user_b64 == "*") {
@@ -110,6 +123,7 @@ net::awaitable<bool> Session::onAuth(const Command& cmd) {
     }
     auto line = co_await response(base64Encode("Password:"));
     if (!line) co_return false;
+    if (refused != LineStatus::kLine) co_return endRefused();
     if (*line == "*") {
       reject(rejection::kAuthCancelled, 501, "5.7.0", "Authentication cancelled");
       co_return !quit_;

@@ -21,6 +21,8 @@ inline constexpr Rejection kAuthAuthzid{"smtp.auth_authzid"};
 inline constexpr Rejection kAuthBadBase64{"smtp.auth_bad_base64", protect::Offense::kProtocolError};
 inline constexpr Rejection kAuthCancelled{"smtp.auth_cancelled"};
 inline constexpr Rejection kAuthFailed{"smtp.auth_failed", protect::Offense::kAuthFailure};
+// 500 5.5.6 (RFC 4954 section 6): a response line longer than kMaxAuthLine; the exchange ends.
+inline constexpr Rejection kAuthLineTooLong{"smtp.auth_line_too_long", protect::Offense::kProtocolError};
 inline constexpr Rejection kAuthMalformed{"smtp.auth_malformed", protect::Offense::kProtocolError};
 inline constexpr Rejection kAuthMechanism{"smtp.auth_mechanism"};
 inline constexpr Rejection kAuthRequired{"smtp.auth_required"};
@@ -28,6 +30,9 @@ inline constexpr Rejection kAuthWithoutTls{"smtp.auth_without_tls", protect::Off
 // 550 5.1.3: the recipient's own local part cannot name a mailbox folder (a/b, "..", ...;
 // directory/mailbox_name.h) and no safe mailbox takes its mail. Counted like an unknown
 // recipient: nobody has such a mailbox.
+// 501 5.5.2: the EHLO/HELO argument is neither a host name nor an address literal
+// (smtp/proto/helo.h); it could forge the Received header.
+inline constexpr Rejection kBadHelo{"smtp.bad_helo", protect::Offense::kProtocolError};
 inline constexpr Rejection kBadMailboxName{"smtp.bad_mailbox_name", protect::Offense::kUnknownRecipient};
 // 550 5.1.3: an alias of the recipient leads to an account whose address cannot name a
 // mailbox folder. The accounts file is at fault, not the client: no offence.

@@ -8,6 +8,7 @@
 #include "log/log.h"
 #include "proxy/diagnostics.h"
 #include "proxy/proxy_parser.h"
+#include "smtp/proto/helo.h"
 #include "smtp/proto/line.h"
 #include "smtp/proto/reply.h"
 #include "protect/protector.h"
@@ -132,18 +133,44 @@ void Session::logProxyHeader(bool v1) {
       .kv("detail", v1 ? "PROXY v1 header" : "PROXY v2 header").kv("fix", m.fix);
 }
 
-net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout) {
-  bool discarding = false;   // inside an over-long line: drop bytes up to its CRLF
+void Session::rejectLine(LineStatus why) {
+  switch (why) {
+    case LineStatus::kTooLong: reject(rejection::kLineTooLong, 500, "5.5.2", "Line too long"); break;
+    case LineStatus::kBareNewline:
+      reject(rejection::kBareNewlineCommand, 500, "5.5.2",
+             "Bare LF or CR in command line; lines must end with CRLF (RFC 5321 section 2.3.8)");
+      break;
+    case LineStatus::kNul: reject(rejection::kNulInCommand, 500, "5.5.2", "NUL character in command line"); break;
+    case LineStatus::kLine:
+    case LineStatus::kNeedMore: break;
+  }
+}
+
+net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::chrono::milliseconds timeout,
+                                                            LineStatus* refused) {
+  // Inside a refused line: drop bytes up to its CRLF. No byte of a refused line may ever
+  // be read as a command (a bare LF must not smuggle a second command past the 500).
+  enum class Discard : uint8_t { kNone, kTooLong, kRefused };
+  Discard discarding = Discard::kNone;
   const TimePoint deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (discarding) {
+    if (discarding != Discard::kNone) {
       bool found = false;
       size_t n = discardUntilCrlf(in_, found);
       in_.erase(0, n);
       if (found) {
-        discarding = false;
-        reject(rejection::kLineTooLong, 500, "5.5.2", "Line too long");
-        if (quit_) co_return std::nullopt;
+        // An over-long line is answered once its end is seen; a bare newline was already
+        // answered when seen, unless the caller answers it.
+        const LineStatus why = discarding == Discard::kTooLong ? LineStatus::kTooLong : LineStatus::kBareNewline;
+        discarding = Discard::kNone;
+        if (refused) {
+          *refused = why;
+          co_return std::string();
+        }
+        if (why == LineStatus::kTooLong) {
+          rejectLine(why);
+          if (quit_) co_return std::nullopt;
+        }
         continue;
       }
     } else if (HeaderCheck h = guard_proxy_ ? checkProxyHeader() : HeaderCheck::kClear; h != HeaderCheck::kClear) {
@@ -159,17 +186,23 @@ net::awaitable<std::optional<std::string>> Session::readLine(size_t max, std::ch
         }
         case LineStatus::kTooLong:
           in_.erase(0, r.consumed);
-          discarding = true;
+          discarding = Discard::kTooLong;
           continue;
         case LineStatus::kBareNewline:
           in_.erase(0, r.consumed);
-          reject(rejection::kBareNewlineCommand, 500, "5.5.2",
-                 "Bare LF or CR in command line; lines must end with CRLF (RFC 5321 section 2.3.8)");
-          if (quit_) co_return std::nullopt;
+          if (!refused) {
+            rejectLine(r.status);
+            if (quit_) co_return std::nullopt;
+          }
+          discarding = Discard::kRefused;  // the rest of the line, up to its CRLF, goes too
           continue;
         case LineStatus::kNul:
           in_.erase(0, r.consumed);
-          reject(rejection::kNulInCommand, 500, "5.5.2", "NUL character in command line");
+          if (refused) {
+            *refused = r.status;
+            co_return std::string();
+          }
+          rejectLine(r.status);
           if (quit_) co_return std::nullopt;
           continue;
         case LineStatus::kNeedMore: break;
@@ -300,9 +333,16 @@ void Session::onHelo(const Command& cmd, bool extended) {
     reject(rejection::kSyntaxError, 501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
     return;
   }
+  // Only a validated name is kept: it goes into the Received header and the EHLO reply.
+  if (std::string_view why = heloArgumentError(cmd.argument); !why.empty()) {
+    reject(rejection::kBadHelo, 501, "5.5.2",
+           fmt::format("Invalid {} argument: {}; send your host name or an address literal (RFC 5321 section 4.1.4)",
+                       extended ? "EHLO" : "HELO", why));
+    return;
+  }
   // RFC 5321 §4.1.4: EHLO/HELO also resets the transaction.
   resetTransaction();
-  helo_ = std::string(cmd.argument.substr(0, cmd.argument.find(' ')));
+  helo_ = std::string(cmd.argument);
   esmtp_ = extended;
   if (!extended) {
     reply(250, "", ctx_.config.hostname);

@@ -15,6 +15,7 @@
 #include "net/stream.h"
 #include "smtp/proto/command.h"
 #include "smtp/proto/data_scanner.h"
+#include "smtp/proto/line.h"
 #include "smtp/server/context.h"
 #include "smtp/server/rejections.h"
 #include "protect/dnsbl.h"
@@ -65,7 +66,14 @@ class Session {
   void logProxyHeader(bool v1);
   void reject(const Rejection& r, int code, std::string_view enhanced, std::string_view text);
   // Reads one command line within `timeout` in total; nullopt when the session must end.
-  net::awaitable<std::optional<std::string>> readLine(size_t max, std::chrono::milliseconds timeout);
+  // A refused line (over-long, bare CR/LF, NUL) is dropped through its CRLF. Without
+  // `refused` it is answered by rejectLine() and the next line is read; with `refused`
+  // nothing is answered: *refused gets the reason and an empty line is returned, so that
+  // a multi-line exchange (AUTH) can end itself with its own reply.
+  net::awaitable<std::optional<std::string>> readLine(size_t max, std::chrono::milliseconds timeout,
+                                                      LineStatus* refused = nullptr);
+  // The reply, counter and log line for a command line refused by nextLine().
+  void rejectLine(LineStatus why);
 
   // Verbs
   net::awaitable<bool> earlyTalker();
