@@ -25,7 +25,26 @@ constexpr Tables kTables;
 
 }  // namespace
 
-uint32_t crc32c(uint32_t crc, const void* data, size_t n) {
+#if defined(__x86_64__)
+// The SSE 4.2 crc32 instruction computes exactly this polynomial, 8 bytes a cycle or so:
+// several times the table version, which was a quarter of the spool writer's time.
+__attribute__((target("sse4.2"))) uint32_t crc32cSse42(uint32_t crc, const unsigned char* p, size_t n) {
+  uint64_t c = ~crc;
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+#endif
+
+uint32_t crc32cTable(uint32_t crc, const void* data, size_t n) {
   const auto* p = static_cast<const unsigned char*>(data);
   uint32_t c = ~crc;
   while (n >= 8) {
@@ -41,6 +60,13 @@ uint32_t crc32c(uint32_t crc, const void* data, size_t n) {
   }
   while (n--) c = (c >> 8) ^ kTables.t[0][(c ^ *p++) & 0xff];
   return ~c;
+}
+
+uint32_t crc32c(uint32_t crc, const void* data, size_t n) {
+#if defined(__x86_64__)
+  if (kHaveSse42) return crc32cSse42(crc, static_cast<const unsigned char*>(data), n);
+#endif
+  return crc32cTable(crc, data, n);
 }
 
 }  // namespace postern
