@@ -37,13 +37,30 @@ int64_t Protector::now() const {
   return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
 }
 
+// A damaged line (a hand edit, a disk error) is named and skipped: the other bans still
+// hold, and the server starts. The next save writes the file without it.
 Status Protector::load() {
   auto text = readFile(state_file_);
   if (!text) return Status::ok();   // no bans yet
-  auto bans = parseBans(*text);
-  if (!bans) return Status::invalid(state_file_ + ": " + bans.status().message());
+  std::string_view rest = *text;
+  size_t line_no = 0;
   std::lock_guard lock(mu_);
-  for (auto& b : *bans) bans_[b.key] = b;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    ++line_no;
+    auto bans = parseBans(line);
+    if (!bans) {
+      counters_.inc("protect.bans_file_bad_line");
+      std::string why = bans.status().message();
+      if (auto colon = why.find(": "); why.rfind("bans:", 0) == 0 && colon != std::string::npos) why = why.substr(colon + 2);
+      log::error("protect.bans_file_bad_line").kv("file", fmt::format("{}:{}", state_file_, line_no)).kv("reason", why)
+          .kv("action", "line skipped; the other bans are loaded");
+      continue;
+    }
+    for (auto& b : *bans) bans_[b.key] = b;
+  }
   return Status::ok();
 }
 
@@ -167,9 +184,13 @@ void Protector::persist() {
       ++it;
     }
   }
-  auto write = [path = state_file_, text = formatBans(snapshot)] {
+  auto write = [path = state_file_, text = formatBans(snapshot), gen = ++generation_, writes = writes_] {
+    std::lock_guard lock(writes->mu);
+    if (gen < writes->written) return;   // a newer snapshot is on disk already
     if (Status s = directory::writeFileAtomic(path, text); !s)
       log::error("protect.persist_failed").kv("file", path).kv("reason", s.message());
+    else
+      writes->written = gen;
   };
   if (offload_) offload_(write);
   else write();

@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -87,6 +88,14 @@ class Protector {
   std::map<std::string, ClientState> clients_;
   std::map<std::string, Window> user_messages_, user_recipients_;
   uint64_t ops_ = 0;
+  // Saves of the bans file run on pool threads: one at a time, and a snapshot older than
+  // the one already written is dropped (it would undo a newer ban or unban).
+  struct Writes {
+    std::mutex mu;
+    uint64_t written = 0;   // generation of the snapshot on disk
+  };
+  std::shared_ptr<Writes> writes_ = std::make_shared<Writes>();
+  uint64_t generation_ = 0;    // of the latest snapshot; REQUIRES: mu_ held
 };
 
 }  // namespace postern::protect

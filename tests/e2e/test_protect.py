@@ -6,6 +6,7 @@ import base64
 import smtplib
 import socket
 import ssl
+import time
 
 import pytest
 
@@ -151,3 +152,21 @@ def test_relay_attempts_ban(tmp_path):
             # the third strike bans: 421 follows and the connection closes
             assert c.noop()[0] == 421
         s.wait_event("protect.ban", client="127.0.0.8")
+
+
+def test_damaged_bans_file_line_is_logged_and_skipped(tmp_path):
+    """A garbage line in state/bans (hand edit, disk error) is named with FILE:LINE and
+    skipped; the server starts and the valid ban around it still holds."""
+    s = Postern(tmp_path / "p", protect_toml=PROTECT)
+    state = s.data_dir / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    until = int(time.time()) + 3600
+    (state / "bans").write_text(f"127.0.0.4 {until} 0 manual\nthis is not a ban\n")
+    s.start()
+    try:
+        ev = s.wait_event("protect.bans_file_bad_line")
+        assert ev["file"].endswith("state/bans:2"), ev
+        assert greeting(s.ports["smtp"], "127.0.0.4").startswith(b"421 4.7.0")
+        assert greeting(s.ports["smtp"], "127.0.0.6").startswith(b"220")
+    finally:
+        assert s.stop() == 0

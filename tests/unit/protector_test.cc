@@ -2,6 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "protect/bans_file.h"
 
 #include "protect/protector.h"
 
@@ -22,6 +27,53 @@ class ProtectorTest : public ::testing::Test {
   Counters counters_;
   std::string dir_;
 };
+
+TEST_F(ProtectorTest, DamagedBansFileLineIsSkippedAndTheRestLoaded) {
+  int64_t later = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count() + 3600;
+  {
+    std::ofstream f(dir_ + "/bans");
+    f << "203.0.113.5 " << later << " 0 first\n"
+      << "garbage-line-without-fields\n"
+      << "203.0.113.6 " << later << " 1 second\n";
+  }
+  Protector p = make();
+  ASSERT_TRUE(p.load());
+  EXPECT_TRUE(p.banned(*IpAddress::parse("203.0.113.5")));
+  EXPECT_TRUE(p.banned(*IpAddress::parse("203.0.113.6")));
+  EXPECT_EQ(p.list().size(), 2u);
+  EXPECT_EQ(counters_.get("protect.bans_file_bad_line").load(), 1u);
+}
+
+// Saves run on pool threads; concurrent ones must neither collide on the temporary file
+// nor let an older snapshot overwrite a newer one.
+TEST_F(ProtectorTest, ConcurrentSavesLeaveTheNewestCompleteFile) {
+  Protector p = make();
+  std::vector<std::thread> pool;
+  std::mutex pool_mu;
+  p.setOffloader([&](std::function<void()> f) {
+    std::lock_guard lock(pool_mu);
+    pool.emplace_back(std::move(f));
+  });
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) p.ban("198.51.100." + std::to_string(t * 50 + i), 3600, "load");
+    });
+  for (auto& c : callers) c.join();
+  {
+    std::lock_guard lock(pool_mu);
+    for (auto& w : pool) w.join();
+  }
+  std::ifstream f(dir_ + "/bans");
+  std::stringstream text;
+  text << f.rdbuf();
+  auto bans = parseBans(text.str());
+  ASSERT_TRUE(bans) << bans.status().message();
+  EXPECT_EQ(bans->size(), 200u) << "the last save holds every ban";
+  for (const auto& e : std::filesystem::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
+}
 
 TEST_F(ProtectorTest, ThresholdBansAndExemptionsNeverBan) {
   Protector p = make();
