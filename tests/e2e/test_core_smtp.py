@@ -257,11 +257,11 @@ def test_threads_are_named_by_stage(server):
     """top -H / ps -L show which stage a thread is; the process name stays "postern" (the main
     thread's name is what ps, pgrep and killall match)."""
     task = Path(f"/proc/{server.proc.pid}/task")
+    expected = ("postern-io1", "postern-spool", "postern-queue", "postern-deliv0", "postern-deliv1",
+                "postern-cpu0", "postern-cpu1", "postern-log")
+    # The I/O threads start last, after the listeners: wait for every name, not just one.
     names = wait_until(lambda: (n := sorted((t / "comm").read_text().strip() for t in task.iterdir()))
-                       and "postern-log" in n and n, timeout=5, what="named threads")
+                       and all(e in n for e in expected) and n, timeout=5, what=f"threads named {expected}")
     assert Path(f"/proc/{server.proc.pid}/comm").read_text().strip() == "postern"
-    for expected in ("postern-io1", "postern-spool", "postern-deliv0", "postern-deliv1", "postern-cpu0",
-                     "postern-cpu1", "postern-log"):
-        assert expected in names, names
     # Every thread has a stage name: none is left unnamed besides the main one.
     assert names.count("postern") == 1, names

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <string>
 #include <vector>
 
@@ -126,14 +128,32 @@ TEST(DirectoryPassword, HashPasswordProducesVerifiableSha512Crypt) {
   const std::string prefix = "{SHA512-CRYPT}$6$";
   ASSERT_EQ(h.substr(0, prefix.size()), prefix) << h;
   std::string hash = h.substr(std::string("{SHA512-CRYPT}").size());
-  // "$6$" + 16 salt characters + "$" + 86 characters, default rounds (no rounds=).
-  size_t salt_end = hash.find('$', 3);
+  // "$6$rounds=100000$" + 16 salt characters + "$" + 86 characters.
+  const std::string rounds = "$6$rounds=100000$";
+  ASSERT_EQ(hash.substr(0, rounds.size()), rounds) << hash;
+  size_t salt_end = hash.find('$', rounds.size());
   ASSERT_NE(salt_end, std::string::npos);
-  EXPECT_EQ(salt_end - 3, 16u) << hash;
-  EXPECT_EQ(hash.size(), 3 + 16 + 1 + 86u);
-  EXPECT_EQ(hash.find("rounds="), std::string::npos);
+  EXPECT_EQ(salt_end - rounds.size(), 16u) << hash;
+  EXPECT_EQ(hash.size(), rounds.size() + 16 + 1 + 86u);
   EXPECT_TRUE(verifyPassword(Scheme::kSha512Crypt, hash, "s3cret pass"));
   EXPECT_FALSE(verifyPassword(Scheme::kSha512Crypt, hash, "s3cret pasS"));
+}
+
+// AUTH for an unknown user does the work of a real check (no account-existence oracle):
+// the dummy check takes at least half as long as checking a new account's hash.
+TEST(DirectoryPassword, UnknownUserCheckCostsAsMuchAsAKnownOne) {
+  Result<std::string> h = hashPassword("known");
+  ASSERT_TRUE(h.isOk());
+  std::string bare = h->substr(std::string("{SHA512-CRYPT}").size());
+  EXPECT_FALSE(verifyAgainstDummy("warm-up"));   // makes the dummy hash once
+  auto time = [](auto f) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 5; ++i) f();
+    return std::chrono::steady_clock::now() - t0;
+  };
+  auto known = time([&] { (void)verifyPassword(Scheme::kSha512Crypt, bare, "wrong"); });
+  auto unknown = time([&] { EXPECT_FALSE(verifyAgainstDummy("wrong")); });
+  EXPECT_GT(unknown * 2, known) << "unknown " << unknown.count() << " known " << known.count();
 }
 
 TEST(DirectoryPassword, HashPasswordUsesFreshSalts) {
