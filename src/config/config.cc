@@ -397,6 +397,9 @@ LoadResult Loader::run(std::string_view text) {
     if (c_.smtp.max_recipients == 0) error(pos(*t), "'max_recipients' must be at least 1");
   }
 
+  // The host's own loopback (local applications sending through localhost) is exempt from
+  // limits and bans unless allow_networks says otherwise (Postfix exempts its host too).
+  c_.protect.allow_networks = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
   if (const toml::table* t = getTable(root, "protect")) loadProtect(*t);
 
   loadListeners(root);

@@ -138,7 +138,7 @@ struct Dnsbl {
   uint64_t timeout_ms = 2000;
 };
 struct Protect {
-  std::vector<Cidr> allow_networks;            // never limited or banned
+  std::vector<Cidr> allow_networks;            // never limited or banned; default: loopback
   uint64_t window_ms = 10 * 60 * 1000;
   BanRule auth_failures{5};
   BanRule relay_attempts{10};

@@ -132,15 +132,24 @@ def test_concurrent_connection_limit_per_client(server):
 
 
 def test_connection_rate_limit(tmp_path):
-    protect = '[protect]\nmax_connection_rate = 5'
+    protect = '[protect]\nallow_networks = []\nmax_connection_rate = 5'
     with Postern(tmp_path / "p", protect_toml=protect) as s:
         got = [greeting(s.ports["smtp"], "127.0.0.7")[:3] for _ in range(7)]
         assert got[:5] == [b"220"] * 5 and got[5:] == [b"421"] * 2, got
         s.wait_event("protect.connection_rate")
 
 
+def test_loopback_is_exempt_by_default(tmp_path):
+    """Local applications sending through localhost are not rate-limited or banned unless
+    allow_networks is written (test_connection_rate_limit writes it empty)."""
+    with Postern(tmp_path / "p", protect_toml='[protect]\nmax_connection_rate = 5') as s:
+        got = [greeting(s.ports["smtp"], "127.0.0.7")[:3] for _ in range(10)]
+        assert got == [b"220"] * 10, got
+        assert "protect.allow_networks: 127.0.0.0/8, ::1/128" in s.cli("config", "show").stdout
+
+
 def test_relay_attempts_ban(tmp_path):
-    protect = '[protect]\nrelay_attempts = 3'
+    protect = '[protect]\nallow_networks = []\nrelay_attempts = 3'
     with Postern(tmp_path / "p", protect_toml=protect) as s:
         with smtplib.SMTP("127.0.0.1", s.ports["smtp"], timeout=10, source_address=("127.0.0.8", 0)) as c:
             c.ehlo("relay")

@@ -12,7 +12,7 @@ from haproxy import BACKEND_SOURCE, HAProxy, Route
 
 # 127.0.0.1 (HAProxy's own address towards Postern) is a trusted proxy; nothing is
 # allow-listed, so only the trusted-proxy rule keeps HAProxy from being banned.
-PROTECT = '[protect]\nauth_failures = 5\nban_time = "1h"\nmax_connection_rate = 1000'
+PROTECT = '[protect]\nallow_networks = []\nauth_failures = 5\nban_time = "1h"\nmax_connection_rate = 1000'
 PROXY = '[proxy_protocol]\ntrusted_networks = ["127.0.0.1/32"]'
 
 

@@ -46,6 +46,13 @@ TEST_F(ConfigTest, MinimalIsValidWithDefaults) {
   EXPECT_EQ(c.spool.commit_batch, 128u);
   EXPECT_EQ(c.spool.segment_size, 64ull * 1024 * 1024);
   EXPECT_EQ(c.queue.lifetime_ms, 5ull * 24 * 3600 * 1000);
+  // The host's loopback is exempt from limits and bans unless allow_networks is written.
+  ASSERT_EQ(c.protect.allow_networks.size(), 2u);
+  EXPECT_EQ(c.protect.allow_networks[0].toString(), "127.0.0.0/8");
+  EXPECT_EQ(c.protect.allow_networks[1].toString(), "::1/128");
+  auto empty = load(std::string(kBase) + "[protect]\nallow_networks = []\n");
+  ASSERT_TRUE(empty.config);
+  EXPECT_TRUE(empty.config->protect.allow_networks.empty());
   EXPECT_EQ(c.queue.retry_min_ms, 300'000u);
   EXPECT_EQ(c.queue.retry_max_ms, 3'600'000u);
   ASSERT_EQ(c.listeners.size(), 1u);
