@@ -52,6 +52,21 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def replies_until_close(sock, timeout=10):
+    """Every reply line the server sends until it closes the connection (or `timeout`)."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return [l for l in data.split(b"\r\n") if l]
+
+
 def make_cert(directory, cn=HOSTNAME, names=(HOSTNAME, "localhost"), days=365, key="ec", serial=None):
     """A self-signed certificate made with the openssl command line; returns (cert, key)."""
     directory = Path(directory)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import Postern, wait_until
+from harness import Postern, wait_until, replies_until_close
 
 
 def connect(port, source="127.0.0.1"):
@@ -25,20 +25,6 @@ def read_reply(f):
         lines.append(line)
         if line[3:4] != b"-":
             return b"".join(lines)
-
-
-def replies_until_close(sock, timeout=10):
-    sock.settimeout(timeout)
-    data = b""
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    return [l for l in data.split(b"\r\n") if l]
 
 
 # Published SMTP smuggling end-of-data variants (SEC Consult 2023 and follow-ups).

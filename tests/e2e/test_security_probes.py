@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from harness import Postern
+from harness import Postern, replies_until_close
 
 
 def connect(port):
@@ -23,20 +23,6 @@ def greeted(port):
         data += chunk
     assert data.startswith(b"220 "), data
     return s
-
-
-def replies_until_close(sock, timeout=10):
-    sock.settimeout(timeout)
-    data = b""
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    return [l for l in data.split(b"\r\n") if l]
 
 
 @pytest.fixture(scope="module")
