@@ -230,3 +230,37 @@ def test_config_check_warns_about_a_missing_user(tmp_path):
     r = srv.cli("config", "check", check=False)
     assert "warning: [server] user 'nosuchuser-postern' does not exist here" in r.stderr
     assert "server.user: nosuchuser-postern" in srv.cli("config", "show").stdout
+
+
+LOW_PORTS = {"smtp": 25, "submissions": 465, "submission": 587}
+
+
+def test_binds_the_real_ports_then_drops(reachable_dir):
+    """Ports 25/465/587 need root (or CAP_NET_BIND_SERVICE) to bind; the service user then
+    serves them. A loopback address of its own keeps clear of any local MTA."""
+    host = "127.0.0.77"
+    for port in LOW_PORTS.values():
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                pytest.skip(f"{host}:{port} is not free here: {e}")
+    uid, _ = service_user()
+    srv = make_server(reachable_dir)
+    text = srv.config_path.read_text()
+    for service, port in LOW_PORTS.items():
+        text = text.replace(f'address = "127.0.0.1:{srv.ports[service]}"', f'address = "{host}:{port}"')
+    srv.config_path.write_text(text)
+    srv.ports = {}   # start() probes 127.0.0.1 ports; these are elsewhere
+    with srv:
+        assert proc_status(srv.proc.pid)["Uid"] == [str(uid)] * 4
+        ctx = ssl._create_unverified_context()
+        with smtplib.SMTP(host, 25, timeout=10) as c:
+            c.sendmail("a@example.test", ["alice@example.test"], MSG)
+        with smtplib.SMTP_SSL(host, 465, timeout=10, context=ctx) as c:
+            c.login("bob@example.test", PASSWORDS["bob@example.test"])
+        with smtplib.SMTP(host, 587, timeout=10) as c:
+            c.starttls(context=ctx)
+            c.login("alice@example.test", PASSWORDS["alice@example.test"])
+        listening = {e["address"] for e in srv.log_events("server.listening")}
+        assert listening == {f"{host}:{p}" for p in LOW_PORTS.values()}, listening
