@@ -159,6 +159,10 @@ def test_serves_as_service_user_on_all_ports(reachable_dir):
         # Root's CLI still reaches the server through the socket.
         assert srv.cli("ban", "add", "192.0.2.7").returncode == 0
         assert "192.0.2.7" in srv.cli("ban", "list").stdout
+        bans = srv.data_dir / "state" / "bans"
+        wait_until(bans.exists, what="the bans file")
+        s = bans.stat()
+        assert s.st_uid == uid and stat.S_IMODE(s.st_mode) == 0o600, oct(s.st_mode)
 
 
 def test_certbot_renewal_is_loaded_after_the_drop(reachable_dir):
