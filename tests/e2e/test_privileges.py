@@ -121,7 +121,11 @@ def test_serves_as_service_user_on_all_ports(reachable_dir):
         # The reader: root, no listener or other file of the daemon's, only its socket.
         reader = [p for p in children(srv.proc.pid) if Path(f"/proc/{p}/comm").read_text().strip() == "postern-reader"]
         assert len(reader) == 1, children(srv.proc.pid)
-        assert proc_status(reader[0])["Uid"][0] == "0"
+        rst = proc_status(reader[0])
+        assert rst["Uid"][0] == "0"
+        # Of root's capabilities only CAP_DAC_READ_SEARCH (bit 2), and no_new_privs.
+        assert rst["CapEff"] == ["0000000000000004"] and rst["CapPrm"] == ["0000000000000004"], rst
+        assert rst["NoNewPrivs"] == ["1"], rst
         fds = {int(f) for f in os.listdir(f"/proc/{reader[0]}/fd")}
         assert fds <= {0, 1, 2, 3}, fds
         assert os.readlink(f"/proc/{reader[0]}/fd/3").startswith("socket:")
