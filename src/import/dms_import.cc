@@ -23,6 +23,8 @@ namespace {
 
 // DMS mounts the config folder here; paths in mailserver.env and KeyTable point inside it.
 constexpr std::string_view kContainerConfigDir = "/tmp/docker-mailserver/";
+// DMS copies the config folder's opendkim/ here; KeyTable paths point inside it.
+constexpr std::string_view kContainerOpenDkimDir = "/etc/opendkim/";
 // Longest value quoted back in the report.
 constexpr size_t kMaxShownValue = 80;
 // DMS's default for POSTFIX_MESSAGE_SIZE_LIMIT, in bytes.
@@ -166,8 +168,13 @@ class Importer {
   void use(const std::string& name) { used_.insert(name); }
   // A path written for the container: the file in the input folder it stands for, if any.
   std::optional<std::string> inFolder(std::string_view container_path) const {
-    if (!startsWith(container_path, kContainerConfigDir)) return std::nullopt;
-    std::string rel(container_path.substr(kContainerConfigDir.size()));
+    std::string rel;
+    if (startsWith(container_path, kContainerConfigDir))
+      rel = std::string(container_path.substr(kContainerConfigDir.size()));
+    else if (startsWith(container_path, kContainerOpenDkimDir))
+      rel = "opendkim/" + std::string(container_path.substr(kContainerOpenDkimDir.size()));
+    else
+      return std::nullopt;
     if (!file(rel)) return std::nullopt;
     return rel;
   }
