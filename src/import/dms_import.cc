@@ -462,7 +462,10 @@ void Importer::doEnvVar(const EnvVar& v) {
     } else {
       pop3_on_ = on;
     }
-    if (!on) return;
+    if (!on) {
+      if (imap && v.value == "0") mapped(label, v.line, what, "no IMAP listeners");
+      return;
+    }
     bool supported = imap ? f_.imap : f_.pop3;
     if (supported)
       mapped(label, v.line, what, imap ? "[[listener]] imap and imaps" : "[[listener]] pop3 and pop3s");
