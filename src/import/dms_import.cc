@@ -226,7 +226,8 @@ class Importer {
   bool pop3_on_ = false;
   bool imap_explicit_ = false;
   std::vector<RoutePlan> routes_;
-  std::map<std::string, SaslPassword> sasl_;  // key ("@domain" or "[host]:port") -> credentials
+  std::optional<MainSetting> main_relayhost_;  // postfix-main.cf relayhost, decided with the env
+  std::map<std::string, SaslPassword> sasl_;   // key ("@domain" or "[host]:port") -> credentials
   std::set<std::string> sasl_used_;
   bool have_accounts_ = false, have_virtual_ = false, have_quotas_ = false, have_dkim_ = false;
   std::string virtual_text_;  // the aliases file written (virtual.cf)
@@ -364,6 +365,7 @@ std::string envShown(const EnvVar& v) {
 void Importer::doEnv() {
   if (!in_.has_env) {
     note("", "no mailserver.env in DIR or its parent: DMS's defaults are assumed");
+    doRelayEnv();  // postfix-main.cf's relayhost still needs an answer
     return;
   }
   const std::string& label = in_.env_label;
@@ -628,9 +630,13 @@ void Importer::doRelayEnv() {
   const EnvVar* port = get("RELAY_PORT");
   const EnvVar* user = get("RELAY_USER");
   const EnvVar* pass = get("RELAY_PASSWORD");
+  const std::string main_cf = "postfix-main.cf";
+  const std::optional<MainSetting>& relayhost = main_relayhost_;
+  auto relayhostShown = [&] { return fmt::format("relayhost = {}", shown(relayhost->value)); };
   if (!f_.routes) {
     for (auto* v : {def, host, port, user, pass})
       if (v && !(v == port && v->value == "25")) notCarried(label, v->line, envShown(*v), kRouteReason);
+    if (relayhost) notCarried(main_cf, relayhost->line, relayhostShown(), kRouteReason);
     return;
   }
   if (host) {
@@ -662,31 +668,37 @@ void Importer::doRelayEnv() {
       mapped(label, port->line, envShown(*port), "[[route]] relay port");
     routes_.push_back(std::move(r));
     if (def) notCarried(label, def->line, envShown(*def), "RELAY_HOST takes precedence for every sender domain");
+    if (relayhost)
+      notCarried(main_cf, relayhost->line, relayhostShown(), "RELAY_HOST takes precedence for every sender domain");
     return;
   }
   for (auto* v : {port, user, pass})
     if (v && !(v == port && v->value == "25")) notCarried(label, v->line, envShown(*v), "RELAY_HOST is not set");
-  if (def) {
-    RelayMap one = parseRelayMap("@x.invalid " + def->value + "\n");
-    if (one.routes.empty() || one.routes[0].host.empty()) {
-      notCarried(label, def->line, envShown(*def), "expected [host]:port");
-      return;
-    }
-    RoutePlan r;
-    r.relay = fmt::format("{}:{}", one.routes[0].host, one.routes[0].port);
-    r.tls = one.routes[0].port == 465 ? "implicit" : "starttls";
-    r.source = at(label, def->line);
-    mapped(label, def->line, envShown(*def),
-           fmt::format("[[route]] relay = {} tls = {}", tomlString(r.relay), tomlString(r.tls)));
-    routes_.push_back(std::move(r));
+  // The default relay: postfix-main.cf's relayhost overrides DEFAULT_RELAY_HOST, as in DMS.
+  if (def && relayhost)
+    notCarried(label, def->line, envShown(*def),
+               fmt::format("overridden by relayhost at {}", at(main_cf, relayhost->line)));
+  const std::string& file = relayhost ? main_cf : label;
+  size_t line = relayhost ? relayhost->line : def ? def->line : 0;
+  if (!line) return;
+  std::string what = relayhost ? relayhostShown() : envShown(*def);
+  RelayMap one = parseRelayMap("@x.invalid " + (relayhost ? relayhost->value : def->value) + "\n");
+  if (one.routes.empty() || one.routes[0].host.empty()) {
+    notCarried(file, line, what, "expected [host]:port");
+    return;
   }
+  RoutePlan r;
+  r.relay = fmt::format("{}:{}", one.routes[0].host, one.routes[0].port);
+  r.tls = one.routes[0].port == 465 ? "implicit" : "starttls";
+  r.source = at(file, line);
+  mapped(file, line, what, fmt::format("[[route]] relay = {} tls = {}", tomlString(r.relay), tomlString(r.tls)));
+  routes_.push_back(std::move(r));
 }
 
 // ---- postfix-main.cf and postfix-master.cf ----------------------------------------------
 
 std::string mainReason(std::string_view name) {
   if (name == "smtpd_banner") return "Postern has no custom banner (it greets with its hostname)";
-  if (name == "relayhost") return std::string(kRouteReason);
   if (startsWith(name, "smtp_sasl") || startsWith(name, "smtp_tls") || name == "sender_dependent_relayhost_maps")
     return "outbound SMTP client settings: " + std::string(kRouteReason);
   if (startsWith(name, "smtpd_tls") || startsWith(name, "tls_"))
@@ -755,6 +767,8 @@ void Importer::doMainCf() {
       }
       max_recipients_ = static_cast<unsigned>(*n);
       mapped(name, s.line, what, fmt::format("[smtp] max_recipients = {}", *n));
+    } else if (s.name == "relayhost") {
+      main_relayhost_ = s;  // decided with RELAY_HOST and DEFAULT_RELAY_HOST (doRelayEnv)
     } else if (s.name == "myhostname") {
       if (s.value.find('$') != std::string::npos) {
         notCarried(name, s.line, what, "refers to other parameters; set hostname by hand");
@@ -804,6 +818,10 @@ void Importer::doMasterCf() {
     bool old_name = service == "smtps" || service == "ssmtp";
     if (old_name) service = "submissions";
     bool known = service == "smtp" || service == "submission" || service == "submissions";
+    if ((o.service == "smtp" || o.service == "relay") && o.type == "unix") {
+      notCarried(name, o.line, what, "outbound SMTP client settings: " + std::string(kRouteReason));
+      continue;
+    }
     if (!known || o.type != "inet") {
       notCarried(name, o.line, what,
                  fmt::format("Postern has no listener for the Postfix service '{}/{}'", o.service, o.type));
@@ -888,10 +906,11 @@ void Importer::doDovecotCf() {
 // ---- accounts and aliases ---------------------------------------------------------------
 
 // Runs `parse` over `text`; each line it refuses is commented out (with its continuation
-// lines) and reported, until the text parses. Returns the text that parses.
+// lines) and reported, until the text parses. Returns the text that parses, or nothing
+// when the parser's message names no line of the text.
 template <class Parse>
-std::string keepParsable(std::string text, const std::string& label, Parse parse,
-                         const std::function<void(size_t, std::string_view, std::string_view)>& refuse) {
+std::optional<std::string> keepParsable(std::string text, const std::string& label, Parse parse,
+                                        const std::function<void(size_t, std::string_view, std::string_view)>& refuse) {
   std::vector<std::string> lines;
   for (auto l : split(text, '\n')) lines.emplace_back(l);
   for (size_t guard = 0; guard <= lines.size(); ++guard) {
@@ -905,8 +924,9 @@ std::string keepParsable(std::string text, const std::string& label, Parse parse
     size_t colon = msg.find(':', p);
     auto line = colon == std::string::npos ? std::nullopt
                                            : parseDecimal(std::string_view(msg).substr(p, colon - p), lines.size());
-    if (!line || *line == 0 || msg.substr(0, label.size()) != label) return "";
+    if (!line || *line == 0 || msg.substr(0, label.size()) != label) return std::nullopt;
     size_t idx = *line - 1;
+    if (lines[idx].rfind("# not carried over by postern import: ", 0) == 0) return std::nullopt;
     std::string original = lines[idx];
     std::string why = msg.substr(msg.find("error: ") == std::string::npos ? colon + 1 : msg.find("error: ") + 7);
     refuse(*line, original, why);
@@ -914,7 +934,7 @@ std::string keepParsable(std::string text, const std::string& label, Parse parse
     for (size_t j = idx + 1; j < lines.size() && !lines[j].empty() && (lines[j][0] == ' ' || lines[j][0] == '\t'); ++j)
       lines[j] = "# " + lines[j];
   }
-  return "";
+  return std::nullopt;
 }
 
 void Importer::doAccounts() {
@@ -926,20 +946,25 @@ void Importer::doAccounts() {
     return;
   }
   use(name);
-  std::string kept =
+  std::optional<std::string> kept =
       keepParsable(*text, name, directory::parseAccounts, [&](size_t line, std::string_view l, std::string_view why) {
         // Show the address only: the rest is a password hash.
         std::string_view addr = l.substr(0, l.find('|'));
         notCarried(name, line, shown(trim(addr)), fmt::format("{} (the line is commented out in accounts.cf)", why));
       });
-  auto parsed = directory::parseAccounts(kept, name);
+  if (!kept) {
+    notCarried(name, 0, "the whole file", "it cannot be read line by line; an empty accounts.cf is written");
+    plan_.files.push_back({"accounts.cf", "", 0600});
+    return;
+  }
+  auto parsed = directory::parseAccounts(*kept, name);
   if (parsed) {
     for (const auto& a : parsed->accounts)
       mapped(name, a.line, a.address,
              fmt::format("accounts.cf ({{{}}} hash kept, old password works)", directory::schemeName(a.scheme)));
     for (const auto& n : parsed->notes) warning(name, n.line, n.message);
   }
-  plan_.files.push_back({"accounts.cf", kept, 0600});
+  plan_.files.push_back({"accounts.cf", *kept, 0600});
   have_accounts_ = true;
 }
 
@@ -948,10 +973,16 @@ void Importer::doVirtual() {
   const std::string* text = file(name);
   if (!text) return;
   use(name);
-  virtual_text_ =
+  std::optional<std::string> kept =
       keepParsable(*text, name, directory::parseAliases, [&](size_t line, std::string_view l, std::string_view why) {
         notCarried(name, line, shown(trim(l)), fmt::format("{} (the line is commented out in virtual.cf)", why));
       });
+  have_virtual_ = true;
+  if (!kept) {
+    notCarried(name, 0, "the whole file", "it cannot be read line by line; virtual.cf starts empty");
+    return;
+  }
+  virtual_text_ = *kept;
   auto parsed = directory::parseAliases(virtual_text_, name);
   if (parsed) {
     for (const auto& a : parsed->aliases) {
@@ -960,7 +991,6 @@ void Importer::doVirtual() {
     }
     for (const auto& n : parsed->notes) warning(name, n.line, n.message);
   }
-  have_virtual_ = true;
 }
 
 void Importer::doLocalAliases() {
@@ -1340,7 +1370,14 @@ std::string Importer::renderToml() {
         kDmsDefaultMessageSize);
   }
   if (have_dkim_) t += "\n[dkim]\nkeys = \"dkim\"   # <keys>/<domain>/<selector>.key\n";
-  for (const auto& r : routes_) {
+  // First match wins: the sender-domain routes before the default one.
+  std::vector<const RoutePlan*> ordered;
+  for (const auto& r : routes_)
+    if (!r.sender_domain.empty()) ordered.push_back(&r);
+  for (const auto& r : routes_)
+    if (r.sender_domain.empty()) ordered.push_back(&r);
+  for (const RoutePlan* rp : ordered) {
+    const RoutePlan& r = *rp;
     t += fmt::format("\n[[route]]{}\n", src(r.source));
     if (!r.sender_domain.empty()) t += fmt::format("sender_domains = [{}]\n", tomlString(r.sender_domain));
     t += fmt::format("relay = {}\ntls = {}\n", tomlString(r.relay), tomlString(r.tls));

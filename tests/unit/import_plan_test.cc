@@ -132,6 +132,34 @@ TEST(ImportPlan, RoutesWhenTheConfigurationHasThem) {
   }
 }
 
+TEST(ImportPlan, RelayhostOverridesDefaultRelayHostAndComesLast) {
+  ImportInput in = base();
+  in.env_text += "DEFAULT_RELAY_HOST=[old.relay.example]:25\n";
+  in.files["postfix-main.cf"] = "relayhost = [smtp.relay.example]:587\n";
+  in.files["postfix-relaymap.cf"] = "@example.org [mx.example.net]:587\n";
+  Plan off = planImport(in, Features{});
+  EXPECT_TRUE(hasLine(off,
+                      "not carried over  postfix-main.cf:1  relayhost = [smtp.relay.example]:587: outbound relay "
+                      "routes are not implemented yet (issue 12)"))
+      << allReport(off);
+  Features f;
+  f.routes = true;
+  Plan on = planImport(in, f);
+  EXPECT_TRUE(hasLine(on,
+                      "mapped  postfix-main.cf:1  relayhost = [smtp.relay.example]:587 -> [[route]] relay = "
+                      "\"smtp.relay.example:587\""))
+      << allReport(on);
+  EXPECT_TRUE(hasLine(on,
+                      "not carried over  mailserver.env:2  DEFAULT_RELAY_HOST=[old.relay.example]:25: overridden by "
+                      "relayhost at postfix-main.cf:1"))
+      << allReport(on);
+  size_t domain_route = on.toml.find("sender_domains = [\"example.org\"]");
+  size_t default_route = on.toml.find("relay = \"smtp.relay.example:587\"");
+  ASSERT_NE(domain_route, std::string::npos) << on.toml;
+  ASSERT_NE(default_route, std::string::npos) << on.toml;
+  EXPECT_LT(domain_route, default_route) << "first match wins: the default route must come last";
+}
+
 TEST(ImportPlan, BadAccountLineIsCommentedOutAndReported) {
   ImportInput in = base();
   in.files["postfix-accounts.cf"] += "b@example.com|{PLAIN}secretplain\nnot-an-address|{SHA512-CRYPT}$6$x$y\n";
