@@ -5,7 +5,7 @@ writes nothing, that the result passes `postern config check`, and that a server
 from it takes mail for the imported accounts, which log in with their old passwords
 (including over PROXY + implicit TLS on 465, the seed's set-up)."""
 
-import os
+import pwd
 import re
 import shutil
 import smtplib
@@ -99,6 +99,20 @@ def run_import(cfg, *args):
                           timeout=60)
 
 
+def config_check(path):
+    """`postern config check` on the generated file. Once the configuration has [server]
+    user, the import writes user = "postern" (the user the install creates); on a test host
+    without that user the check runs on a copy that names root instead, nothing else changed."""
+    text = Path(path).read_text()
+    if 'user = "postern"' in text:
+        try:
+            pwd.getpwnam("postern")
+        except KeyError:
+            path = Path(path).with_name("postern-root.toml")
+            path.write_text(text.replace('user = "postern"', 'user = "root"').replace('group = "postern"', 'group = "root"'))
+    return subprocess.run([BIN, "config", "check", "--config", str(path)], capture_output=True, text=True, timeout=60)
+
+
 def report(stdout):
     """{kind: {location: rest}} from the report lines (two spaces between fields)."""
     out = {"mapped": {}, "not carried over": {}, "warning": [], "note": []}
@@ -183,10 +197,7 @@ def test_proxy_fixture_report_and_toml(tmp_path):
     assert "root@mail.example.com user1@example.com\n" in virtual
     assert "sales@example.com user2@example.com\n" in virtual
 
-    check = subprocess.run([BIN, "config", "check", "--config", str(out / "postern.toml")], capture_output=True,
-                           text=True, timeout=60)
-    if check.returncode != 0 and 'user "postern"' in check.stderr:
-        pytest.skip("this host has no postern user for [server] user")
+    check = config_check(out / "postern.toml")
     assert check.returncode == 0, check.stderr
 
 
@@ -225,9 +236,7 @@ def test_submissions_fixture_env_inside_folder_and_default_proxies(tmp_path):
     assert conf["proxy_protocol"] == {"trusted_networks": ["127.0.0.0/8", "::1/128"]}
     assert [(l["service"], l["proxy_protocol"]) for l in conf["listener"]] == [
         ("smtp", "required"), ("submission", "required"), ("submissions", "required")]
-    check = subprocess.run([BIN, "config", "check", "--config", str(out)], capture_output=True, text=True, timeout=60)
-    if check.returncode != 0 and 'user "postern"' in check.stderr:
-        pytest.skip("this host has no postern user for [server] user")
+    check = config_check(out)
     assert check.returncode == 0, check.stderr
 
 
