@@ -218,6 +218,9 @@ class Importer {
   std::vector<std::string> trusted_;
   std::string trusted_src_;
   bool trusted_default_ = false;
+  std::vector<std::string> dovecot_trusted_;  // dovecot.cf haproxy_trusted_networks
+  size_t dovecot_trusted_line_ = 0;
+  std::string dovecot_trusted_what_;
   std::vector<std::string> mynetworks_;
   std::string mynetworks_src_;
   size_t mynetworks_line_ = 0;
@@ -881,20 +884,16 @@ void Importer::doDovecotCf() {
       for (auto w : split(s.value, ' ')) {
         std::string net(trim(w));
         if (net.empty()) continue;
-        if (!Cidr::parse(net)) {
-          // Dovecot accepts a bare address; Postern wants a network.
-          if (auto ip = IpAddress::parse(net)) net += ip->isV4() ? "/32" : "/128";
-          if (!Cidr::parse(net)) ok = false;
-        }
+        if (!Cidr::parse(net)) ok = false;   // a network, or a bare address as Dovecot allows
         nets.push_back(net);
       }
       if (!ok || nets.empty()) {
         notCarried(name, s.line, what, "not a list of networks");
         continue;
       }
-      trusted_ = nets;
-      trusted_src_ = at(name, s.line);
-      mapped(name, s.line, what, "[proxy_protocol] trusted_networks (the proxies Dovecot trusted)");
+      dovecot_trusted_ = nets;  // decided with the listeners (trustedNetworks)
+      dovecot_trusted_line_ = s.line;
+      dovecot_trusted_what_ = what;
       continue;
     }
     notCarried(name, s.line, what,
@@ -1280,36 +1279,44 @@ void Importer::trustedNetworks() {
   for (const auto& l : listeners_)
     any = any ||
           (l.proxy != "off" && (!cert_.empty() || l.service == "smtp" || l.service == "imap" || l.service == "pop3"));
-  if (!trusted_.empty()) {
-    if (!any)
-      warning("", 0,
-              fmt::format("{}: haproxy_trusted_networks is written, but no SMTP listener uses the PROXY protocol",
-                          trusted_src_));
-    return;
+  // The proxies: Dovecot's haproxy_trusted_networks, else mynetworks, else loopback.
+  const std::string dovecot = "dovecot.cf", main_cf = "postfix-main.cf";
+  std::string mynetworks_what = fmt::format("mynetworks = {}", shown(fmt::format("{}", fmt::join(mynetworks_, " "))));
+  if (!dovecot_trusted_.empty()) {
+    if (any) {
+      trusted_ = dovecot_trusted_;
+      trusted_src_ = at(dovecot, dovecot_trusted_line_);
+      mapped(dovecot, dovecot_trusted_line_, dovecot_trusted_what_,
+             "[proxy_protocol] trusted_networks (the proxies Dovecot trusted)");
+    } else {
+      notCarried(dovecot, dovecot_trusted_line_, dovecot_trusted_what_,
+                 "no SMTP listener uses the PROXY protocol, so there is no proxy to trust");
+    }
   }
-  std::vector<std::string> nets;
-  for (const auto& n : mynetworks_)
-    if (Cidr::parse(n)) nets.push_back(n);
   if (!mynetworks_src_.empty()) {
-    const std::string file_name = "postfix-main.cf";
-    const size_t line = mynetworks_line_;
-    std::string what = fmt::format("mynetworks = {}", shown(fmt::format("{}", fmt::join(mynetworks_, " "))));
+    std::vector<std::string> nets;
+    for (const auto& n : mynetworks_)
+      if (Cidr::parse(n)) nets.push_back(n);
     if (!any) {
-      notCarried(file_name, line, what,
+      notCarried(main_cf, mynetworks_line_, mynetworks_what,
                  "Postern lets no client relay because of its address (see PERMIT_DOCKER in "
                  "docs/migration-docker-mailserver.md)");
+    } else if (!trusted_.empty()) {
+      notCarried(
+          main_cf, mynetworks_line_, mynetworks_what,
+          fmt::format("the proxies come from {}; Postern lets no client relay because of its address", trusted_src_));
     } else if (nets.empty()) {
-      notCarried(file_name, line, what, "no network in it that Postern can read");
+      notCarried(main_cf, mynetworks_line_, mynetworks_what, "no network in it that Postern can read");
     } else {
       trusted_ = nets;
       trusted_src_ = mynetworks_src_;
-      mapped(file_name, line, what, "[proxy_protocol] trusted_networks");
-      warning(
-          file_name, line,
-          "mynetworks is used as the list of proxies allowed to send PROXY headers; narrow it to your load balancers");
+      mapped(main_cf, mynetworks_line_, mynetworks_what, "[proxy_protocol] trusted_networks");
+      warning(main_cf, mynetworks_line_,
+              "mynetworks is used as the list of proxies allowed to send PROXY headers; narrow it to your load "
+              "balancers");
     }
-    if (!trusted_.empty()) return;
   }
+  if (!trusted_.empty()) return;
   if (any) {
     trusted_ = {"127.0.0.0/8", "::1/128"};
     trusted_default_ = true;

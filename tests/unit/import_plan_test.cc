@@ -160,6 +160,38 @@ TEST(ImportPlan, RelayhostOverridesDefaultRelayHostAndComesLast) {
   EXPECT_LT(domain_route, default_route) << "first match wins: the default route must come last";
 }
 
+TEST(ImportPlan, TrustedProxiesFromDovecotThenMynetworks) {
+  ImportInput in = withTls(base());
+  in.files["postfix-main.cf"] = "mynetworks = 127.0.0.0/8 [::1]/128 172.18.0.0/16\n";
+  in.files["dovecot.cf"] = "haproxy_trusted_networks = 10.1.2.3 172.18.0.0/16\n";
+
+  Plan direct = planImport(in, Features{});  // no listener behind a proxy
+  EXPECT_TRUE(hasLine(direct,
+                      "not carried over  dovecot.cf:1  haproxy_trusted_networks = 10.1.2.3 172.18.0.0/16: no "
+                      "SMTP listener uses the PROXY protocol"))
+      << allReport(direct);
+  EXPECT_TRUE(hasLine(direct, "not carried over  postfix-main.cf:1  mynetworks = ")) << allReport(direct);
+  EXPECT_EQ(direct.toml.find("[proxy_protocol]"), std::string::npos) << direct.toml;
+
+  in.files["postfix-master.cf"] = "submissions/inet/smtpd_upstream_proxy_protocol=haproxy\n";
+  Plan proxied = planImport(in, Features{});
+  EXPECT_TRUE(hasLine(proxied, "mapped  dovecot.cf:1  haproxy_trusted_networks")) << allReport(proxied);
+  EXPECT_NE(proxied.toml.find("trusted_networks = [\"10.1.2.3\", \"172.18.0.0/16\"]"), std::string::npos)
+      << proxied.toml;
+  EXPECT_TRUE(hasLine(proxied,
+                      "not carried over  postfix-main.cf:1  mynetworks = 127.0.0.0/8 ::1/128 172.18.0.0/16: "
+                      "the proxies come from dovecot.cf:1"))
+      << allReport(proxied);
+
+  in.files.erase("dovecot.cf");
+  Plan mynet = planImport(in, Features{});
+  EXPECT_TRUE(hasLine(mynet, "mapped  postfix-main.cf:1  mynetworks")) << allReport(mynet);
+  EXPECT_TRUE(hasLine(mynet, "warning  postfix-main.cf:1  mynetworks is used as the list of proxies"))
+      << allReport(mynet);
+  EXPECT_NE(mynet.toml.find("trusted_networks = [\"127.0.0.0/8\", \"::1/128\", \"172.18.0.0/16\"]"), std::string::npos)
+      << mynet.toml;
+}
+
 TEST(ImportPlan, BadAccountLineIsCommentedOutAndReported) {
   ImportInput in = base();
   in.files["postfix-accounts.cf"] += "b@example.com|{PLAIN}secretplain\nnot-an-address|{SHA512-CRYPT}$6$x$y\n";
