@@ -884,7 +884,7 @@ void Importer::doDovecotCf() {
       for (auto w : split(s.value, ' ')) {
         std::string net(trim(w));
         if (net.empty()) continue;
-        if (!Cidr::parse(net)) ok = false;   // a network, or a bare address as Dovecot allows
+        if (!Cidr::parse(net)) ok = false;  // a network, or a bare address as Dovecot allows
         nets.push_back(net);
       }
       if (!ok || nets.empty()) {
@@ -1340,7 +1340,10 @@ std::string Importer::renderToml() {
   t += "data_dir = \"/var/lib/postern\"   # spool and state (DMS kept its queue in mail-state)\n";
   if (!log_level_.empty()) t += fmt::format("log_level = {}{}\n", tomlString(log_level_), src(log_src_));
   if (f_.server_user)
-    t += "\n[server]\nuser = \"postern\"    # the user the install created; run as the owner of the Maildirs\n"
+    t += "\n[server]\n"
+         "# The server makes the Maildir folders its own: while Dovecot still serves them (DMS: uid 5000,\n"
+         "# DMS_VMAIL_UID), name a user with Dovecot's uid here instead of the one the install created.\n"
+         "user = \"postern\"\n"
          "group = \"postern\"\n";
   t += "\n[directory]\n";
   t += "accounts = \"accounts.cf\"   # postfix-accounts.cf\n";
@@ -1421,6 +1424,15 @@ Plan Importer::run() {
 
   if (hostname_.empty())
     warning("", 0, "no hostname found (OVERRIDE_HOSTNAME, myhostname): set 'hostname' in the generated file");
+  if (f_.server_user) {
+    std::string uid =
+        env_.count("DMS_VMAIL_UID") && !env_["DMS_VMAIL_UID"].value.empty() ? env_["DMS_VMAIL_UID"].value : "5000";
+    warning("", 0,
+            fmt::format("[server] user = \"postern\": the server gives the Maildir folders under [mailbox] root to "
+                        "that user, while DMS's Dovecot reads them as uid {}; until Postern serves IMAP, set user to "
+                        "an account with uid {}",
+                        shown(uid), shown(uid)));
+  }
   if (cert_.empty())
     warning("", 0,
             "no certificate: the submission and submissions listeners are written commented out; add [tls] "

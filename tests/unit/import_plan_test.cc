@@ -221,7 +221,9 @@ TEST(ImportPlan, FeaturesWrittenOnlyWhenAccepted) {
   Plan on = planImport(in, all);
   EXPECT_NE(on.toml.find("quotas = \"quotas.cf\""), std::string::npos);
   EXPECT_NE(on.toml.find("[dkim]\nkeys = \"dkim\""), std::string::npos);
-  EXPECT_NE(on.toml.find("[server]\nuser = \"postern\""), std::string::npos);
+  EXPECT_NE(on.toml.find("\nuser = \"postern\"\ngroup = \"postern\"\n"), std::string::npos) << on.toml;
+  EXPECT_TRUE(hasLine(on, "warning  [server] user = \"postern\": the server gives the Maildir folders"))
+      << allReport(on);
   ASSERT_NE(outFile(on, "dkim/example.com/mail.key"), nullptr);
   EXPECT_EQ(outFile(on, "dkim/example.com/mail.key")->mode, 0600u);
 }
