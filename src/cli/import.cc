@@ -106,7 +106,10 @@ int runImport(const Args& a) {
   for (const auto& line : plan.report) std::printf("%s\n", line.c_str());
   std::printf("summary  %u mapped, %u not carried over, %u warnings\n", plan.mapped, plan.not_carried, plan.warnings);
 
-  const std::string output = a.output.empty() ? a.config_path : a.output;
+  std::string output = a.output.empty() ? a.config_path : a.output;
+  // A folder (existing, or written with a trailing '/') gets the file's usual name.
+  if (!output.empty() && (output.back() == '/' || fs::is_directory(output, ec)))
+    output = (fs::path(output) / "postern.toml").string();
   const fs::path out_dir = fs::path(output).parent_path().empty() ? fs::path(".") : fs::path(output).parent_path();
   std::vector<std::pair<fs::path, const import::OutputFile*>> targets;
   import::OutputFile toml{fs::path(output).filename().string(), plan.toml, 0600};
