@@ -192,6 +192,80 @@ TEST(ImportPlan, TrustedProxiesFromDovecotThenMynetworks) {
       << mynet.toml;
 }
 
+TEST(ImportPlan, TlsFromEachSslType) {
+  ImportInput le = base();
+  le.env_text += "SSL_TYPE=letsencrypt\nSSL_CERT_PATH=/ignored.pem\n";
+  Plan p = planImport(le, Features{});
+  EXPECT_NE(p.toml.find("cert = \"/etc/letsencrypt/live/mail.example.com/fullchain.pem\"\n"
+                        "key = \"/etc/letsencrypt/live/mail.example.com/privkey.pem\""),
+            std::string::npos)
+      << p.toml;
+  EXPECT_TRUE(
+      hasLine(p, "not carried over  mailserver.env:3  SSL_CERT_PATH=/ignored.pem: only used by SSL_TYPE=manual"))
+      << allReport(p);
+
+  ImportInput ss = base();
+  ss.env_text += "SSL_TYPE=self-signed\n";
+  ss.files["ssl/mail.example.com-cert.pem"] = "C";
+  ss.files["ssl/mail.example.com-key.pem"] = "K";
+  ss.files["ssl/demoCA/cacert.pem"] = "CA";
+  p = planImport(ss, Features{});
+  ASSERT_NE(outFile(p, "tls/key.pem"), nullptr);
+  EXPECT_EQ(outFile(p, "tls/key.pem")->content, "K");
+  EXPECT_TRUE(hasLine(p, "not carried over  ssl/demoCA/cacert.pem  the whole file: not named by the SSL_* variables"))
+      << allReport(p);
+
+  ImportInput none = base();
+  none.env_text += "SSL_CERT_PATH=/tmp/docker-mailserver/ssl/cert.pem\n";
+  none.files["ssl/cert.pem"] = "C";
+  p = planImport(none, Features{});
+  EXPECT_TRUE(hasLine(p,
+                      "not carried over  mailserver.env:2  SSL_CERT_PATH=/tmp/docker-mailserver/ssl/cert.pem: "
+                      "SSL_TYPE is not set"))
+      << allReport(p);
+  EXPECT_TRUE(hasLine(p, "not carried over  ssl/cert.pem  the whole file: no SSL_TYPE uses it")) << allReport(p);
+  EXPECT_EQ(p.toml.find("\n[tls]"), std::string::npos);
+
+  ImportInput outside = base();
+  outside.env_text +=
+      "SSL_TYPE=manual\nSSL_CERT_PATH=/tmp/dms/custom-certs/c.pem\nSSL_KEY_PATH=/tmp/dms/custom-certs/k.pem\n";
+  p = planImport(outside, Features{});
+  EXPECT_NE(p.toml.find("cert = \"/tmp/dms/custom-certs/c.pem\""), std::string::npos) << p.toml;
+  EXPECT_TRUE(hasLine(p, "warning  mailserver.env:3  /tmp/dms/custom-certs/c.pem is a path inside the container"))
+      << allReport(p);
+}
+
+TEST(ImportPlan, PrecedenceAndRepeatedVariables) {
+  ImportInput in = base();
+  in.env_text += "POSTFIX_MESSAGE_SIZE_LIMIT=1000000\nLOG_LEVEL=warn\nLOG_LEVEL=trace\n";
+  in.files["postfix-main.cf"] = "message_size_limit = 2000000\nmyhostname = mx.example.com\n";
+  Plan p = planImport(in, Features{});
+  EXPECT_NE(p.toml.find("max_message_size = 2000000"), std::string::npos) << p.toml;
+  EXPECT_NE(p.toml.find("hostname = \"mx.example.com\""), std::string::npos) << p.toml;
+  EXPECT_NE(p.toml.find("log_level = \"debug\""), std::string::npos) << p.toml;
+  EXPECT_TRUE(hasLine(p,
+                      "not carried over  mailserver.env:1  OVERRIDE_HOSTNAME=mail.example.com: overridden by "
+                      "myhostname at postfix-main.cf:2"))
+      << allReport(p);
+  EXPECT_TRUE(hasLine(p,
+                      "not carried over  mailserver.env:2  POSTFIX_MESSAGE_SIZE_LIMIT=1000000: overridden by "
+                      "message_size_limit at postfix-main.cf:1"))
+      << allReport(p);
+  EXPECT_TRUE(hasLine(p, "not carried over  mailserver.env:3  LOG_LEVEL=warn: set again at line 4")) << allReport(p);
+  EXPECT_TRUE(hasLine(p, "mapped  mailserver.env:4  LOG_LEVEL=trace -> log_level = \"debug\"")) << allReport(p);
+}
+
+TEST(ImportPlan, NoEnvFileAndNoAccountsFile) {
+  ImportInput in;
+  Plan p = planImport(in, Features{});
+  EXPECT_TRUE(hasLine(p, "note  no mailserver.env in DIR or its parent")) << allReport(p);
+  EXPECT_TRUE(hasLine(p, "warning  no postfix-accounts.cf")) << allReport(p);
+  EXPECT_TRUE(hasLine(p, "warning  no hostname found")) << allReport(p);
+  EXPECT_NE(p.toml.find("hostname = \"mail.example.invalid\"   # CHANGE"), std::string::npos) << p.toml;
+  ASSERT_NE(outFile(p, "accounts.cf"), nullptr);
+  EXPECT_EQ(p.not_carried, 0u);
+}
+
 TEST(ImportPlan, BadAccountLineIsCommentedOutAndReported) {
   ImportInput in = base();
   in.files["postfix-accounts.cf"] += "b@example.com|{PLAIN}secretplain\nnot-an-address|{SHA512-CRYPT}$6$x$y\n";
