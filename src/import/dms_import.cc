@@ -1,7 +1,7 @@
 // `postern import docker-mailserver`: the plan from a DMS config folder (dms_import.h).
 // What maps to what is documented in docs/migration-docker-mailserver.md; the steps live in
 // import_env.cc, import_postfix.cc and import_misc.cc (importer.h), each reason for leaving
-// a setting behind written once, next to the setting it concerns.
+// a setting behind next to the setting it concerns (the shared ones in importer.h).
 #include "import/dms_import.h"
 
 #include "import/importer.h"
