@@ -333,7 +333,8 @@ void Importer::doTls() {
       mapped(label, type->line, what, fmt::format("[tls] cert = {}, key = {}", tomlString(cert_), tomlString(key_)));
       warning(label, type->line,
               "certbot's files are expected on this host under /etc/letsencrypt/live/; renewals are picked up "
-              "(docs/tls.md); with Traefik's acme.json export the certificate first");
+              "(docs/tls.md); if Traefik's acme.json is what was mounted at /etc/letsencrypt/acme.json, replace "
+              "cert/key by [[tls.traefik]] file = \"/etc/letsencrypt/acme.json\", which Postern reads as it is");
       if (domain) mapped(label, domain->line, envShown(*domain), "the /etc/letsencrypt/live/ folder name");
     }
     unused(cert, "only used by SSL_TYPE=manual");
