@@ -86,9 +86,10 @@ class Postern:
     """One running server. Use as a context manager or call start()/stop()."""
 
     def __init__(self, workdir, listeners=None, extra_toml="", accounts=None, aliases=None, tls=True,
-                 proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT, data_dir="data"):
+                 proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT, data_dir="data", env=None):
         """`data_dir` (spool/ and state/) is relative to `workdir` unless absolute, e.g. on a
-        file system the test mounted; the mailbox root stays `workdir`/mail."""
+        file system the test mounted; the mailbox root stays `workdir`/mail. `env`: variables
+        added to the server's environment (e.g. NOTIFY_SOCKET)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {}
@@ -99,6 +100,7 @@ class Postern:
         self.tls = tls
         self.threads = threads
         self.proc = None
+        self.env = dict(env or {})
         self._data_dir_setting = str(data_dir)
         self.data_dir = self.dir / data_dir
         self.log_path = self.dir / "postern.log"
@@ -145,10 +147,16 @@ class Postern:
             raise AssertionError(f"postern {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         return r
 
-    def start(self):
+    def start(self, wait=True):
+        """Starts the server; with `wait`, returns once every listener accepts connections."""
         self._log = open(self.log_path, "ab")
+        # Never the NOTIFY_SOCKET of whatever runs the tests (a CI job under systemd): a test
+        # server must not report itself to that service manager.
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         self.proc = subprocess.Popen([BIN, "serve", "--config", str(self.config_path)], stdout=self._log,
-                                     stderr=self._log)
+                                     stderr=self._log, env={**env, **self.env})
+        if not wait:
+            return self
         for service, port in self.ports.items():
             wait_until(lambda: self._can_connect(port) or self._died(), timeout=15, what=f"{service} listening")
             if self._died():
