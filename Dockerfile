@@ -60,7 +60,7 @@ VOLUME ["/var/lib/postern", "/var/mail"]
 # /healthz on the metrics listener (127.0.0.1:9465 in contrib/postern.toml; it stays
 # inside the container). bash and its /dev/tcp are in the slim image, so no HTTP client
 # is installed just for this.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9465 && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r line <&3 && [[ $line == 'HTTP/1.'[01]' 200 '* ]]"]
 
 # SIGTERM (docker stop) lets open transactions finish for [server] shutdown_timeout (30s):

@@ -17,6 +17,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import signal
 import smtplib
 import socket
@@ -215,6 +216,7 @@ def test_unit_real_start(tmp_path):
         run("stop", f"{name}.service")
         unit.unlink(missing_ok=True)
         run("daemon-reload")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # -- sd_notify -----------------------------------------------------------------------------------
@@ -521,18 +523,22 @@ def compose_setup(tmp_path_factory):
            "POSTERN_SMTP": f"127.0.0.1:{ports['smtp']}", "POSTERN_SUBMISSION": f"127.0.0.1:{ports['submission']}",
            "POSTERN_SUBMISSIONS": f"127.0.0.1:{ports['submissions']}",
            "MAXCONN": "256"}   # the default needs more file descriptors than a test may open
-    cfg = str(CONTRIB / "haproxy.cfg")
-    r = subprocess.run([HAPROXY, "-c", "-f", cfg], env=env, capture_output=True, text=True)
+    # The shipped file as it is, plus a second file that only adds a stats socket for the
+    # test to read the health checks' results (HAProxy merges the two global sections).
+    stats = root / "haproxy.sock"
+    (root / "stats.cfg").write_text(f"global\n    stats socket {stats} mode 600 level admin\n")
+    args = [HAPROXY, "-f", str(CONTRIB / "haproxy.cfg"), "-f", str(root / "stats.cfg")]
+    r = subprocess.run([*args, "-c"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     p.start()
     hlog_path = root / "haproxy.log"
     hlog = open(hlog_path, "ab")
-    h = subprocess.Popen([HAPROXY, "-f", cfg, "-db"], env=env, stdout=hlog, stderr=hlog)
+    h = subprocess.Popen([*args, "-db"], env=env, stdout=hlog, stderr=hlog)
     try:
         wait_until(lambda: h.poll() is not None or set(fronts.values()) <= _listening_ports(),
                    what="haproxy frontends listening")
         assert h.poll() is None, hlog_path.read_text()
-        yield p, fronts, ports, hlog_path
+        yield p, fronts, ports, stats
     finally:
         stop_process(h)
         hlog.close()
@@ -585,7 +591,44 @@ def test_direct_connection_is_refused(compose_setup):
     with socket.create_connection(("127.0.0.1", ports["smtp"]), timeout=5,
                                   source_address=(CLIENT_SOURCE, 0)) as s:
         s.settimeout(10)
+        local_port = s.getsockname()[1]
         assert s.recv(512) == b""   # closed without a greeting
+    p.wait_event("proxy.untrusted_peer", listener="smtp", peer=f"{CLIENT_SOURCE}:{local_port}")
+
+
+def haproxy_servers(stats_path):
+    """{backend: fields of `show stat`} for the Postern server of each backend."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(stats_path))
+        s.sendall(b"show stat\n")
+        text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
+    rows = [line for line in text.splitlines() if line]
+    names = rows[0].lstrip("# ").split(",")
+    out = {}
+    for row in rows[1:]:
+        f = dict(zip(names, row.split(",")))
+        if f.get("svname") == "postern":
+            out[f["pxname"]] = f
+    return out
+
+
+def test_haproxy_health_checks_pass(compose_setup):
+    """The shipped checks (a LOCAL PROXY header, then SMTP; TLS first on 465) find Postern
+    healthy: a check that failed would take the server out of rotation."""
+    p, _, _, stats = compose_setup
+    backends = {"postern_smtp", "postern_submission", "postern_submissions"}
+
+    def all_checked():
+        servers = haproxy_servers(stats)
+        # "* " marks a check under way; INI: none finished yet.
+        done = {b: f for b, f in servers.items() if f.get("check_status", "").lstrip("* ") not in ("", "INI")}
+        return set(done) == backends and done
+    done = wait_until(all_checked, timeout=20, what="a health check of every backend")
+    for backend, f in done.items():
+        assert f["check_status"].lstrip("* ") == "L7OK" and f["status"] == "UP", (backend, f)
+    for listener in SERVICES:
+        p.wait_event("proxy.header", listener=listener, command="local")
 
 
 @pytest.mark.skipif(not SUPPORTS_METRICS, reason="this build has no `metrics` service yet (issue 16 item 2)")
