@@ -3,7 +3,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
-#include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <string>
