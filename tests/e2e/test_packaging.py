@@ -319,6 +319,106 @@ def test_dead_notify_socket_is_logged_once(tmp_path):
     assert len(p.log_events("systemd.notify_failed")) == 1, p.log()
 
 
+# -- The unit's sandbox, checked without systemd --------------------------------------------------
+#
+# Where systemd is not PID 1 the real start above is skipped, yet three of the unit's
+# restrictions can still be checked against what the daemon really does, traced with strace
+# through start-up, mail over STARTTLS + AUTH into a Maildir, a SIGHUP reload and a stop:
+# every system call is in SystemCallFilter=@system-service, every socket is of a family in
+# RestrictAddressFamilies, and every file it creates, writes, renames or removes lies under
+# data_dir or the mail root, the only ReadWritePaths of ProtectSystem=strict.
+
+STRACE = "/usr/bin/strace"
+
+
+def syscall_group(name):
+    """The system calls of `name` (e.g. @system-service), groups expanded, as this systemd
+    defines them (`systemd-analyze syscall-filter`)."""
+    out = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager"], capture_output=True, text=True,
+                         check=True).stdout
+    groups, current = {}, None
+    for line in out.splitlines():
+        if line.startswith("@"):
+            current = line.split()[0]
+            groups[current] = set()
+        elif not line.strip() or line.startswith("#"):
+            current = None if line.startswith("#") else current
+        elif current and not line.strip().startswith("#"):
+            groups[current].add(line.split()[0])
+
+    def expand(g):
+        return set().union(*[expand(m) if m.startswith("@") else {m} for m in groups[g]])
+    return expand(name)
+
+
+WRITES = re.compile(r'^\d+ +(mkdir|mkdirat|openat|open|creat|rename|renameat|renameat2|unlink|unlinkat|link|linkat|'
+                    r'symlink|symlinkat|chmod|fchmodat|chown|fchownat|truncate)\((.*)$')
+PATH_ARG = re.compile(r'(?:(?:\d+|AT_FDCWD)<([^>]*)>, )?"([^"]*)"')
+
+
+def written_paths(trace_lines):
+    """Absolute paths that the traced process created, wrote, renamed, removed or re-owned
+    (strace -y prints the path of a directory fd: openat(7</srv/mail/new>, "name", ...))."""
+    paths = set()
+    for line in trace_lines:
+        m = WRITES.match(line)
+        if not m:
+            continue
+        call, args = m.groups()
+        if call in ("openat", "open") and not re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args):
+            continue
+        for base, name in PATH_ARG.findall(args):
+            paths.add(os.path.normpath(os.path.join(base, name)) if base and not name.startswith("/") else name)
+    return paths
+
+
+@pytest.mark.skipif(not Path(STRACE).exists(), reason="strace missing (Debian strace)")
+@pytest.mark.skipif(not Path("/usr/bin/systemd-analyze").exists(), reason="systemd-analyze missing (Debian systemd)")
+def test_daemon_stays_within_the_unit_sandbox(tmp_path):
+    n = NotifySocket()   # the notification (sendmsg on AF_UNIX) is part of the run
+    p = Postern(tmp_path / "postern", env=n.env)
+    trace = tmp_path / "strace.out"
+    env = {**{k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}, **n.env}
+    log = open(p.log_path, "ab")
+    tracer = subprocess.Popen([STRACE, "-f", "-qq", "-y", "-s", "4096", "-o", str(trace), BIN, "serve", "--config",
+                               str(p.config_path)], stdout=log, stderr=log, env=env)
+    try:
+        try:
+            pid, msg = n.receive(timeout=30)
+        except socket.timeout:
+            pytest.skip(f"strace cannot trace here (ptrace not permitted?):\n{p.log()[-2000:]}")
+        assert msg.get("READY") == "1"
+        with smtplib.SMTP("127.0.0.1", p.ports["submission"], timeout=15) as c:
+            c.starttls(context=tls_context())
+            c.login(ALICE, PASSWORDS[ALICE])
+            c.sendmail(ALICE, ["bob@example.test"], "Subject: sandbox\r\n\r\ntraced\r\n")
+        p.wait_mail("bob@example.test")
+        os.kill(pid, signal.SIGHUP)
+        assert n.receive()[1].get("RELOADING") == "1" and n.receive()[1].get("READY") == "1"
+        os.kill(pid, signal.SIGTERM)
+        assert n.receive()[1].get("STOPPING") == "1"
+        assert tracer.wait(timeout=60) == 0, p.log()[-3000:]
+    finally:
+        stop_process(tracer)
+        log.close()
+        n.close()
+    lines = trace.read_text(errors="replace").splitlines()
+
+    unit = UNIT.read_text()
+    allowed = syscall_group(unit_values(unit, "Service", "SystemCallFilter")[0])
+    used = {m.group(1) for line in lines if (m := re.match(r"^\d+ +(\w+)\(", line))}
+    assert used, "empty trace"
+    assert not used - allowed, f"system calls outside SystemCallFilter: {sorted(used - allowed)}"
+
+    families = set(re.findall(r"\bsocket\((AF_\w+)", "\n".join(lines)))
+    assert families <= set(unit_values(unit, "Service", "RestrictAddressFamilies")[0].split()), families
+
+    writable = [p.dir / "data", p.dir / "mail"]   # data_dir and [mailbox] root of the harness config
+    outside = sorted(w for w in written_paths(lines)
+                     if not any(Path(w) == d or d in Path(w).parents for d in writable))
+    assert not outside, f"writes outside data_dir and the mail root (read-only under the unit): {outside}"
+
+
 # -- Dockerfile ----------------------------------------------------------------------------------
 
 DOCKERFILE = REPO / "Dockerfile"
