@@ -1,7 +1,8 @@
 """Issue 16, items 3 and 4: the files that run Postern for real, tested as shipped.
 
-- contrib/postern.service (and its capability-only drop-in): `systemd-analyze verify`, and a
-  real start where systemd is PID 1.
+- contrib/postern.service (and its capability-only drop-in): `systemd-analyze verify`, an
+  exposure score that may not rise, a real start where systemd is PID 1, and elsewhere the
+  daemon traced with strace against the unit's system call, socket and write restrictions.
 - sd_notify: the real binary with NOTIFY_SOCKET pointing at a datagram socket of the test:
   READY=1 once the listeners accept, RELOADING=1 (+ MONOTONIC_USEC) then READY=1 on SIGHUP,
   STOPPING=1 on SIGTERM, all from the main process.
@@ -24,6 +25,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import BIN, PASSWORDS, Postern, free_port, make_cert, stop_process, wait_until
+from harness import BIN, PASSWORDS, Postern, free_port, stop_process, wait_until
 from haproxy import HAPROXY, _listening_ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +75,6 @@ def unit_values(text, section, key):
 def binary_supports(toml_tail):
     """Whether this build accepts a config with `toml_tail` appended (features that other
     parts of issue 16 add: `[server] user`, the `metrics` service)."""
-    import tempfile
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "probe.toml"
         for name in ("accounts.cf", "virtual.cf"):
