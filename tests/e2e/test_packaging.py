@@ -735,7 +735,8 @@ def test_haproxy_health_checks_pass(compose_setup):
 @pytest.mark.skipif(not SUPPORTS_METRICS, reason="this build has no `metrics` service yet (issue 16 item 2)")
 def test_healthcheck_command(compose_setup):
     p, _, ports, _ = compose_setup
-    ok = subprocess.run(healthcheck_command(ports["metrics"]), capture_output=True, text=True, timeout=10)
-    assert ok.returncode == 0, ok.stderr
+    def healthy():
+        return subprocess.run(healthcheck_command(ports["metrics"]), capture_output=True, timeout=10).returncode == 0
+    wait_until(healthy, timeout=15, interval=0.2, what="the image's HEALTHCHECK to pass against Postern")
     down = subprocess.run(healthcheck_command(free_port()), capture_output=True, text=True, timeout=10)
     assert down.returncode != 0
