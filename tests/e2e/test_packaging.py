@@ -14,6 +14,7 @@
   goes through HAProxy on the smtp, submission and submissions equivalents."""
 
 import grp
+import inspect
 import json
 import os
 import pwd
@@ -80,7 +81,8 @@ def binary_supports(toml_tail):
         for name in ("accounts.cf", "virtual.cf"):
             (Path(d) / name).write_text("")
         cfg.write_text(f'hostname = "probe.test"\ndata_dir = "{d}/data"\n'
-                       '[directory]\naccounts = "accounts.cf"\naliases = "virtual.cf"\n' + toml_tail)
+                       '[directory]\naccounts = "accounts.cf"\naliases = "virtual.cf"\n' + toml_tail +
+                       '\n[[listener]]\nservice = "smtp"\naddress = "127.0.0.1:2525"\n')
         r = subprocess.run([BIN, "config", "check", "--config", str(cfg)], capture_output=True, text=True,
                            timeout=30)
         return r.returncode == 0
@@ -373,29 +375,95 @@ def written_paths(trace_lines):
     return paths
 
 
+def unit_bounding_set():
+    """The unit's CapabilityBoundingSet as setpriv(1) takes it: "-all,+net_bind_service,..."."""
+    caps = " ".join(unit_values(UNIT.read_text(), "Service", "CapabilityBoundingSet")).split()
+    return ",".join(["-all"] + ["+" + c.lower().removeprefix("cap_") for c in caps])
+
+
+def service_user_exists():
+    try:
+        pwd.getpwnam("postern")
+        return True
+    except KeyError:
+        return False
+
+
+HARNESS_TAKES_USER = "user" in inspect.signature(Postern.__init__).parameters
+
+
 @pytest.mark.skipif(not Path(STRACE).exists(), reason="strace missing (Debian strace)")
 @pytest.mark.skipif(not Path("/usr/bin/systemd-analyze").exists(), reason="systemd-analyze missing (Debian systemd)")
-def test_daemon_stays_within_the_unit_sandbox(tmp_path):
+def free_privileged_port():
+    """A free loopback port below 1024, to show CAP_NET_BIND_SERVICE at work."""
+    for port in range(1000, 600, -7):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    pytest.skip("no free port below 1024")
+
+
+@pytest.mark.parametrize("mode", ["as-started", "drop-to-postern", "capability-only"])
+def test_daemon_stays_within_the_unit_sandbox(tmp_path, mode):
+    """Postern started the way the unit starts it, emulated with setpriv(1), and traced:
+    - as-started: as the user running the tests, with the unit's bounding set and
+      no_new_privs (root keeps `[server] user = "root"`: no drop);
+    - drop-to-postern: root with `[server] user = "postern"`, so the drop and its root-only
+      reader run under the bounding set too;
+    - capability-only: the drop-in, as `postern` with CAP_NET_BIND_SERVICE as the only
+      (ambient) capability, smtp on a port below 1024."""
+    if not Path(STRACE).exists() or not Path("/usr/bin/systemd-analyze").exists():
+        pytest.skip("needs strace and systemd-analyze (Debian strace, systemd)")
+    root = os.geteuid() == 0
+    if mode != "as-started" and not (root and HARNESS_TAKES_USER and service_user_exists()):
+        pytest.skip("needs root, the `postern` user (scripts/install-deps) and [server] user support")
+    # The service user must reach the instance: pytest's tmp_path is root-only.
+    base = Path(tempfile.mkdtemp(prefix="postern-sandbox-", dir="/tmp")) if mode != "as-started" else tmp_path
+    os.chmod(base, 0o755)
     n = NotifySocket()   # the notification (sendmsg on AF_UNIX) is part of the run
-    p = Postern(tmp_path / "postern", env=n.env)
-    trace = tmp_path / "strace.out"
+    p = Postern(base / "postern", env=n.env, **({"user": "postern"} if mode != "as-started" else {}))
+    trace = base / "strace.out"   # where the service user can write it too
+    trace.touch()
     env = {**{k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}, **n.env}
+    setpriv = ["setpriv", "--bounding-set", unit_bounding_set(), "--no-new-privs"] if root else []
+    if mode == "capability-only":
+        dropin = DROPIN.read_text()
+        user = unit_values(dropin, "Service", "User")[0]
+        caps = [c.lower().removeprefix("cap_") for c in unit_values(dropin, "Service", "AmbientCapabilities")[0].split()]
+        assert [v for v in unit_values(dropin, "Service", "CapabilityBoundingSet") if v] == ["CAP_NET_BIND_SERVICE"]
+        p.ports["smtp"] = free_privileged_port()
+        p._write_config()
+        subprocess.run(["chown", "-R", f"{user}:{user}", str(p.dir), str(trace)], check=True)   # nothing can chown later
+        plus = ",".join("+" + c for c in caps)
+        setpriv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", f"--inh-caps=-all,{plus}",
+                   f"--ambient-caps=-all,{plus}", f"--bounding-set=-all,{plus}", "--no-new-privs"]
     log = open(p.log_path, "ab")
-    tracer = subprocess.Popen([STRACE, "-f", "-qq", "-y", "-s", "4096", "-o", str(trace), BIN, "serve", "--config",
-                               str(p.config_path)], stdout=log, stderr=log, env=env)
+    tracer = subprocess.Popen([*setpriv, STRACE, "-f", "-qq", "-y", "-s", "4096", "-o", str(trace), BIN, "serve",
+                               "--config", str(p.config_path)], stdout=log, stderr=log, env=env)
     try:
         try:
             pid, msg = n.receive(timeout=30)
         except socket.timeout:
-            pytest.skip(f"strace cannot trace here (ptrace not permitted?):\n{p.log()[-2000:]}")
+            if re.search(r"ptrace|PTRACE", p.log()):
+                pytest.skip(f"strace cannot trace here:\n{p.log()[-2000:]}")
+            raise AssertionError(f"postern did not get ready under the unit's restrictions:\n{p.log()[-3000:]}")
         assert msg.get("READY") == "1"
+        if mode != "as-started":
+            uid = pwd.getpwnam("postern").pw_uid
+            uids = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("Uid:"))
+            assert uids.split()[1:] == [str(uid)] * 4, uids
         with smtplib.SMTP("127.0.0.1", p.ports["submission"], timeout=15) as c:
             c.starttls(context=tls_context())
             c.login(ALICE, PASSWORDS[ALICE])
             c.sendmail(ALICE, ["bob@example.test"], "Subject: sandbox\r\n\r\ntraced\r\n")
         p.wait_mail("bob@example.test")
+        assert greeting(p.ports["smtp"]).startswith(b"220 ")
         os.kill(pid, signal.SIGHUP)
         assert n.receive()[1].get("RELOADING") == "1" and n.receive()[1].get("READY") == "1"
+        p.wait_event("tls.reloaded", trigger="SIGHUP")   # through the reader after a drop
         os.kill(pid, signal.SIGTERM)
         assert n.receive()[1].get("STOPPING") == "1"
         assert tracer.wait(timeout=60) == 0, p.log()[-3000:]
@@ -403,7 +471,9 @@ def test_daemon_stays_within_the_unit_sandbox(tmp_path):
         stop_process(tracer)
         log.close()
         n.close()
-    lines = trace.read_text(errors="replace").splitlines()
+        lines = trace.read_text(errors="replace").splitlines()
+        if mode != "as-started":
+            shutil.rmtree(base, ignore_errors=True)
 
     unit = UNIT.read_text()
     allowed = syscall_group(unit_values(unit, "Service", "SystemCallFilter")[0])
@@ -411,11 +481,12 @@ def test_daemon_stays_within_the_unit_sandbox(tmp_path):
     assert used, "empty trace"
     assert not used - allowed, f"system calls outside SystemCallFilter: {sorted(used - allowed)}"
 
-    families = set(re.findall(r"\bsocket\((AF_\w+)", "\n".join(lines)))
+    families = set(re.findall(r"\bsocket(?:pair)?\((AF_\w+)", "\n".join(lines)))
     assert families <= set(unit_values(unit, "Service", "RestrictAddressFamilies")[0].split()), families
 
     writable = [p.dir / "data", p.dir / "mail"]   # data_dir and [mailbox] root of the harness config
-    outside = sorted(w for w in written_paths(lines)
+    devices = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}   # PrivateDevices keeps these
+    outside = sorted(w for w in written_paths(lines) - devices
                      if not any(Path(w) == d or d in Path(w).parents for d in writable))
     assert not outside, f"writes outside data_dir and the mail root (read-only under the unit): {outside}"
 
