@@ -677,7 +677,7 @@ def render_postern_toml(workdir, ports, cert, key):
 @pytest.fixture(scope="module")
 def compose_setup(tmp_path_factory):
     """contrib/postern.toml and contrib/haproxy.cfg running on loopback, both read from
-    contrib/. Yields (postern, {service: HAProxy frontend port}, haproxy log path)."""
+    contrib/. Yields (postern, {service: HAProxy frontend port}, {service: Postern port}, HAProxy stats socket)."""
     root = tmp_path_factory.mktemp("compose")
     # The harness makes the accounts (alice, bob), the aliases and a certificate; the
     # configuration it wrote is then replaced by the rendered shipped one, whose relative
