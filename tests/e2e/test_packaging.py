@@ -189,7 +189,8 @@ def test_unit_is_notify_with_reload_and_hardening():
         assert path in rw, (key, path, rw)
 
 
-@pytest.mark.skipif(not Path("/run/systemd/system").is_dir(), reason="systemd is not PID 1 here (no /run/systemd/system)")
+@pytest.mark.skipif(not Path("/run/systemd/system").is_dir(),
+                    reason="systemd is not PID 1 here (no /run/systemd/system)")
 @pytest.mark.skipif(os.getuid() != 0, reason="starting a system unit needs root")
 def test_unit_real_start(tmp_path):
     """Under a real systemd: the unit (pointed at the built binary and a private instance)
@@ -432,11 +433,13 @@ def test_daemon_stays_within_the_unit_sandbox(tmp_path, mode):
     if mode == "capability-only":
         dropin = DROPIN.read_text()
         user = unit_values(dropin, "Service", "User")[0]
-        caps = [c.lower().removeprefix("cap_") for c in unit_values(dropin, "Service", "AmbientCapabilities")[0].split()]
+        ambient = unit_values(dropin, "Service", "AmbientCapabilities")[0].split()
+        caps = [c.lower().removeprefix("cap_") for c in ambient]
         assert [v for v in unit_values(dropin, "Service", "CapabilityBoundingSet") if v] == ["CAP_NET_BIND_SERVICE"]
         p.ports["smtp"] = free_privileged_port()
         p._write_config()
-        subprocess.run(["chown", "-R", f"{user}:{user}", str(p.dir), str(trace)], check=True)   # nothing can chown later
+        # Nothing can chown later: the instance must be the user's already.
+        subprocess.run(["chown", "-R", f"{user}:{user}", str(p.dir), str(trace)], check=True)
         plus = ",".join("+" + c for c in caps)
         setpriv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", f"--inh-caps=-all,{plus}",
                    f"--ambient-caps=-all,{plus}", f"--bounding-set=-all,{plus}", "--no-new-privs"]
