@@ -25,6 +25,8 @@ namespace postern::protect {
 
 enum class Offense : uint8_t { kAuthFailure, kRelayAttempt, kUnknownRecipient, kProtocolError, kEarlyTalker };
 std::string_view offenseName(Offense o);
+// The counter of an offence: protect.offense.<offenseName>.
+EventId offenseEvent(Offense o);
 
 class Protector {
  public:

@@ -529,6 +529,7 @@ void Spool::commit(Envelope env, std::shared_ptr<const std::string> tail, Callba
   op.env = std::move(env);
   op.tail = std::move(tail);
   op.cb = std::move(cb);
+  if (options_.on_durable) op.queued = std::chrono::steady_clock::now();
   enqueue(std::move(op));
 }
 
@@ -772,6 +773,7 @@ void Spool::processBatch(std::deque<Op>& batch) {
           l.remaining = op.env.recipients.size();
           l.env = std::move(op.env);
           stats_.commits++;
+          if (options_.on_durable) options_.on_durable(std::chrono::steady_clock::now() - op.queued);
           if (l.remaining == 0) release(op.queue_id);
           break;
         }
