@@ -216,7 +216,7 @@ void Server::registerCollectors() {
   r.collector("postern_spool_live_bytes", "Body bytes of messages still owed delivery.", Type::kGauge,
               [this](Sink& s) { s.sample({}, double(spool_->usage().live_bytes)); });
   r.collector("postern_bans_active", "Client addresses (or IPv6 networks) banned now.", Type::kGauge,
-              [this](Sink& s) { s.sample({}, double(protector_->list().size())); });
+              [this](Sink& s) { s.sample({}, double(protector_->activeBans())); });
   r.collector("postern_tls_certificate_expiry_seconds",
               "Seconds until the certificate expires (negative once expired), by certificate file and name.",
               Type::kGauge, [this](Sink& s) {

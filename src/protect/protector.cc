@@ -175,6 +175,14 @@ bool Protector::unban(const std::string& key, std::string_view why) {
   return true;
 }
 
+size_t Protector::activeBans() {
+  std::lock_guard lock(mu_);
+  int64_t t = now();
+  size_t n = 0;
+  for (const auto& [k, b] : bans_) n += b.until > t ? 1 : 0;
+  return n;
+}
+
 std::vector<Ban> Protector::list() {
   std::lock_guard lock(mu_);
   std::vector<Ban> out;

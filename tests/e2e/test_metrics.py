@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from dnsbl_server import DnsblServer
 from harness import Postern, wait_until
 
 LISTENERS = [("smtp", "off"), ("submission", "required"), ("submissions", "off"), ("metrics", "off")]
@@ -303,3 +304,49 @@ def test_config_check_accepts_metrics_listener(tmp_path):
     r = s.cli("config", "check")
     assert r.returncode == 0
     assert "metrics listener on 0.0.0.0:9465 is reachable from the network" in r.stderr
+
+
+ZONE = "zen.example"
+# 127.0.0.1 is in the harness's default allow list, which skips DNSBL: allow another address.
+DNSBL_PROTECT = '[protect]\nallow_networks = ["127.0.0.9/32"]\nmax_connection_rate = 1000'
+
+
+def dnsbl_toml(resolver):
+    return (f'[protect.dnsbl]\nresolver = "{resolver}"\ntimeout = "1s"\n\n'
+            f'[[protect.dnsbl.zone]]\nname = "{ZONE}"\naction = "reject"\ncodes = ["127.0.0.2"]\n')
+
+
+def send_from(port, source):
+    """One transaction to alice from `source`; the first refusal's code, or 250."""
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10, source_address=(source, 0)) as c:
+            c.ehlo("client.remote.test")
+            c.sendmail("a@remote.test", ["alice@example.test"], MESSAGE)
+        return 250
+    except smtplib.SMTPRecipientsRefused as e:
+        return next(iter(e.recipients.values()))[0]
+    except smtplib.SMTPResponseException as e:
+        return e.smtp_code
+
+
+def test_dnsbl_hits_and_bans(tmp_path):
+    with DnsblServer() as dns, Postern(tmp_path / "p", listeners=[("smtp", "off"), ("metrics", "off")],
+                                       protect_toml=DNSBL_PROTECT, extra_toml=dnsbl_toml(dns.address)) as s:
+        port = s.ports["metrics"]
+        before = scrape(port)
+        # Not 127.0.0.1: the harness's own connect probe (from there) may still be looked up.
+        dns.answers["3.0.0.127." + ZONE] = ["127.0.0.2"]
+        assert send_from(s.ports["smtp"], "127.0.0.3") == 554
+        assert send_from(s.ports["smtp"], "127.0.0.2") == 250
+        after = scrape(port)
+        assert delta(before, after, "postern_dnsbl_hits_total") == 1
+        assert delta(before, after, "postern_dnsbl_lookups_total", result="listed") == 1
+        assert delta(before, after, "postern_dnsbl_lookups_total", result="clean") >= 1
+        assert delta(before, after, "postern_events_total", event="smtp.dnsbl") == 1
+
+        assert val(after, "postern_bans_active") == 0
+        s.cli("ban", "add", "192.0.2.7", "--for", "10m")
+        s.cli("ban", "add", "192.0.2.8", "--for", "10m")
+        assert val(scrape(port), "postern_bans_active") == 2
+        s.cli("ban", "del", "192.0.2.7")
+        assert val(scrape(port), "postern_bans_active") == 1
