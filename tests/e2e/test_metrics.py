@@ -350,3 +350,38 @@ def test_dnsbl_hits_and_bans(tmp_path):
         assert val(scrape(port), "postern_bans_active") == 2
         s.cli("ban", "del", "192.0.2.7")
         assert val(scrape(port), "postern_bans_active") == 1
+
+
+def test_haproxy_takes_a_draining_server_out_on_readyz(tmp_path):
+    """The /readyz check of docs/deployment-haproxy.md, run by a real HAProxy: the server is
+    UP, and goes DOWN as soon as Postern starts draining, while the session under way ends
+    normally."""
+    from haproxy import HAProxy, Route
+
+    s = Postern(tmp_path / "postern", listeners=[("smtp", "required"), ("metrics", "off")], proxy_toml=PROXY)
+    s.start()
+    try:
+        checks = ("option httpchk\n"
+                  "    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host postern\n"
+                  "    http-check expect status 200")
+        route = Route("smtp", s.ports["smtp"], "send-proxy-v2",
+                      f"check port {s.ports['metrics']} inter 100ms fall 1 rise 2", checks)
+        with HAProxy(tmp_path / "haproxy", [route]) as h:
+            wait_until(lambda: h.servers().get("smtp", {}).get("check_status") == "L7OK", what="first good check")
+            assert h.servers()["smtp"]["status"] == "UP"
+            c = smtplib.SMTP("127.0.0.1", h.ports["smtp"], timeout=20)
+            c.ehlo("client.remote.test")
+            assert c.mail("a@remote.test")[0] == 250
+            s.proc.send_signal(signal.SIGTERM)
+            down = wait_until(lambda: (f := h.servers().get("smtp", {})).get("status") == "DOWN" and f, timeout=5,
+                              what="HAProxy marks the server DOWN")
+            assert down["check_status"] == "L7STS" and down["check_code"] == "503", down
+            assert c.rcpt("alice@example.test")[0] == 250
+            assert c.data(MESSAGE)[0] == 250
+            try:
+                c.quit()
+            except smtplib.SMTPException:
+                pass
+            assert s.proc.wait(timeout=20) == 0
+    finally:
+        s.stop()
