@@ -543,6 +543,9 @@ void Loader::loadListeners(const toml::table& root) {
       } else {
         l.address = *ep;
       }
+    } else if (!t.get("address") && l.service && l.service->service == Service::kMetrics) {
+      // The metrics listener alone has a default: loopback, where only local scrapers reach it.
+      l.address = *Endpoint::parse(fmt::format("127.0.0.1:{}", l.service->standard_port));
     } else if (!t.get("address")) {
       error(pos(t), "[[listener]] needs 'address' such as \"0.0.0.0:25\"");
       ok = false;

@@ -174,6 +174,11 @@ TEST_F(ConfigTest, MetricsListener) {
             std::string::npos)
       << joined(r);
 
+  // Without an address: loopback on the canonical port.
+  r = load(std::string(kBase) + "[[listener]]\nservice = \"metrics\"\n");
+  ASSERT_TRUE(r.config) << joined(r);
+  EXPECT_EQ(r.config->listeners[1].address.toString(), "127.0.0.1:9465");
+
   // A misspelling suggests it.
   r = load(std::string(kBase) + "[[listener]]\nservice = \"metric\"\naddress = \"127.0.0.1:9465\"\n");
   EXPECT_FALSE(r.config);
