@@ -34,9 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   ParseResult r = parseRequest(in);
   switch (r.status) {
-    case ParseStatus::kNeedMore:
-      check(size < kMaxRequestHead && r.consumed == 0);
-      break;
+    case ParseStatus::kNeedMore: check(size < kMaxRequestHead && r.consumed == 0); break;
     case ParseStatus::kError:
       check(r.error_status == 400 || r.error_status == 431 || r.error_status == 505);
       check(!r.reason.empty() && r.consumed == 0);
@@ -50,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(r.request.path == "/" || inside(r.request.path, head));
       ParseResult alone = parseRequest(head);
       check(alone.status == ParseStatus::kDone && alone.consumed == r.consumed);
-      for (size_t n = 0; n < head.size(); n += 1 + n / 8) check(parseRequest(head.substr(0, n)).status != ParseStatus::kDone);
+      for (size_t n = 0; n < head.size(); n += 1 + n / 8)
+        check(parseRequest(head.substr(0, n)).status != ParseStatus::kDone);
       break;
     }
   }

@@ -10,11 +10,7 @@ namespace {
 // RFC 9110 section 5.6.2: tchar.
 bool isTchar(unsigned char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~': return true;
-    default: return false;
-  }
+  return std::string_view("!#$%&'*+-.^_`|~").find(char(c)) != std::string_view::npos;
 }
 
 bool isToken(std::string_view s) {
@@ -25,7 +21,9 @@ bool isToken(std::string_view s) {
 }
 
 // RFC 9110 section 5.5: field-value characters are VCHAR, obs-text, SP and HTAB.
-bool isFieldValueChar(unsigned char c) { return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f); }
+bool isFieldValueChar(unsigned char c) {
+  return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -85,30 +83,30 @@ ParseResult parseRequest(std::string_view in) {
   // (a TLS ClientHello, a PROXY header where none is expected) is answered at once.
   for (size_t i = start; i < in.size() && in[i] != ' '; ++i)
     if (!isTchar(static_cast<unsigned char>(in[i]))) {
-      if (in[i] == '\r') break;   // line ends are checked below
+      if (in[i] == '\r') break;  // line ends are checked below
       return fail(400, "malformed method");
     }
   size_t limit = in.size() < kMaxRequestHead ? in.size() : kMaxRequestHead;
-  size_t head_end = in.npos;   // index just past the empty line
+  size_t head_end = in.npos;  // index just past the empty line
   for (size_t i = start; i < limit; ++i) {
     unsigned char c = in[i];
     if (c == '\n') return fail(400, "bare LF in request head (lines end with CRLF, RFC 9112 section 2.2)");
     if (c == '\r') {
-      if (i + 1 >= in.size()) break;   // need the next byte
+      if (i + 1 >= in.size()) break;  // need the next byte
       if (in[i + 1] != '\n') return fail(400, "bare CR in request head (RFC 9112 section 2.2)");
       if (i + 3 < in.size() && in[i + 2] == '\r' && in[i + 3] == '\n' && i + 4 <= kMaxRequestHead) {
         head_end = i + 4;
         break;
       }
-      ++i;   // skip the LF
+      ++i;  // skip the LF
     }
   }
   if (head_end == in.npos) {
     if (in.size() >= kMaxRequestHead) return fail(431, "request head larger than 8192 bytes");
-    return ParseResult{};   // kNeedMore
+    return ParseResult{};  // kNeedMore
   }
 
-  std::string_view head = in.substr(start, head_end - start - 2);   // each line ends with CRLF
+  std::string_view head = in.substr(start, head_end - start - 2);  // each line ends with CRLF
   size_t eol = head.find("\r\n");
   std::string_view line = head.substr(0, eol);
   std::string_view fields = head.substr(eol + 2);

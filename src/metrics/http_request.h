@@ -21,19 +21,19 @@ inline constexpr size_t kMaxRequestHead = 8192;
 enum class ParseStatus : unsigned char { kNeedMore, kDone, kError };
 
 struct Request {
-  std::string_view method;   // case-sensitive token (RFC 9110 section 9.1)
-  std::string_view target;   // as sent
-  std::string_view path;     // the target's path: no query, no scheme and authority
-  int minor_version = 1;     // HTTP/1.<minor_version>
-  std::string_view host;     // the Host field's value (empty when absent)
+  std::string_view method;  // case-sensitive token (RFC 9110 section 9.1)
+  std::string_view target;  // as sent
+  std::string_view path;    // the target's path: no query, no scheme and authority
+  int minor_version = 1;    // HTTP/1.<minor_version>
+  std::string_view host;    // the Host field's value (empty when absent)
 };
 
 struct ParseResult {
   ParseStatus status = ParseStatus::kNeedMore;
-  size_t consumed = 0;       // kDone: the length of the head, the empty line included
-  Request request;           // meaningful with kDone
-  int error_status = 0;      // kError: 400, 431 or 505
-  std::string_view reason;   // kError: a static, human-readable reason
+  size_t consumed = 0;      // kDone: the length of the head, the empty line included
+  Request request;          // meaningful with kDone
+  int error_status = 0;     // kError: 400, 431 or 505
+  std::string_view reason;  // kError: a static, human-readable reason
 };
 
 ParseResult parseRequest(std::string_view input);

@@ -70,8 +70,8 @@ net::awaitable<void> serveHttp(net::Stream& stream, std::string in, const Endpoi
     char buf[2048];
     auto [ec, n] = co_await stream.readSome(buf, sizeof buf);
     if (ec) {
-      if (!stream.expired()) co_return;   // the client went away: nobody to answer
-      break;                              // 408
+      if (!stream.expired()) co_return;  // the client went away: nobody to answer
+      break;                             // 408
     }
     in.append(buf, n);
     parsed = parseRequest(in);

@@ -31,13 +31,13 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
-  bool allow_header = false;   // 405: "Allow: GET, HEAD"
+  bool allow_header = false;  // 405: "Allow: GET, HEAD"
 };
 
 // What the endpoints read. Called on the connection's thread.
 struct Endpoints {
-  std::function<std::string()> metrics;   // the exposition text
-  std::function<bool()> ready;            // /readyz
+  std::function<std::string()> metrics;  // the exposition text
+  std::function<bool()> ready;           // /readyz
 };
 
 // Pure: the response to a parsed request (or to a parse error).

@@ -57,7 +57,7 @@ class Histogram {
 
  private:
   std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> counts_;   // bounds_.size() + 1
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // bounds_.size() + 1
   std::atomic<double> sum_{0};
 };
 
@@ -69,9 +69,9 @@ class Sink {
 };
 
 // Text format helpers, exposed for tests.
-std::string escapeLabelValue(std::string_view v);   // \\ \" \n
-std::string escapeHelp(std::string_view v);         // \\ \n
-std::string formatValue(double v);                  // shortest exact form, +Inf, -Inf, NaN
+std::string escapeLabelValue(std::string_view v);  // \\ \" \n
+std::string escapeHelp(std::string_view v);        // \\ \n
+std::string formatValue(double v);                 // shortest exact form, +Inf, -Inf, NaN
 // `{a="x",b="y"}`, or "" without labels.
 std::string formatLabels(const Labels& labels);
 bool validMetricName(std::string_view name);
@@ -96,7 +96,7 @@ class Registry {
 
  private:
   struct Series {
-    std::string labels;   // `a="x",b="y"` (no braces)
+    std::string labels;  // `a="x",b="y"` (no braces)
     std::unique_ptr<Counter> counter;
     std::unique_ptr<Gauge> gauge;
     std::unique_ptr<Histogram> histogram;
@@ -104,7 +104,7 @@ class Registry {
   struct Family {
     Type type;
     std::string help;
-    std::map<std::string, Series> series;   // by labels text
+    std::map<std::string, Series> series;  // by labels text
     Collector collect;
   };
   Series& series(std::string_view name, std::string_view help, Type type, const Labels& labels);

@@ -4,7 +4,9 @@ namespace postern::metrics {
 
 namespace {
 
-bool contains(std::string_view haystack, std::string_view needle) { return haystack.find(needle) != haystack.npos; }
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != haystack.npos;
+}
 
 }  // namespace
 
@@ -39,8 +41,8 @@ ServerMetrics::ServerMetrics(const std::vector<config::Listener>& listeners, con
   for (const auto& l : listeners) {
     auto m = std::make_unique<ListenerMetrics>();
     const std::string& name = l.name;
-    m->open = &registry_.gauge("postern_connections_open", "Connections being served, by listener.",
-                               {{"listener", name}});
+    m->open =
+        &registry_.gauge("postern_connections_open", "Connections being served, by listener.", {{"listener", name}});
     for (size_t i = 0; i < std::size(kOutcomeNames); ++i)
       m->outcomes[i] = &registry_.counter(
           "postern_connections_total",
@@ -56,7 +58,7 @@ ServerMetrics::ServerMetrics(const std::vector<config::Listener>& listeners, con
       static constexpr const char* kCommands[] = {"proxy", "local", "unknown"};
       for (size_t v = 0; v < 2; ++v)
         for (size_t c = 0; c < 3; ++c) {
-          if (v == 0 && c == 1) continue;   // v1 has no LOCAL command
+          if (v == 0 && c == 1) continue;  // v1 has no LOCAL command
           m->proxy_headers[v][c] = &registry_.counter(
               "postern_proxy_headers_total",
               "Valid PROXY headers, by listener, version and command (unknown: no addresses, served as the proxy).",
@@ -94,18 +96,19 @@ ServerMetrics::ServerMetrics(const std::vector<config::Listener>& listeners, con
       "postern_spool_commit_duration_seconds",
       "Time from handing a message to the spool until it is on stable storage (group commit, fdatasync).",
       kSpoolCommitBuckets);
-  dnsbl_hits_ = &registry_.counter("postern_dnsbl_hits_total", "DNSBL listing answers (one per zone that lists a client).");
+  dnsbl_hits_ =
+      &registry_.counter("postern_dnsbl_hits_total", "DNSBL listing answers (one per zone that lists a client).");
   for (int listed = 0; listed < 2; ++listed)
-    dnsbl_lookups_[listed] = &registry_.counter("postern_dnsbl_lookups_total",
-                                                "DNSBL checks of a client address, by result (listed in any zone or not).",
-                                                {{"result", listed ? "listed" : "clean"}});
-  registry_.collector("postern_events_total",
-                      "Named events: every rejection and diagnostic, by the name it carries as counter= in the logs.",
-                      Type::kCounter, [this](Sink& s) {
-                        for (size_t i = 0; i < kEventCount; ++i)
-                          s.sample({{"event", std::string(kEventNames[i])}},
-                                   double(events_.value(EventId::fromIndex(i))));
-                      });
+    dnsbl_lookups_[listed] = &registry_.counter(
+        "postern_dnsbl_lookups_total", "DNSBL checks of a client address, by result (listed in any zone or not).",
+        {{"result", listed ? "listed" : "clean"}});
+  registry_.collector(
+      "postern_events_total",
+      "Named events: every rejection and diagnostic, by the name it carries as counter= in the logs.", Type::kCounter,
+      [this](Sink& s) {
+        for (size_t i = 0; i < kEventCount; ++i)
+          s.sample({{"event", std::string(kEventNames[i])}}, double(events_.value(EventId::fromIndex(i))));
+      });
   registry_.collector("postern_smtp_auth_failures_total", "Failed SMTP AUTH attempts (wrong user or password).",
                       Type::kCounter,
                       [this](Sink& s) { s.sample({}, double(events_.value(EventId("smtp.auth_failed")))); });

@@ -19,19 +19,18 @@ namespace postern::metrics {
 
 // How a connection ended up (label `outcome` of postern_connections_total).
 enum class Outcome : uint8_t { kServed, kPeerGone, kMaxConnections, kProxyRefused, kRefused, kTlsFailed };
-inline constexpr std::string_view kOutcomeNames[] = {"served",         "peer_gone", "max_connections",
-                                                     "proxy_refused",  "refused",   "tls_failed"};
+inline constexpr std::string_view kOutcomeNames[] = {"served",        "peer_gone", "max_connections",
+                                                     "proxy_refused", "refused",   "tls_failed"};
 
 // PROXY header errors (label `kind` of postern_proxy_header_errors_total).
-inline constexpr std::string_view kProxyErrorKinds[] = {"malformed",        "missing",        "timeout",
-                                                        "untrusted_peer",   "untrusted_header", "unexpected_header"};
+inline constexpr std::string_view kProxyErrorKinds[] = {"malformed",      "missing",          "timeout",
+                                                        "untrusted_peer", "untrusted_header", "unexpected_header"};
 // The kind of a proxy.* event, or -1 when it is not an error.
 int proxyErrorKind(EventId e);
 
 // Why a TLS handshake failed, from OpenSSL's reason text (label `reason`).
-inline constexpr std::string_view kTlsFailureReasons[] = {"plaintext",   "no_shared_cipher", "protocol_version",
-                                                          "peer_alert",  "certificate",      "eof",
-                                                          "timeout",     "other"};
+inline constexpr std::string_view kTlsFailureReasons[] = {
+    "plaintext", "no_shared_cipher", "protocol_version", "peer_alert", "certificate", "eof", "timeout", "other"};
 size_t tlsFailureReason(std::string_view openssl_reason);
 
 enum class TlsMode : uint8_t { kImplicit, kStarttls };
@@ -40,11 +39,11 @@ enum class TlsMode : uint8_t { kImplicit, kStarttls };
 struct ListenerMetrics {
   Gauge* open = nullptr;
   std::array<Counter*, std::size(kOutcomeNames)> outcomes{};
-  std::array<Counter*, 4> replies{};   // 2xx 3xx 4xx 5xx
+  std::array<Counter*, 4> replies{};  // 2xx 3xx 4xx 5xx
   // [v1, v2][proxy, local, unknown]; null on listeners with proxy_protocol = "off".
   std::array<std::array<Counter*, 3>, 2> proxy_headers{};
   std::array<Counter*, std::size(kProxyErrorKinds)> proxy_errors{};
-  std::array<Counter*, 2> tls_ok{};   // by TlsMode
+  std::array<Counter*, 2> tls_ok{};  // by TlsMode
   std::array<std::array<Counter*, std::size(kTlsFailureReasons)>, 2> tls_failed{};
 
   void count(Outcome o) { outcomes[size_t(o)]->inc(); }
@@ -69,7 +68,9 @@ class ServerMetrics {
 
   // Started and not stopping: /readyz answers 200.
   void setStarted() { started_.store(true, std::memory_order_relaxed); }
-  bool ready() const { return started_.load(std::memory_order_relaxed) && !shutting_down_.load(std::memory_order_relaxed); }
+  bool ready() const {
+    return started_.load(std::memory_order_relaxed) && !shutting_down_.load(std::memory_order_relaxed);
+  }
 
   std::string render() const { return registry_.render(); }
 

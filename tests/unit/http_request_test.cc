@@ -20,8 +20,8 @@ struct Good {
 
 TEST(HttpRequest, ValidHeads) {
   const Good cases[] = {
-      {"curl", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9465\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
-       "GET", "/metrics", "127.0.0.1:9465", 1},
+      {"curl", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9465\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n", "GET",
+       "/metrics", "127.0.0.1:9465", 1},
       {"head", "HEAD /readyz HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD", "/readyz", "x", 1},
       {"http/1.0 without host", "GET /healthz HTTP/1.0\r\n\r\n", "GET", "/healthz", "", 0},
       {"query stripped", "GET /metrics?name[]=up HTTP/1.1\r\nHost: a\r\n\r\n", "GET", "/metrics", "a", 1},
@@ -130,9 +130,9 @@ TEST(HttpRoute, Endpoints) {
   HttpResponse post = routeOf("POST /metrics HTTP/1.1\r\nHost: h\r\n\r\n");
   EXPECT_EQ(post.status, 405);
   EXPECT_TRUE(post.allow_header);
-  EXPECT_EQ(routeOf("get /metrics HTTP/1.1\r\nHost: h\r\n\r\n").status, 405);   // methods are case-sensitive
+  EXPECT_EQ(routeOf("get /metrics HTTP/1.1\r\nHost: h\r\n\r\n").status, 405);  // methods are case-sensitive
   EXPECT_EQ(routeOf("GET / HTTP/1.1\r\n\r\n").status, 400);
-  EXPECT_EQ(route(ParseResult{}, Endpoints{}).status, 408);   // timed out with a partial head
+  EXPECT_EQ(route(ParseResult{}, Endpoints{}).status, 408);  // timed out with a partial head
 }
 
 TEST(HttpRoute, Serialize) {

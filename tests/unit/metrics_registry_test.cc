@@ -50,7 +50,7 @@ TEST(MetricsRegistry, HistogramBucketsAreCumulativeWithInfSumAndCount) {
   Registry r;
   Histogram& h = r.histogram("lat_seconds", "Latency.", {0.001, 0.01, 0.1});
   h.observe(0.0005);
-  h.observe(0.001);   // le is inclusive
+  h.observe(0.001);  // le is inclusive
   h.observe(0.05);
   h.observe(3);
   EXPECT_EQ(r.render(),
