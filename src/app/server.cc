@@ -135,10 +135,11 @@ awaitable<void> Server::acceptLoop(tcp::acceptor& acceptor, const config::Listen
     }
     const bool http = listener.service->service == config::Service::kMetrics;
     std::atomic<size_t>& open = http ? metrics_connections_ : open_connections_;
-    if (open.load() >= (http ? kMaxMetricsConnections : cfg_->server.max_connections)) {
+    const size_t limit = http ? kMaxMetricsConnections : cfg_->server.max_connections;
+    if (open.load() >= limit) {
       counters_.inc("net.max_connections");
       metrics_.listener(&listener).count(metrics::Outcome::kMaxConnections);
-      log::warn("net.max_connections").kv("listener", listener.name).kv("limit", uint64_t(cfg_->server.max_connections));
+      log::warn("net.max_connections").kv("listener", listener.name).kv("limit", uint64_t(limit));
       std::error_code ignored;
       sock.close(ignored);
       continue;
