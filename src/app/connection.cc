@@ -130,6 +130,13 @@ net::awaitable<bool> Connection::proxyStage(std::string& leftover) {
   if (l.proxy == config::ProxyMode::kOff || (l.proxy == config::ProxyMode::kMixed && !trusted))
     co_return co_await refuseHeader(leftover, trusted);
 
+  if (!trusted) {
+    // required mode, untrusted peer: it can never be served, so it is closed at once rather
+    // than holding a connection slot until header_timeout (nothing is read or sent).
+    logProxyEvent("proxy.untrusted_peer", "closed at once: not in trusted_networks",
+                  proxy::fixForUntrustedPeer(l.name));
+    co_return false;
+  }
   // A header is expected (required, or mixed from a trusted peer); nothing is sent to the
   // peer before it is complete and valid.
   stream_.setDeadline(std::chrono::milliseconds(ctx_.config.proxy.header_timeout_ms));
@@ -244,6 +251,18 @@ net::awaitable<bool> Connection::admit() {
 
 net::awaitable<void> Connection::serve() {
   std::string prefix;   // bytes read ahead of the protocol (after a PROXY header)
+  const config::Listener& l = *info_.listener;
+  bool header_expected = l.proxy == config::ProxyMode::kRequired ||
+                         (l.proxy == config::ProxyMode::kMixed && anyContains(l.trusted_networks, info_.peer.address));
+  // A peer that sends no header is the client itself: its per-address limits and bans
+  // apply before anything is read, so silent connections from one address cannot fill
+  // max_connections ahead of the real proxy. (An untrusted peer on a `required` listener
+  // is closed at once by the header stage, without a reply.)
+  if (!header_expected && !co_await admit()) {
+    metrics_.count(metrics::Outcome::kRefused);
+    stream_.stopWatchdog();
+    co_return;
+  }
   if (!co_await proxyStage(prefix)) {
     // Not refused: the peer closed before sending anything (a connect-only health check).
     metrics_.count(proxy_refused_ ? metrics::Outcome::kProxyRefused : metrics::Outcome::kPeerGone);
@@ -256,8 +275,8 @@ net::awaitable<void> Connection::serve() {
     if (info_.proxied) open.kv("via", info_.peer.toString());
     open.kv("local", info_.local.toString());
   }
-  // Protection on the real client address, before any TLS or DNS work.
-  if (!co_await admit()) {
+  // Protection on the real client address (known now), before any TLS or DNS work.
+  if (!admitted_ && !co_await admit()) {
     metrics_.count(metrics::Outcome::kRefused);
     stream_.stopWatchdog();
     co_return;
@@ -299,9 +318,6 @@ net::awaitable<void> Connection::serve() {
   }
   smtp::Session session(ctx_, stream_, info_);
   session.preload(std::move(prefix));
-  bool header_expected = info_.listener->proxy == config::ProxyMode::kRequired ||
-                         (info_.listener->proxy == config::ProxyMode::kMixed &&
-                          anyContains(info_.listener->trusted_networks, info_.peer.address));
   if (!header_expected && !info_.listener->service->implicit_tls) session.guardAgainstProxyHeader();
   session_ = &session;
   metrics_.count(metrics::Outcome::kServed);

@@ -145,9 +145,10 @@ Status ControlServer::start() {
   std::error_code ec;
   acceptor_ = std::make_unique<asio::local::stream_protocol::acceptor>(io_);
   acceptor_->open(asio::local::stream_protocol(), ec);
-  mode_t old = ::umask(0177);   // the socket is for the operator only
   if (!ec) acceptor_->bind(asio::local::stream_protocol::endpoint(path_), ec);
-  ::umask(old);
+  // The socket is for the operator only. Set after bind (the umask is the whole process's,
+  // and threads run): until then the state folder's own mode (0700) keeps others out.
+  if (!ec && ::chmod(path_.c_str(), 0600) != 0) ec = std::error_code(errno, std::system_category());
   if (!ec) acceptor_->listen(kControlBacklog, ec);
   if (ec) return Status::io(fmt::format("control socket {}: {}", path_, ec.message()));
   asio::co_spawn(io_, acceptLoop(), asio::detached);

@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "log/log.h"
 #include "util/fs.h"
@@ -13,12 +16,13 @@
 namespace postern::app {
 
 FileWatcher::FileWatcher(asio::io_context& io, std::vector<std::string> files, std::chrono::milliseconds poll_interval,
-                         std::function<void()> on_change)
-    : io_(io), files_(std::move(files)), poll_interval_(poll_interval), on_change_(std::move(on_change)), settle_(io) {
+                         std::function<void()> on_change, FileSource& source)
+    : io_(io), files_(std::move(files)), poll_interval_(poll_interval), on_change_(std::move(on_change)),
+      source_(source), settle_(io) {
   for (const auto& f : files_) {
     auto slash = f.rfind('/');
     basenames_.push_back(slash == std::string::npos ? f : f.substr(slash + 1));
-    stamps_[f] = fileStamp(f);
+    stamps_[f] = source_.stamp(f);
   }
 }
 
@@ -26,14 +30,17 @@ FileWatcher::~FileWatcher() { stop(); }
 
 void FileWatcher::start() {
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ < 0) poll_interval_ = std::min(poll_interval_, kUnwatchedPollInterval);
   if (inotify_fd_ >= 0) {
     std::set<std::string> dirs;
     for (const auto& f : files_) dirs.insert(dirName(f));
     for (const auto& d : dirs) {
       if (::inotify_add_watch(inotify_fd_, d.c_str(),
-                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MOVED_FROM) < 0)
+                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MOVED_FROM) < 0) {
+        poll_interval_ = std::min(poll_interval_, kUnwatchedPollInterval);
         log::warn("watch.unavailable").kv("folder", d).kv("reason", std::strerror(errno))
-            .kv("fallback", "periodic check");
+            .kv("fallback", fmt::format("check every {}s", poll_interval_.count() / 1000));
+      }
     }
     stream_ = std::make_unique<asio::posix::stream_descriptor>(io_, inotify_fd_);
     asio::co_spawn(io_, readEvents(), asio::detached);
@@ -55,7 +62,7 @@ void FileWatcher::changed() {
   settle_.expires_after(kWatchSettle);
   settle_.async_wait([this, gen](std::error_code ec) {
     if (ec || stopped_ || gen != generation_) return;
-    for (const auto& f : files_) stamps_[f] = fileStamp(f);
+    for (const auto& f : files_) stamps_[f] = source_.stamp(f);
     on_change_();
   });
 }
@@ -83,7 +90,7 @@ net::awaitable<void> FileWatcher::poll() {
     co_await t.async_wait(net::use_nothrow);
     if (stopped_) co_return;
     bool differs = false;
-    for (const auto& f : files_) differs = differs || !(fileStamp(f) == stamps_[f]);
+    for (const auto& f : files_) differs = differs || !(source_.stamp(f) == stamps_[f]);
     if (differs) changed();
   }
 }

@@ -17,16 +17,22 @@
 #include <asio/posix/stream_descriptor.hpp>
 
 #include "net/asio.h"
+#include "util/file_source.h"
 #include "util/fs.h"
 
 namespace postern::app {
 
 inline constexpr std::chrono::milliseconds kWatchSettle{250};
+// The periodic check's interval when inotify cannot watch a folder (no permission, as for
+// certbot's root-only live/ folder once the daemon runs as its own user, or no inotify).
+inline constexpr std::chrono::milliseconds kUnwatchedPollInterval{5000};
 
 class FileWatcher {
  public:
+  // `source` gives the files' stamps for the periodic check (the privileged reader can
+  // stat files the daemon's own user cannot).
   FileWatcher(asio::io_context& io, std::vector<std::string> files, std::chrono::milliseconds poll_interval,
-              std::function<void()> on_change);
+              std::function<void()> on_change, FileSource& source = directFiles());
   ~FileWatcher();
   void start();
   void stop();
@@ -41,6 +47,7 @@ class FileWatcher {
   std::vector<std::string> basenames_;
   std::chrono::milliseconds poll_interval_;
   std::function<void()> on_change_;
+  FileSource& source_;
   std::map<std::string, FileStamp> stamps_;
   int inotify_fd_ = -1;
   std::unique_ptr<asio::posix::stream_descriptor> stream_;

@@ -12,12 +12,14 @@
 #include <ctime>
 #include <latch>
 #include <list>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 
 #include "app/connection.h"
 #include "app/control.h"
 #include "app/file_watcher.h"
+#include "app/privileges.h"
 #include "delivery/deliverer.h"
 #include "io/env.h"
 #include "queue/queue.h"
@@ -94,7 +96,17 @@ class Server {
   // The families read at scrape time from the spool, queue, protector and certificates.
   void registerCollectors();
 
+  // Decides whether to drop root and prepares for it: resolves the service user and hands
+  // it the data and mail folders. Sets target_ when a drop is due.
+  Status preparePrivileges();
+  // After the listeners are bound: starts the privileged reader and becomes the user.
+  Status dropRoot();
+
   std::shared_ptr<const config::Config> cfg_;
+  std::optional<Identity> target_;
+  OwnershipChange owner_changes_;
+  std::unique_ptr<PrivilegedReader> reader_;   // outlives every user of files()
+  FileSource& files() { return reader_ ? static_cast<FileSource&>(*reader_) : directFiles(); }
   std::atomic<uint64_t> next_seq_{1};
   std::atomic<uint64_t> next_conn_{1};
   std::atomic<bool> shutting_down_{false};
@@ -117,6 +129,9 @@ class Server {
   std::unique_ptr<protect::Dnsbl> dnsbl_;
   std::unique_ptr<ControlServer> control_;
   std::list<tcp::acceptor> acceptors_;
+  // Made before the listeners are bound, so a signal sent as soon as a port answers is
+  // queued for handleSignals, not fatal (its handler is installed here).
+  std::unique_ptr<asio::signal_set> signals_;
   size_t next_worker_ = 0;
   std::thread shutdown_thread_;
 };
@@ -244,9 +259,8 @@ awaitable<void> Server::watchExpiry() {
 }
 
 awaitable<void> Server::handleSignals() {
-  asio::signal_set signals(co_await asio::this_coro::executor, SIGTERM, SIGINT, SIGHUP);
   for (;;) {
-    auto [ec, sig] = co_await signals.async_wait(net::use_nothrow);
+    auto [ec, sig] = co_await signals_->async_wait(net::use_nothrow);
     if (ec) co_return;
     if (sig == SIGHUP) {
       log::info("server.reload").kv("signal", "SIGHUP");
@@ -297,20 +311,111 @@ void Server::beginShutdown() {
   });
 }
 
+Status Server::preparePrivileges() {
+  const config::Config& c = *cfg_;
+  if (::geteuid() != 0) {
+    // Nothing to give up: the operator started us as an ordinary user (or with only
+    // CAP_NET_BIND_SERVICE, as the capability-only unit does).
+    log::info("server.privileges").kv("status", "unprivileged").kv("uid", uint64_t(::geteuid()))
+        .kv("gid", uint64_t(::getegid()));
+  } else if (c.server.user == "root") {
+    log::warn("server.runs_as_root").kv("reason", "[server] user = \"root\"")
+        .kv("fix", "name an unprivileged user in [server] user (default \"postern\")");
+  } else {
+    auto id = lookupIdentity(c.server);
+    if (!id) return id.status();
+    if (id->uid == 0) return Status::invalid(fmt::format(
+        "[server] user '{}' has uid 0: write user = \"root\" to run as root on purpose", id->user));
+    target_ = *id;
+  }
+  for (const auto& d : {c.data_dir, c.spoolDir(), c.stateDir(), c.mailbox_root})
+    if (Status s = makeDirs(d, 0700); !s) return s;
+  if (!target_) return Status::ok();
+  // The data folder (spool, state, bans) is the daemon's entirely; of the mail store only
+  // the folders down to each Maildir's tmp/new/cur, which is what delivery writes into.
+  // Mail copied in by root keeps its files' owner (see docs/migration-docker-mailserver.md).
+  auto data = takeOwnership(c.data_dir, *target_, 64, false, c.mailbox_root);
+  if (!data) return data.status();
+  auto mail = takeOwnership(c.mailbox_root, *target_, 4, true);
+  if (!mail) return mail.status();
+  owner_changes_.changed = data->changed + mail->changed;
+  owner_changes_.skipped = data->skipped + mail->skipped;
+  return Status::ok();
+}
+
+Status Server::dropRoot() {
+  const config::Config& c = *cfg_;
+  if (!target_) return Status::ok();
+  std::vector<std::string> allowed = {c.accounts_path};
+  if (!c.aliases_path.empty()) allowed.push_back(c.aliases_path);
+  if (c.tls.configured) {
+    allowed.push_back(c.tls.default_cert.cert);
+    allowed.push_back(c.tls.default_cert.key);
+    for (const auto& p : c.tls.extra) {
+      allowed.push_back(p.cert);
+      allowed.push_back(p.key);
+    }
+  }
+  auto reader = PrivilegedReader::start(std::move(allowed));
+  if (!reader) return reader.status();
+  reader_ = std::move(reader.value());
+  if (Status s = dropPrivileges(*target_); !s) return Status::io("cannot drop root: " + s.message());
+  // A parent folder without search permission for the user shows here, named, not as
+  // a failed delivery later.
+  for (const auto& d : {c.data_dir, c.spoolDir(), c.stateDir(), c.mailbox_root})
+    if (::access(d.c_str(), R_OK | W_OK | X_OK) != 0)
+      return Status::io(fmt::format("{} is not usable by user '{}' ({}): a parent folder may deny it search "
+                                    "permission; choose a data_dir that user can reach", d, target_->user,
+                                    std::strerror(errno)));
+  log::info("server.privileges").kv("status", "dropped").kv("user", target_->user).kv("uid", uint64_t(target_->uid))
+      .kv("group", target_->group).kv("gid", uint64_t(target_->gid)).kv("reader_pid", uint64_t(reader_->pid()))
+      .kv("owner_changed", owner_changes_.changed).kv("owner_skipped", owner_changes_.skipped);
+  if (owner_changes_.skipped)
+    log::warn("privileges.hard_links").kv("files", owner_changes_.skipped)
+        .kv("reason", "files with several hard links keep their owner");
+  return Status::ok();
+}
+
 int Server::run() {
   const config::Config& c = *cfg_;
   if (sodium_init() < 0) {
     log::error("server.start_failed").kv("reason", "libsodium initialisation failed");
     return 1;
   }
-  for (const auto& d : {c.data_dir, c.spoolDir(), c.stateDir(), c.mailbox_root}) {
-    if (Status s = makeDirs(d); !s) {
-      log::error("server.start_failed").kv("reason", s.message());
+  if (Status s = preparePrivileges(); !s) {
+    log::error("server.start_failed").kv("reason", s.message());
+    return 1;
+  }
+  // Listeners are bound first, while the process may still be root (ports below 1024).
+  unsigned n = c.server.threads ? c.server.threads : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->guard = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(w->io.get_executor());
+    workers_.push_back(std::move(w));
+  }
+  asio::io_context& main_io = workers_[0]->io;
+  signals_ = std::make_unique<asio::signal_set>(main_io, SIGTERM, SIGINT, SIGHUP);
+  for (const auto& l : c.listeners) {
+    tcp::endpoint ep(asio::ip::make_address(l.address.address.toString()), l.address.port);
+    tcp::acceptor& a = acceptors_.emplace_back(main_io);
+    std::error_code ec;
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6()) a.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      log::error("server.start_failed").kv("listener", l.name).kv("address", l.address.toString())
+          .kv("reason", fmt::format("cannot listen: {}", ec.message()));
       return 1;
     }
   }
+  if (Status s = dropRoot(); !s) {
+    log::error("server.start_failed").kv("reason", s.message());
+    return 1;
+  }
   if (c.tls.configured) {
-    certs_ = std::make_unique<tls::CertStore>(c.tls);
+    certs_ = std::make_unique<tls::CertStore>(c.tls, files());
     if (Status s = certs_->load(); !s) {
       log::error("server.start_failed").kv("reason", s.message());
       return 1;
@@ -319,7 +424,7 @@ int Server::run() {
       log::info("tls.certificate").kv("file", ci.cert_path).kv("names", fmt::format("{}", fmt::join(ci.names, ",")))
           .kv("serial", ci.serial_hex).kv("days_left", int64_t(ci.days_left));
   }
-  directory_ = std::make_unique<directory::DirectoryService>(c.accounts_path, c.aliases_path);
+  directory_ = std::make_unique<directory::DirectoryService>(c.accounts_path, c.aliases_path, files());
   if (Status s = directory_->load(); !s) {
     log::error("server.start_failed").kv("reason", s.message());
     return 1;
@@ -385,27 +490,9 @@ int Server::run() {
   smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *queue_, certs_.get(), *cpu_pool_, counters_,
                                           metrics_, next_seq_, shutting_down_, *protector_, dnsbl_.get()});
 
-  unsigned n = c.server.threads ? c.server.threads : std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) {
-    auto w = std::make_unique<Worker>();
-    w->guard = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(w->io.get_executor());
-    workers_.push_back(std::move(w));
-  }
-  asio::io_context& main_io = workers_[0]->io;
+  auto acceptor = acceptors_.begin();
   for (const auto& l : c.listeners) {
-    tcp::endpoint ep(asio::ip::make_address(l.address.address.toString()), l.address.port);
-    tcp::acceptor& a = acceptors_.emplace_back(main_io);
-    std::error_code ec;
-    a.open(ep.protocol(), ec);
-    if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && ep.address().is_v6()) a.set_option(asio::ip::v6_only(true), ec);
-    if (!ec) a.bind(ep, ec);
-    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      log::error("server.start_failed").kv("listener", l.name).kv("address", l.address.toString())
-          .kv("reason", fmt::format("cannot listen: {}", ec.message()));
-      return 1;
-    }
+    tcp::acceptor& a = *acceptor++;
     log::info("server.listening").kv("listener", l.name).kv("address", l.address.toString())
         .kv("proxy_protocol", config::proxyModeName(l.proxy))
         .kv("tls", l.service->implicit_tls ? "implicit" : (certs_ ? "starttls" : "none"));
@@ -421,12 +508,12 @@ int Server::run() {
   asio::co_spawn(main_io, handleSignals(), asio::detached);
   directory_watcher_ = std::make_unique<FileWatcher>(
       main_io, std::vector<std::string>{c.accounts_path, c.aliases_path}, kDirectoryPollInterval,
-      [this] { asio::post(*cpu_pool_, [this] { directory_->reloadIfChanged(); }); });
+      [this] { asio::post(*cpu_pool_, [this] { directory_->reloadIfChanged(); }); }, files());
   directory_watcher_->start();
   if (certs_) {
     cert_watcher_ = std::make_unique<FileWatcher>(main_io, certs_->files(), kCertificatePollInterval, [this] {
       asio::post(*cpu_pool_, [this] { reloadCertificates("file_change"); });
-    });
+    }, files());
     cert_watcher_->start();
     asio::co_spawn(main_io, watchExpiry(), asio::detached);
   }
@@ -445,6 +532,7 @@ int Server::run() {
   if (shutdown_thread_.joinable()) shutdown_thread_.join();
   dnsbl_.reset();   // answers pending lookups; their posts go to the stopped loops
   acceptors_.clear();
+  signals_.reset();
   control_.reset();
   directory_watcher_.reset();
   cert_watcher_.reset();

@@ -2,6 +2,8 @@
 // Each table has a fixed set of keys; anything else is an error with a did-you-mean.
 #include "config/config.h"
 
+#include <pwd.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -259,7 +261,21 @@ LoadResult Loader::run(std::string_view text) {
   }
 
   if (const toml::table* t = getTable(root, "server")) {
-    checkKeys(*t, "[server]", {"threads", "shutdown_timeout", "max_connections"});
+    checkKeys(*t, "[server]", {"user", "group", "threads", "shutdown_timeout", "max_connections"});
+    if (getString(*t, "user", c_.server.user) && c_.server.user.empty())
+      error(pos(*t->get("user")), "'user' must name a user (\"root\" to keep running as root)");
+    getString(*t, "group", c_.server.group);
+  }
+  // The user is looked up where the server would run; elsewhere (a config written for
+  // another machine) this is only a warning, but `serve` started as root stops on it.
+  if (c_.server.user != "root" && ::getpwnam(c_.server.user.c_str()) == nullptr) {
+    const toml::table* t = getTable(root, "server");
+    const toml::node* n = t ? t->get("user") : nullptr;
+    warning(n ? pos(*n) : Position{path_, 0, 0},
+            fmt::format("[server] user '{}' does not exist here: started as root, the server would refuse to start "
+                        "(scripts/install-deps creates 'postern')", c_.server.user));
+  }
+  if (const toml::table* t = getTable(root, "server")) {
     getUnsigned(*t, "threads", 256, c_.server.threads);
     getDuration(*t, "shutdown_timeout", c_.server.shutdown_timeout_ms);
     if (getUnsigned(*t, "max_connections", 1'000'000, c_.server.max_connections) && c_.server.max_connections == 0)
@@ -667,6 +683,8 @@ std::string describe(const Config& c) {
   out += fmt::format("smtp.bare_newlines: {}\nsmtp.greeting_delay: {}\nsmtp.max_errors: {}\n",
                      c.smtp.bare_newlines == BareNewlinePolicy::kReject ? "reject" : "normalize",
                      formatDurationMs(c.smtp.greeting_delay_ms), c.smtp.max_errors);
+  out += fmt::format("server.user: {}\nserver.group: {}\n", c.server.user,
+                     c.server.group.empty() ? std::string("(the user's primary group)") : c.server.group);
   out += fmt::format("server.threads: {}\nserver.shutdown_timeout: {}\nserver.max_connections: {}\n",
                      c.server.threads == 0 ? std::string("auto") : std::to_string(c.server.threads),
                      formatDurationMs(c.server.shutdown_timeout_ms), c.server.max_connections);

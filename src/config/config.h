@@ -87,6 +87,10 @@ struct Smtp {
 };
 
 struct Server {
+  // Started as root, the daemon binds its listeners and then serves as this user (and group;
+  // empty: the user's primary group). "root" keeps root, and only when written explicitly.
+  std::string user = "postern";
+  std::string group;
   unsigned threads = 0;                    // 0: one per core
   uint64_t shutdown_timeout_ms = kDefaultShutdownTimeoutMs;
   unsigned max_connections = kDefaultMaxConnections;

@@ -152,8 +152,9 @@ std::vector<std::string> mailboxNameErrors(const Directory& dir, const std::stri
 
 Result<std::shared_ptr<const Directory>> loadDirectory(const std::string& accounts_path,
                                                         const std::string& aliases_path,
-                                                        std::vector<std::string>* notes) {
-  Result<std::string> accounts_text = readTextFile(accounts_path);
+                                                        std::vector<std::string>* notes,
+                                                        FileSource& files) {
+  Result<std::string> accounts_text = files.read(accounts_path);
   if (!accounts_text) return accounts_text.status();
   Result<AccountsFile> accounts = parseAccounts(*accounts_text, accounts_path);
   if (!accounts) return accounts.status();
@@ -161,7 +162,7 @@ Result<std::shared_ptr<const Directory>> loadDirectory(const std::string& accoun
 
   AliasesFile aliases;
   if (!aliases_path.empty()) {
-    Result<std::string> aliases_text = readTextFile(aliases_path);
+    Result<std::string> aliases_text = files.read(aliases_path);
     if (aliases_text) {
       Result<AliasesFile> parsed = parseAliases(*aliases_text, aliases_path);
       if (!parsed) return parsed.status();

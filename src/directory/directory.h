@@ -15,6 +15,7 @@
 
 #include "directory/accounts.h"
 #include "directory/aliases.h"
+#include "util/file_source.h"
 #include "util/status.h"
 #include "util/strings.h"
 
@@ -102,9 +103,10 @@ std::vector<std::string> mailboxNameErrors(const Directory& dir, const std::stri
 // Reads and parses both files (file names label the messages) and builds a snapshot.
 // A missing accounts file is an error; a missing aliases file means no aliases, with a
 // note; an empty `aliases_path` means no aliases, silently (none configured). Notes from both files are appended to
-// `notes` (if not null) as "FILE:LINE: note: ...".
+// `notes` (if not null) as "FILE:LINE: note: ...". The files are read through `files`.
 Result<std::shared_ptr<const Directory>> loadDirectory(const std::string& accounts_path,
                                                         const std::string& aliases_path,
-                                                        std::vector<std::string>* notes);
+                                                        std::vector<std::string>* notes,
+                                                        FileSource& files = directFiles());
 
 }  // namespace postern::directory

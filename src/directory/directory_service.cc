@@ -7,9 +7,9 @@
 namespace postern::directory {
 
 Status DirectoryService::loadNow() {
-  FileStamp a = fileStamp(accounts_path_), b = fileStamp(aliases_path_);
+  FileStamp a = files_.stamp(accounts_path_), b = files_.stamp(aliases_path_);
   std::vector<std::string> notes;
-  auto d = loadDirectory(accounts_path_, aliases_path_, &notes);
+  auto d = loadDirectory(accounts_path_, aliases_path_, &notes, files_);
   if (!d) return d.status();
   for (const auto& n : notes) log::info("directory.note").kv("message", n);
   // Kept loaded (one hand-edited line must not stop all mail), refused at RCPT.
@@ -29,7 +29,7 @@ Status DirectoryService::load() {
 
 void DirectoryService::reloadIfChanged(bool force) {
   std::lock_guard lock(reload_mu_);
-  FileStamp a = fileStamp(accounts_path_), b = fileStamp(aliases_path_);
+  FileStamp a = files_.stamp(accounts_path_), b = files_.stamp(aliases_path_);
   {
     std::lock_guard l(mu_);
     if (!force && a == accounts_stamp_ && b == aliases_stamp_) return;

@@ -12,6 +12,7 @@
 
 #include "directory/auth_cache.h"
 #include "directory/directory.h"
+#include "util/file_source.h"
 #include "util/fs.h"
 #include "util/status.h"
 
@@ -19,8 +20,8 @@ namespace postern::directory {
 
 class DirectoryService {
  public:
-  DirectoryService(std::string accounts_path, std::string aliases_path)
-      : accounts_path_(std::move(accounts_path)), aliases_path_(std::move(aliases_path)) {}
+  DirectoryService(std::string accounts_path, std::string aliases_path, FileSource& files = directFiles())
+      : accounts_path_(std::move(accounts_path)), aliases_path_(std::move(aliases_path)), files_(files) {}
 
   // First load; an error refuses to start.
   Status load();
@@ -34,6 +35,7 @@ class DirectoryService {
   Status loadNow();
 
   std::string accounts_path_, aliases_path_;
+  FileSource& files_;
   mutable std::mutex mu_;
   std::shared_ptr<const Directory> current_;
   FileStamp accounts_stamp_, aliases_stamp_;

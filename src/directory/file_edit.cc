@@ -20,12 +20,12 @@
 #include "directory/directory.h"
 #include "directory/mailbox_name.h"
 #include "directory/password.h"
+#include "util/file_source.h"
 #include "util/strings.h"
 
 namespace postern::directory {
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
 
 std::string errnoText(int err) { return std::generic_category().message(err); }
 
@@ -222,31 +222,10 @@ std::string location(const std::string& path, size_t line) { return path + ":" +
 
 }  // namespace
 
-Result<std::string> readTextFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    int err = errno;
-    if (err == ENOENT) return Status::notFound(path + ": cannot read: " + errnoText(err));
-    return Status::io(path + ": cannot read: " + errnoText(err));
-  }
-  std::string out;
-  char buffer[kReadChunk];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::io(path + ": cannot read: " + errnoText(errno));
-    }
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > kMaxDirectoryFileSize)
-      return Status::invalid(path + ": larger than " + std::to_string(kMaxDirectoryFileSize >> 20) + " MiB");
-    out.append(buffer, static_cast<size_t>(n));
-  }
-  return out;
-}
+Result<std::string> readTextFile(const std::string& path) { return readRegularFile(path, kMaxDirectoryFileSize); }
 
-Status writeFileAtomic(const std::string& path, std::string_view content) {
-  mode_t mode = kNewFileMode;
+Status writeFileAtomic(const std::string& path, std::string_view content, unsigned new_mode) {
+  mode_t mode = new_mode;
   struct stat old {};
   bool had_old = ::stat(path.c_str(), &old) == 0;
   if (had_old) mode = old.st_mode & 07777;
@@ -265,7 +244,7 @@ Status writeFileAtomic(const std::string& path, std::string_view content) {
     ::unlink(tmp.c_str());
     return Status::io(std::move(what));
   };
-  // open() applied the umask; the old file's mode (or kNewFileMode) is wanted exactly.
+  // open() applied the umask; the old file's mode (or new_mode) is wanted exactly.
   if (::fchmod(fd.get(), mode) != 0) return fail(tmp + ": cannot set the mode: " + errnoText(errno));
   if (had_old) {
     struct stat now {};

@@ -28,28 +28,47 @@ struct PkeyFree {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
 };
 
-Result<std::unique_ptr<X509, X509Free>> readCert(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) return Status::io(fmt::format("cannot read certificate '{}': {}", path, std::strerror(errno)));
-  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  if (!x) {
-    ERR_clear_error();
-    return Status::invalid(fmt::format("'{}' holds no PEM certificate", path));
-  }
-  return std::unique_ptr<X509, X509Free>(x);
-}
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
-Result<std::unique_ptr<EVP_PKEY, PkeyFree>> readKey(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) return Status::io(fmt::format("cannot read key '{}': {}", path, std::strerror(errno)));
-  EVP_PKEY* k = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  if (!k) {
+// One certificate/key pair as read: the leaf, the certificates that follow it in the
+// chain file (intermediates), and the key. Read from memory so that the bytes can come
+// through the privileged reader once the daemon no longer runs as root.
+struct LoadedPair {
+  X509Ptr leaf;
+  std::vector<X509Ptr> chain;
+  PkeyPtr key;
+};
+
+Result<LoadedPair> readPair(const config::CertificatePair& pair, FileSource& files) {
+  auto cert_pem = files.read(pair.cert);
+  if (!cert_pem) return Status::io(fmt::format("cannot read certificate '{}': {}", pair.cert, cert_pem.status().message()));
+  auto key_pem = files.read(pair.key);
+  if (!key_pem) return Status::io(fmt::format("cannot read key '{}': {}", pair.key, key_pem.status().message()));
+  LoadedPair out;
+  std::unique_ptr<BIO, BioFree> cb(BIO_new_mem_buf(cert_pem->data(), static_cast<int>(cert_pem->size())));
+  out.leaf.reset(PEM_read_bio_X509_AUX(cb.get(), nullptr, nullptr, nullptr));
+  if (!out.leaf) {
     ERR_clear_error();
-    return Status::invalid(fmt::format("'{}' holds no PEM private key (or it is encrypted)", path));
+    return Status::invalid(fmt::format("'{}' holds no PEM certificate", pair.cert));
   }
-  return std::unique_ptr<EVP_PKEY, PkeyFree>(k);
+  while (X509* x = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)) out.chain.emplace_back(x);
+  ERR_clear_error();   // the end of the file reads as "no start line"
+  std::unique_ptr<BIO, BioFree> kb(BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
+  out.key.reset(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
+  OPENSSL_cleanse(key_pem->data(), key_pem->size());
+  if (!out.key) {
+    ERR_clear_error();
+    return Status::invalid(fmt::format("'{}' holds no PEM private key (or it is encrypted)", pair.key));
+  }
+  if (X509_check_private_key(out.leaf.get(), out.key.get()) != 1) {
+    ERR_clear_error();
+    return Status::invalid(fmt::format("key '{}' does not match certificate '{}'", pair.key, pair.cert));
+  }
+  return out;
 }
 
 void fillInfo(X509* x, CertificateInfo& info) {
@@ -90,21 +109,23 @@ void fillInfo(X509* x, CertificateInfo& info) {
 
 }  // namespace
 
-Result<CertificateInfo> inspectPair(const config::CertificatePair& pair) {
-  auto cert = readCert(pair.cert);
-  if (!cert) return cert.status();
-  auto key = readKey(pair.key);
-  if (!key) return key.status();
-  if (X509_check_private_key(cert->get(), key->get()) != 1) {
-    ERR_clear_error();
-    return Status::invalid(fmt::format("key '{}' does not match certificate '{}'", pair.key, pair.cert));
-  }
+namespace {
+
+CertificateInfo describe(const config::CertificatePair& pair, const LoadedPair& loaded) {
   CertificateInfo info;
   info.cert_path = pair.cert;
-  fillInfo(cert->get(), info);
-  int id = EVP_PKEY_get_base_id(key->get());
+  fillInfo(loaded.leaf.get(), info);
+  int id = EVP_PKEY_get_base_id(loaded.key.get());
   info.key_type = id == EVP_PKEY_RSA ? "RSA" : id == EVP_PKEY_EC ? "EC" : id == EVP_PKEY_ED25519 ? "ED25519" : "other";
   return info;
+}
+
+}  // namespace
+
+Result<CertificateInfo> inspectPair(const config::CertificatePair& pair, FileSource& files) {
+  auto loaded = readPair(pair, files);
+  if (!loaded) return loaded.status();
+  return describe(pair, *loaded);
 }
 
 namespace {
@@ -133,10 +154,14 @@ Result<SslCtxPtr> newServerContext(const config::Tls& tls) {
   return ctx;
 }
 
-Status addPair(SSL_CTX* c, const config::CertificatePair& p) {
-  if (SSL_CTX_use_certificate_chain_file(c, p.cert.c_str()) != 1)
-    return Status::invalid(fmt::format("certificate chain '{}': {}", p.cert, opensslError()));
-  if (SSL_CTX_use_PrivateKey_file(c, p.key.c_str(), SSL_FILETYPE_PEM) != 1)
+Status addPair(SSL_CTX* c, const config::CertificatePair& p, const LoadedPair& loaded) {
+  // use_certificate selects the slot of the leaf's key type; the chain is that slot's.
+  if (SSL_CTX_use_certificate(c, loaded.leaf.get()) != 1)
+    return Status::invalid(fmt::format("certificate '{}': {}", p.cert, opensslError()));
+  for (const auto& x : loaded.chain)
+    if (SSL_CTX_add1_chain_cert(c, x.get()) != 1)
+      return Status::invalid(fmt::format("certificate chain '{}': {}", p.cert, opensslError()));
+  if (SSL_CTX_use_PrivateKey(c, loaded.key.get()) != 1)
     return Status::invalid(fmt::format("key '{}': {}", p.key, opensslError()));
   if (SSL_CTX_check_private_key(c) != 1)
     return Status::invalid(fmt::format("key '{}' does not match certificate '{}'", p.key, p.cert));
@@ -167,16 +192,17 @@ SSL_CTX* TlsSnapshot::forServerName(std::string_view name) const {
   return nullptr;
 }
 
-Result<std::shared_ptr<const TlsSnapshot>> buildServerTls(const config::Tls& tls) {
+Result<std::shared_ptr<const TlsSnapshot>> buildServerTls(const config::Tls& tls, FileSource& files) {
   auto snap = std::make_shared<TlsSnapshot>();
   // Group pairs by their name set; the group holding the default certificate is the default.
   std::vector<config::CertificatePair> pairs = {tls.default_cert};
   pairs.insert(pairs.end(), tls.extra.begin(), tls.extra.end());
   std::vector<std::pair<std::vector<std::string>, SslCtxPtr>> groups;
   for (const auto& p : pairs) {
-    auto info = inspectPair(p);
-    if (!info) return info.status();
-    std::vector<std::string> key = info->names;
+    auto loaded = readPair(p, files);
+    if (!loaded) return loaded.status();
+    auto info = describe(p, *loaded);
+    std::vector<std::string> key = info.names;
     for (auto& n : key)
       for (char& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     std::sort(key.begin(), key.end());
@@ -189,8 +215,8 @@ Result<std::shared_ptr<const TlsSnapshot>> buildServerTls(const config::Tls& tls
       ctx = *made;
       groups.emplace_back(key, ctx);
     }
-    if (Status s = addPair(ctx.get(), p); !s) return s;
-    snap->certificates.push_back(*info);
+    if (Status s = addPair(ctx.get(), p, *loaded); !s) return s;
+    snap->certificates.push_back(std::move(info));
   }
   snap->default_ctx = groups.front().second;
   for (const auto& [names, ctx] : groups)
@@ -248,7 +274,7 @@ Result<SslCtxPtr> makeClientContext(const std::string& ca_file, bool verify) {
 Status CertStore::load() { return reload(); }
 
 Status CertStore::reload() {
-  auto snap = buildServerTls(tls_);
+  auto snap = buildServerTls(tls_, files_);
   if (!snap) return snap.status();
   std::lock_guard lock(mu_);
   snap_ = *snap;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "util/file_source.h"
 #include "util/status.h"
 
 namespace postern::tls {
@@ -39,7 +40,7 @@ struct CertificateInfo {
 };
 
 // Loads and checks one cert/key pair: readable PEM, key matches certificate.
-Result<CertificateInfo> inspectPair(const config::CertificatePair& pair);
+Result<CertificateInfo> inspectPair(const config::CertificatePair& pair, FileSource& files = directFiles());
 
 // The server side as one immutable value: a context per distinct set of names (an RSA
 // and an ECDSA certificate for the same names share one context, and OpenSSL picks by
@@ -52,7 +53,7 @@ struct TlsSnapshot {
   // Context for an SNI name: exact match first, then a "*." wildcard one label up; null: default.
   SSL_CTX* forServerName(std::string_view name) const;
 };
-Result<std::shared_ptr<const TlsSnapshot>> buildServerTls(const config::Tls& tls);
+Result<std::shared_ptr<const TlsSnapshot>> buildServerTls(const config::Tls& tls, FileSource& files = directFiles());
 inline constexpr long kExpirySoonDays = 14;
 // `config check` for certificates: each pair readable, PEM, key matching; an expired
 // certificate is an error, one expiring within kExpirySoonDays a warning, and a note
@@ -64,7 +65,8 @@ Result<SslCtxPtr> makeClientContext(const std::string& ca_file, bool verify);
 
 class CertStore {
  public:
-  explicit CertStore(config::Tls tls) : tls_(std::move(tls)) {}
+  // Certificates and keys are read through `files` (the privileged reader after a drop).
+  explicit CertStore(config::Tls tls, FileSource& files = directFiles()) : tls_(std::move(tls)), files_(files) {}
   // Builds the first snapshot; an error here refuses to start.
   Status load();
   // Rebuilds from the files; on failure the previous snapshot keeps serving.
@@ -77,6 +79,7 @@ class CertStore {
 
  private:
   config::Tls tls_;
+  FileSource& files_;
   mutable std::mutex mu_;
   std::shared_ptr<const TlsSnapshot> snap_;
 };

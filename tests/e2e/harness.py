@@ -86,9 +86,12 @@ class Postern:
     """One running server. Use as a context manager or call start()/stop()."""
 
     def __init__(self, workdir, listeners=None, extra_toml="", accounts=None, aliases=None, tls=True,
-                 proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT, data_dir="data"):
+                 proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT, data_dir="data", user="root",
+                 server_toml=""):
         """`data_dir` (spool/ and state/) is relative to `workdir` unless absolute, e.g. on a
-        file system the test mounted; the mailbox root stays `workdir`/mail."""
+        file system the test mounted; the mailbox root stays `workdir`/mail. `user` is
+        [server] user: tests run as root in private folders (pytest's tmp_path is root-only),
+        so they keep root explicitly; test_privileges.py covers the drop (None: no setting)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {}
@@ -98,6 +101,8 @@ class Postern:
         self.protect_toml = protect_toml
         self.tls = tls
         self.threads = threads
+        self.user = user
+        self.server_toml = server_toml   # more [server] keys, e.g. "max_connections = 50"
         self.proc = None
         self._data_dir_setting = str(data_dir)
         self.data_dir = self.dir / data_dir
@@ -119,7 +124,7 @@ class Postern:
 
     def _write_config(self):
         lines = [f'hostname = "{HOSTNAME}"', f'data_dir = "{self._data_dir_setting}"', "", "[server]",
-                 f"threads = {self.threads}",
+                 f"threads = {self.threads}", f'user = "{self.user}"' if self.user else "", self.server_toml,
                  'shutdown_timeout = "10s"', "", "[directory]", 'accounts = "accounts.cf"', 'aliases = "virtual.cf"',
                  "", "[mailbox]", 'root = "mail"', ""]
         if self.tls:
@@ -153,6 +158,11 @@ class Postern:
             wait_until(lambda: self._can_connect(port) or self._died(), timeout=15, what=f"{service} listening")
             if self._died():
                 raise AssertionError(f"postern exited early ({self.proc.returncode}):\n{self.log()}")
+        # Ports answer as soon as they are bound, before the spool is recovered and the
+        # control socket made: ready means the server said so.
+        wait_until(lambda: "server.started" in self.log() or self._died(), timeout=30, what="server.started")
+        if self._died():
+            raise AssertionError(f"postern exited early ({self.proc.returncode}):\n{self.log()}")
         return self
 
     def _died(self):

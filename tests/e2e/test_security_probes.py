@@ -3,10 +3,11 @@ command, forged EHLO names in Received, an over-long SASL response, invalid UTF-
 logs, and `postern ban` without access to the control socket."""
 
 import socket
+import time
 
 import pytest
 
-from harness import Postern, replies_until_close
+from harness import Postern, replies_until_close, wait_until
 
 
 def connect(port):
@@ -219,3 +220,66 @@ def test_json_log_stays_valid_utf8_with_client_bytes(tmp_path):
             json.loads(line.decode("utf-8"))   # strict: raises on invalid UTF-8
     ev = json.loads(raw.decode("utf-8"))
     assert ev["user"] == "bad\\xff\\xfe\\xc3(user@example.test", ev
+
+
+# -- Per-peer limits before the PROXY header ---------------------------------------------------
+
+TRUST_ONE = '[proxy_protocol]\ntrusted_networks = ["127.0.0.1/32"]\nheader_timeout = "30s"'
+
+
+def test_silent_untrusted_peers_cannot_lock_out_the_proxy(tmp_path):
+    """50 silent connections from an address that is not a trusted proxy, on a `required`
+    listener with max_connections = 50: each is closed at once, so the real proxy (127.0.0.1)
+    is still served. Before the fix they held every slot until header_timeout."""
+    with Postern(tmp_path / "p", listeners=[("smtp", "required")], proxy_toml=TRUST_ONE,
+                 server_toml="max_connections = 50",
+                 protect_toml='[protect]\nallow_networks = ["127.0.0.9/32"]\nmax_connections_per_client = 100\nmax_connection_rate = 10000') as p:
+        port = p.ports["smtp"]
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+                  for _ in range(50)]
+        try:
+            # header_timeout is 30s: only the immediate close can log these within 10s.
+            wait_until(lambda: len(p.log_events("proxy.untrusted_peer")) == 50, timeout=10,
+                       what="50 untrusted peers closed")
+            for s in silent:   # closed without a byte
+                s.settimeout(3)
+                assert s.recv(100) == b""
+            with connect(port) as s:
+                s.sendall(b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 25\r\n")
+                s.settimeout(10)
+                assert s.recv(100).startswith(b"220 ")
+        finally:
+            for s in silent:
+                s.close()
+        events = p.log_events("proxy.untrusted_peer")
+        assert len(events) == 50 and all(e["peer"].startswith("127.0.0.2:") for e in events)
+        assert events[0]["detail"] == "closed at once: not in trusted_networks"
+        assert not p.log_events("net.max_connections")
+
+
+def test_per_client_limit_applies_before_the_first_bytes(tmp_path):
+    """On a mixed implicit-TLS listener a direct client's first bytes are read before the
+    handshake; its per-address limit must apply before that wait, not after."""
+    with Postern(tmp_path / "p", listeners=[("submissions", "mixed")], proxy_toml=TRUST_ONE,
+                 protect_toml='[protect]\nallow_networks = ["127.0.0.9/32"]\nmax_connections_per_client = 3\nmax_connection_rate = 10000') as p:
+        port = p.ports["submissions"]
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+                for _ in range(3)]
+        try:
+            time.sleep(0.5)   # let the server accept (and count) the three held connections
+            extra = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+            extra.settimeout(3)
+            assert extra.recv(100) == b""   # refused at once: no TLS, nothing read
+            extra.close()
+            ev = p.wait_event("protect.too_many_connections")
+            assert ev["client"].startswith("127.0.0.2:")
+            # Another address is unaffected.
+            with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.3", 0)) as s:
+                import ssl
+                c = ssl.create_default_context()
+                c.check_hostname, c.verify_mode = False, ssl.CERT_NONE
+                with c.wrap_socket(s) as t:
+                    assert t.recv(100).startswith(b"220 ")
+        finally:
+            for s in held:
+                s.close()
