@@ -105,9 +105,13 @@ void Connection::logProxyEvent(EventId event, std::string_view detail, std::stri
 net::awaitable<bool> Connection::refuseHeader(std::string& leftover, bool trusted) {
   // Server-first protocols (SMTP) are greeted at once; their first bytes are checked by
   // the session. A TLS or HTTP client speaks first, so its first bytes are looked at here.
-  if (!info_.listener->service->implicit_tls && info_.listener->service->service != config::Service::kMetrics)
-    co_return true;
-  stream_.setDeadline(std::chrono::milliseconds(ctx_.config.smtp.command_timeout_ms));
+  const bool http = info_.listener->service->service == config::Service::kMetrics;
+  if (!info_.listener->service->implicit_tls && !http) co_return true;
+  // An HTTP client gets the request timeout from its first byte on, not an SMTP command's.
+  if (http)
+    stream_.setDeadline(metrics::kHttpReadTimeout);
+  else
+    stream_.setDeadline(std::chrono::milliseconds(ctx_.config.smtp.command_timeout_ms));
   for (;;) {
     auto sig = proxy::detectSignature(proxy::asBytes(leftover));
     if (sig == proxy::Signature::kNone) co_return true;

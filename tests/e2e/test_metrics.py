@@ -259,6 +259,19 @@ def test_http_errors(srv, request_text, status):
         assert headers["allow"] == "GET, HEAD"
 
 
+def test_silent_client_is_closed_after_the_read_timeout(srv):
+    """Nothing sent: the connection ends after the 10 s request timeout (not an SMTP
+    command timeout), so idle sockets cannot hold the metrics listener's 32 slots."""
+    with socket.create_connection(("127.0.0.1", srv.ports["metrics"]), timeout=30) as c:
+        t0 = time.monotonic()
+        assert c.recv(4096) == b""
+        assert 9 < time.monotonic() - t0 < 20
+    with socket.create_connection(("127.0.0.1", srv.ports["metrics"]), timeout=30) as c:
+        c.sendall(b"GET /metrics HTTP/1.1\r\n")   # an incomplete head: 408 at the timeout
+        f = c.makefile("rb")
+        assert f.readline().startswith(b"HTTP/1.1 408 ")
+
+
 def test_head_and_http10(srv):
     port = srv.ports["metrics"]
     status, headers, body = get(port, "/metrics", method="HEAD")
