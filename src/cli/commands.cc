@@ -41,6 +41,7 @@ int usage(int status) {
                "  ban list | ban add IP [--for DURATION] | ban del IP\n"
                "  queue list | queue show ID | queue retry ID|--all | queue delete ID | queue bounce ID\n"
                "  doctor [--through [LISTENER=]HOST:PORT] [--ca FILE]\n"
+               "  import docker-mailserver DIR [--output FILE] [--dry-run] [--force]\n"
                "  version\n"
                "default configuration: %s\n",
                kDefaultConfigPath);

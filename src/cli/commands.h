@@ -17,6 +17,9 @@ struct Args {
   std::string ca_file;                // doctor --ca
   std::string ban_for;                // ban add --for
   bool all = false;                   // queue retry --all
+  std::string output;                 // import --output (default: config_path)
+  bool dry_run = false;               // import --dry-run
+  bool force = false;                 // import --force
 };
 
 int runServe(const Args& a);
@@ -26,6 +29,7 @@ int runAlias(const Args& a);
 int runBan(const Args& a);
 int runQueue(const Args& a);
 int runDoctor(const Args& a);
+int runImport(const Args& a);   // cli/import.cc
 int usage(int status);
 
 }  // namespace postern::cli

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
     else if (arg == "--ca") a.ca_file = value("--ca");
     else if (arg == "--for") a.ban_for = value("--for");
     else if (arg == "--all") a.all = true;
+    else if (arg == "--output" || arg == "-o") a.output = value("--output");
+    else if (arg == "--dry-run") a.dry_run = true;
+    else if (arg == "--force") a.force = true;
     else if (arg == "--help" || arg == "-h") return usage(0);
     else if (arg.size() > 1 && arg[0] == '-') {
       std::fprintf(stderr, "postern: unknown option %s\n", arg.c_str());
@@ -40,6 +43,7 @@ int main(int argc, char** argv) {
   if (cmd == "ban") return runBan(a);
   if (cmd == "queue") return runQueue(a);
   if (cmd == "doctor") return runDoctor(a);
+  if (cmd == "import") return runImport(a);
   if (cmd == "version" || cmd == "--version") {
     std::printf("postern %s\n", POSTERN_VERSION);
     return 0;

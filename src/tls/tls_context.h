@@ -39,6 +39,18 @@ struct CertificateInfo {
   long days_left = 0;
 };
 
+struct LoadedPair;   // a parsed leaf, chain and key (tls_context.cc)
+
+// The certificate a [[tls.traefik]] source serves now: of the entries in Traefik's
+// acme.json (of its resolver, if named) whose certificate covers every wanted name, the one
+// that expires last. `skipped` names entries that could not be used.
+struct TraefikChoice {
+  CertificateInfo info;
+  std::shared_ptr<LoadedPair> loaded;
+  std::vector<std::string> skipped;
+};
+Result<TraefikChoice> chooseFromTraefik(const config::TraefikSource& src, FileSource& files);
+
 // Loads and checks one cert/key pair: readable PEM, key matches certificate.
 Result<CertificateInfo> inspectPair(const config::CertificatePair& pair, FileSource& files = directFiles());
 
