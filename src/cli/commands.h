@@ -28,6 +28,7 @@ int runAccount(const Args& a);
 int runAlias(const Args& a);
 int runBan(const Args& a);
 int runQueue(const Args& a);
+int runCert(const Args& a);
 int runDoctor(const Args& a);
 int runImport(const Args& a);   // cli/import.cc
 int usage(int status);

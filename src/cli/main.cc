@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   if (cmd == "alias") return runAlias(a);
   if (cmd == "ban") return runBan(a);
   if (cmd == "queue") return runQueue(a);
+  if (cmd == "cert") return runCert(a);
   if (cmd == "doctor") return runDoctor(a);
   if (cmd == "import") return runImport(a);
   if (cmd == "version" || cmd == "--version") {

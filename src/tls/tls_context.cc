@@ -84,6 +84,8 @@ void fillInfo(X509* x, CertificateInfo& info) {
   char buf[512];
   X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof buf);
   info.subject = buf;
+  X509_NAME_oneline(X509_get_issuer_name(x), buf, sizeof buf);
+  info.issuer = buf;
   if (ASN1_INTEGER* s = X509_get_serialNumber(x)) {
     BIGNUM* bn = ASN1_INTEGER_to_BN(s, nullptr);
     char* hex = BN_bn2hex(bn);
@@ -364,6 +366,28 @@ std::vector<config::Diagnostic> checkCertificates(const config::Config& c) {
     for (const auto& problem : chosen->skipped)
       out.push_back({Sev::kWarning, src.pos, fmt::format("'{}': skipped {}", src.file, problem)});
     judge(src.pos, chosen->info.cert_path, chosen->info);
+  }
+  return out;
+}
+
+std::vector<SourceStatus> certificateStatus(const config::Tls& tls, FileSource& files) {
+  std::vector<SourceStatus> out;
+  if (!tls.configured) return out;
+  std::vector<config::CertificatePair> pairs;
+  if (!tls.default_cert.cert.empty()) pairs.push_back(tls.default_cert);
+  pairs.insert(pairs.end(), tls.extra.begin(), tls.extra.end());
+  for (const auto& p : pairs) {
+    SourceStatus st{p.cert, std::nullopt, ""};
+    if (auto info = inspectPair(p, files)) st.info = *info;
+    else st.error = info.status().message();
+    out.push_back(std::move(st));
+  }
+  for (const auto& src : tls.traefik) {
+    SourceStatus st{src.resolver.empty() ? src.file : fmt::format("{} (resolver {})", src.file, src.resolver),
+                    std::nullopt, ""};
+    if (auto chosen = chooseFromTraefik(src, files)) st.info = chosen->info;
+    else st.error = chosen.status().message();
+    out.push_back(std::move(st));
   }
   return out;
 }

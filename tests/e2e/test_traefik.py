@@ -5,6 +5,7 @@ entry served is the one whose certificate covers the names and expires last."""
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -143,3 +144,31 @@ def test_root_only_acme_json_after_the_privilege_drop(acme_v2):
             assert stat.S_IMODE((private / "acme.json").stat().st_mode) == 0o600
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_cert_status_lists_every_source(tmp_path, acme_v2):
+    """`postern cert status`: the [tls] file and the Traefik entry, each with its names,
+    issuer, expiry and days left; an unusable source is an error line and exit 1."""
+    acme, _, _ = acme_v2
+    p = Postern(tmp_path / "p", listeners=[("submissions", "off")],
+                extra_toml=f'[[tls.traefik]]\nfile = "{acme}"\nresolver = "le"\nnames = ["smtp.example.test"]')
+    text = p.config_path.read_text()   # [[tls.traefik]] belongs under the harness's [tls]
+    text = text.replace(f'[[tls.traefik]]\nfile = "{acme}"', "").replace('resolver = "le"\nnames = ["smtp.example.test"]', "")
+    text = text.replace(f'key = "{p.key}"', f'key = "{p.key}"\n[[tls.traefik]]\nfile = "{acme}"\nresolver = "le"\n'
+                        'names = ["smtp.example.test"]')
+    p.config_path.write_text(text)
+    r = p.cli("cert", "status", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("ok names=mail.example.test,localhost ") and f'source="{p.cert}"' in lines[0], lines
+    assert re.search(r" days_left=36[45] ", lines[0]) and 'issuer="/CN=mail.example.test"' in lines[0]
+    assert lines[1].startswith("ok names=mail.example.test,smtp.example.test ") and "resolver le, entry 2" in lines[1]
+    assert "serial=0C " in lines[1] and re.search(r" days_left=(89|90) ", lines[1]), lines[1]
+    assert lines[1].endswith(" renewal=external"), lines[1]
+    acme.write_text("{ broken")
+    r = p.cli("cert", "status", check=False)
+    assert r.returncode == 1
+    assert r.stdout.splitlines()[1].startswith(f'error source={acme} (resolver le) reason="'), r.stdout
+    r = p.cli("cert", "renew", check=False)
+    assert r.returncode == 1 and "needs the built-in ACME client" in r.stderr
