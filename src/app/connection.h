@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "net/stream.h"
 #include "smtp/server/context.h"
+#include "metrics/server_metrics.h"
 
 namespace postern::smtp {
 class Session;
@@ -38,17 +39,21 @@ class Connection {
   // Reads the first bytes of a client that must not send a header; false (logged) when
   // they are a PROXY signature.
   net::awaitable<bool> refuseHeader(std::string& leftover, bool trusted);
-  void logProxyEvent(std::string_view event, std::string_view counter, std::string_view detail,
-                     std::string_view fix);
+  // Counts `event` (its name is also the log event) and the listener's PROXY error kind.
+  void logProxyEvent(EventId event, std::string_view detail, std::string_view fix);
+  // The metrics listener: the PROXY stage, then one HTTP request.
+  net::awaitable<void> serveHttp();
 
   smtp::ServerContext& ctx_;
   net::Stream stream_;
   smtp::ConnectionInfo info_;
+  metrics::ListenerMetrics& metrics_;
   std::chrono::steady_clock::time_point start_;
   smtp::Session* session_ = nullptr;
   // False when the peer had already reset the connection before it was looked at (HAProxy's
   // layer-4 health checks do this): its address is unknown and nothing can be served.
   bool peer_known_ = false;
+  bool proxy_refused_ = false;   // logProxyEvent ran: the PROXY stage refused the peer
   bool admitted_ = false;   // counted by the protector until the connection ends   // while the protocol session runs
 };
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <ctime>
 #include <latch>
 #include <list>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "queue/queue.h"
 #include "directory/directory_service.h"
 #include "log/log.h"
+#include "metrics/server_metrics.h"
 #include "net/asio.h"
 #include "smtp/server/context.h"
 #include "protect/dnsbl.h"
@@ -53,6 +55,8 @@ constexpr long kExpiryErrorDays = 7;
 constexpr unsigned kCpuThreads = 2;
 constexpr unsigned kDeliveryThreads = 2;
 constexpr auto kAcceptRetryPause = 100ms;   // after EMFILE and the like
+// Concurrent connections to metrics listeners (apart from server.max_connections).
+constexpr size_t kMaxMetricsConnections = 32;
 
 struct Worker {
   asio::io_context io{1};
@@ -79,7 +83,8 @@ void nameThreads(asio::thread_pool& pool, unsigned threads, const std::string& p
 
 class Server {
  public:
-  explicit Server(std::shared_ptr<const config::Config> cfg) : cfg_(std::move(cfg)) {}
+  explicit Server(std::shared_ptr<const config::Config> cfg)
+      : cfg_(std::move(cfg)), metrics_(cfg_->listeners, shutting_down_) {}
   int run();
 
  private:
@@ -89,6 +94,8 @@ class Server {
   void reloadCertificates(std::string_view why);
   void logExpiry();
   void beginShutdown();
+  // The families read at scrape time from the spool, queue, protector and certificates.
+  void registerCollectors();
 
   // Decides whether to drop root and prepares for it: resolves the service user and hands
   // it the data and mail folders. Sets target_ when a drop is due.
@@ -101,11 +108,15 @@ class Server {
   OwnershipChange owner_changes_;
   std::unique_ptr<PrivilegedReader> reader_;   // outlives every user of files()
   FileSource& files() { return reader_ ? static_cast<FileSource&>(*reader_) : directFiles(); }
-  Counters counters_;
   std::atomic<uint64_t> next_seq_{1};
   std::atomic<uint64_t> next_conn_{1};
   std::atomic<bool> shutting_down_{false};
+  metrics::ServerMetrics metrics_;   // after shutting_down_, which it reads
+  Counters& counters_ = metrics_.events();
   std::atomic<size_t> open_connections_{0};
+  std::atomic<size_t> metrics_connections_{0};   // not in open_connections_: never delay the drain
+  // Metrics listeners stay open while the server drains, so /readyz can be seen failing.
+  std::unordered_set<const tcp::acceptor*> kept_open_;
   std::unique_ptr<tls::CertStore> certs_;
   std::unique_ptr<directory::DirectoryService> directory_;
   std::unique_ptr<spool::Spool> spool_;
@@ -138,24 +149,28 @@ awaitable<void> Server::acceptLoop(tcp::acceptor& acceptor, const config::Listen
       co_await t.async_wait(net::use_nothrow);
       continue;
     }
-    if (open_connections_.load() >= cfg_->server.max_connections) {
+    const bool http = listener.service->service == config::Service::kMetrics;
+    std::atomic<size_t>& open = http ? metrics_connections_ : open_connections_;
+    const size_t limit = http ? kMaxMetricsConnections : cfg_->server.max_connections;
+    if (open.load() >= limit) {
       counters_.inc("net.max_connections");
-      log::warn("net.max_connections").kv("listener", listener.name).kv("limit", uint64_t(cfg_->server.max_connections));
+      metrics_.listener(&listener).count(metrics::Outcome::kMaxConnections);
+      log::warn("net.max_connections").kv("listener", listener.name).kv("limit", uint64_t(limit));
       std::error_code ignored;
       sock.close(ignored);
       continue;
     }
-    ++open_connections_;
+    ++open;
     uint64_t id = next_conn_++;
     Worker* wp = &w;
     asio::co_spawn(
         w.io,
-        [this, wp, id, &listener, s = std::move(sock)]() mutable -> awaitable<void> {
+        [this, wp, id, &listener, open = &open, s = std::move(sock)]() mutable -> awaitable<void> {
           Connection conn(*smtp_ctx_, std::move(s), listener, id);
           wp->connections.insert(&conn);
           co_await conn.run();
           wp->connections.erase(&conn);
-          --open_connections_;
+          --*open;
         },
         asio::detached);
   }
@@ -174,12 +189,11 @@ void Server::reloadCertificates(std::string_view why) {
         .kv("days_left", int64_t(c.days_left));
 }
 
-// Once a day: a warning per certificate at <= 30 days left, an error at <= 7; the figure
-// is kept as a gauge for the metrics endpoint.
+// Once a day: a warning per certificate at <= 30 days left, an error at <= 7 (the metrics
+// endpoint reads the figure at each scrape: postern_tls_certificate_expiry_seconds).
 void Server::logExpiry() {
   if (!certs_) return;
   for (const auto& c : certs_->certificates()) {
-    counters_.get("tls.days_left:" + c.cert_path).store(uint64_t(std::max<long>(c.days_left, 0)));
     if (c.days_left <= kExpiryErrorDays)
       log::error("tls.expiry").kv("file", c.cert_path).kv("names", fmt::format("{}", fmt::join(c.names, ",")))
           .kv("days_left", int64_t(c.days_left)).kv("fix", "renew the certificate; Postern reloads it by itself");
@@ -187,6 +201,48 @@ void Server::logExpiry() {
       log::warn("tls.expiry").kv("file", c.cert_path).kv("names", fmt::format("{}", fmt::join(c.names, ",")))
           .kv("days_left", int64_t(c.days_left)).kv("fix", "renew the certificate; Postern reloads it by itself");
   }
+}
+
+void Server::registerCollectors() {
+  using metrics::Sink;
+  using metrics::Type;
+  metrics::Registry& r = metrics_.registry();
+  r.collector("postern_queue_messages", "Messages owed delivery to at least one recipient.", Type::kGauge,
+              [this](Sink& s) { s.sample({}, double(queue_->size())); });
+  r.collector("postern_queue_recipients_total",
+              "Recipient outcomes of delivery attempts: delivered, deferred (will be retried), bounced (failed for "
+              "good, the sender is notified), expired (bounced because the queue lifetime passed).",
+              Type::kCounter, [this](Sink& s) {
+                queue::QueueStats st = queue_->stats();
+                s.sample({{"outcome", "delivered"}}, double(st.delivered));
+                s.sample({{"outcome", "deferred"}}, double(st.deferred));
+                s.sample({{"outcome", "bounced"}}, double(st.bounced));
+                s.sample({{"outcome", "expired"}}, double(st.expired));
+              });
+  r.collector("postern_queue_attempts_total", "Delivery attempts started (one per message and try).", Type::kCounter,
+              [this](Sink& s) { s.sample({}, double(queue_->stats().attempts)); });
+  r.collector("postern_spool_written_bytes_total",
+              "Bytes appended to spool segments (bodies, envelopes, state records).", Type::kCounter,
+              [this](Sink& s) { s.sample({}, double(spool_->stats().bytes)); });
+  r.collector("postern_spool_commits_total", "Messages made durable in the spool.", Type::kCounter,
+              [this](Sink& s) { s.sample({}, double(spool_->stats().commits)); });
+  r.collector("postern_spool_syncs_total", "fdatasync calls of the spool (commits per sync: the group-commit factor).",
+              Type::kCounter, [this](Sink& s) { s.sample({}, double(spool_->stats().syncs)); });
+  r.collector("postern_spool_disk_bytes", "Size of all spool segment files.", Type::kGauge,
+              [this](Sink& s) { s.sample({}, double(spool_->usage().disk_bytes)); });
+  r.collector("postern_spool_live_bytes", "Body bytes of messages still owed delivery.", Type::kGauge,
+              [this](Sink& s) { s.sample({}, double(spool_->usage().live_bytes)); });
+  r.collector("postern_bans_active", "Client addresses (or IPv6 networks) banned now.", Type::kGauge,
+              [this](Sink& s) { s.sample({}, double(protector_->activeBans())); });
+  r.collector("postern_tls_certificate_expiry_seconds",
+              "Seconds until the certificate expires (negative once expired), by certificate file and name.",
+              Type::kGauge, [this](Sink& s) {
+                if (!certs_) return;
+                double now = double(std::time(nullptr));
+                for (const auto& c : certs_->certificates())
+                  for (const auto& name : c.names)
+                    s.sample({{"file", c.cert_path}, {"name", name}}, double(c.not_after) - now);
+              });
 }
 
 awaitable<void> Server::watchExpiry() {
@@ -228,6 +284,7 @@ void Server::beginShutdown() {
   notifyStopping();
   shutting_down_ = true;
   for (auto& a : acceptors_) {
+    if (kept_open_.count(&a)) continue;   // closed when the loops stop
     std::error_code ignored;
     a.close(ignored);
   }
@@ -382,6 +439,9 @@ int Server::run() {
   spool_options.commit_wait = std::chrono::milliseconds(c.spool.commit_wait_ms);
   spool_options.commit_batch = c.spool.commit_batch;
   spool_options.segment_size = c.spool.segment_size;
+  spool_options.on_durable = [h = &metrics_.spoolCommitSeconds()](std::chrono::steady_clock::duration d) {
+    h->observe(std::chrono::duration<double>(d).count());
+  };
   auto sp = spool::Spool::open(io::posixEnv(), c.spoolDir(), &pending, spool_options);
   if (!sp) {
     log::error("server.start_failed").kv("reason", sp.status().message());
@@ -433,7 +493,7 @@ int Server::run() {
     dnsbl_ = std::move(d.value());
   }
   smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *queue_, certs_.get(), *cpu_pool_, counters_,
-                                          next_seq_, shutting_down_, *protector_, dnsbl_.get()});
+                                          metrics_, next_seq_, shutting_down_, *protector_, dnsbl_.get()});
 
   auto acceptor = acceptors_.begin();
   for (const auto& l : c.listeners) {
@@ -441,6 +501,7 @@ int Server::run() {
     log::info("server.listening").kv("listener", l.name).kv("address", l.address.toString())
         .kv("proxy_protocol", config::proxyModeName(l.proxy))
         .kv("tls", l.service->implicit_tls ? "implicit" : (certs_ ? "starttls" : "none"));
+    if (l.service->service == config::Service::kMetrics) kept_open_.insert(&a);
     asio::co_spawn(main_io, acceptLoop(a, l), asio::detached);
   }
   control_ = std::make_unique<ControlServer>(main_io, c.stateDir() + "/control.sock",
@@ -461,6 +522,8 @@ int Server::run() {
     cert_watcher_->start();
     asio::co_spawn(main_io, watchExpiry(), asio::detached);
   }
+  registerCollectors();
+  metrics_.setStarted();
   log::info("server.started").kv("version", POSTERN_VERSION).kv("hostname", c.hostname).kv("threads", uint64_t(n))
       .kv("pid", uint64_t(::getpid()));
   // Every listener is bound and listening: connections from here on are accepted.

@@ -560,7 +560,7 @@ void Loader::loadListeners(const toml::table& root) {
       if (!s.info) {
         std::string msg = fmt::format("unknown service '{}'", l.service_as_written);
         if (s.suggestion) msg += fmt::format(" (did you mean '{}'?)", *s.suggestion);
-        msg += "; services: smtp, submission, submissions";
+        msg += "; services: smtp, submission, submissions, metrics";
         error(pos(sn), msg);
         ok = false;
       } else if (!s.info->implemented) {
@@ -575,7 +575,7 @@ void Loader::loadListeners(const toml::table& root) {
         l.name = std::string(s.info->name);
       }
     } else if (!t.get("service")) {
-      error(pos(t), "[[listener]] needs 'service' (smtp, submission or submissions)");
+      error(pos(t), "[[listener]] needs 'service' (smtp, submission, submissions or metrics)");
       ok = false;
     } else {
       ok = false;
@@ -590,6 +590,9 @@ void Loader::loadListeners(const toml::table& root) {
       } else {
         l.address = *ep;
       }
+    } else if (!t.get("address") && l.service && l.service->service == Service::kMetrics) {
+      // The metrics listener alone has a default: loopback, where only local scrapers reach it.
+      l.address = *Endpoint::parse(fmt::format("127.0.0.1:{}", l.service->standard_port));
     } else if (!t.get("address")) {
       error(pos(t), "[[listener]] needs 'address' such as \"0.0.0.0:25\"");
       ok = false;
@@ -653,6 +656,10 @@ void Loader::crossChecks() {
                                    "trusted_networks do not include loopback: no proxy could ever connect",
                                    l.name, l.address.toString()));
     }
+    if (l.service->service == Service::kMetrics && !l.address.address.isLoopback())
+      warning(l.pos, fmt::format("metrics listener on {} is reachable from the network and has no authentication; "
+                                 "listen on loopback (\"127.0.0.1:{}\") unless a firewall limits who can reach it",
+                                 l.address.toString(), l.service->standard_port));
     if (l.proxy != ProxyMode::kOff && l.trusted_networks.empty())
       error(l.pos, fmt::format("listener '{}' has proxy_protocol = \"{}\" but trusted_networks is empty", l.name,
                                proxyModeName(l.proxy)));
@@ -751,8 +758,10 @@ std::string describe(const Config& c) {
                        l.name, l.pos.toString(), l.name,
                        l.service_as_written != l.name ? fmt::format(" (written as '{}')", l.service_as_written) : "",
                        l.address.toString(),
-                       l.service->implicit_tls ? "implicit" : (c.tls.configured ? "starttls" : "none"),
-                       l.service->auth_required ? "required before MAIL" : "offered under TLS",
+                       l.service->implicit_tls ? "implicit"
+                       : (c.tls.configured && l.service->offers_starttls) ? "starttls" : "none",
+                       l.service->service == Service::kMetrics ? "none (HTTP: /metrics /healthz /readyz)"
+                       : l.service->auth_required ? "required before MAIL" : "offered under TLS",
                        proxyModeName(l.proxy));
     if (l.proxy != ProxyMode::kOff)
       out += fmt::format("  trusted_networks: {}{}\n  header_timeout: {}\n", fmt::join(nets, ", "),

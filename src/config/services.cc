@@ -13,6 +13,9 @@ const std::vector<ServiceInfo>& allServices() {
       {Service::kImaps, "imaps", 993, true, false, true, false},
       {Service::kPop3, "pop3", 110, false, true, true, false},
       {Service::kPop3s, "pop3s", 995, true, false, true, false},
+      // HTTP: /metrics (Prometheus text format), /healthz, /readyz. 9465 is not an IANA port;
+      // it sits in the range exporters use (prometheus/prometheus wiki, "Default port allocations").
+      {Service::kMetrics, "metrics", 9465, false, false, false, true},
   };
   return kServices;
 }

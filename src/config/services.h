@@ -11,7 +11,7 @@
 
 namespace postern::config {
 
-enum class Service : uint8_t { kSmtp, kSubmission, kSubmissions, kImap, kImaps, kPop3, kPop3s };
+enum class Service : uint8_t { kSmtp, kSubmission, kSubmissions, kImap, kImaps, kPop3, kPop3s, kMetrics };
 
 struct ServiceInfo {
   Service service;

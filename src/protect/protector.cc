@@ -18,6 +18,17 @@ constexpr unsigned kMaxEscalation = 20;
 constexpr unsigned kSweepEvery = 4096;   // table operations between sweeps of idle clients
 }  // namespace
 
+EventId offenseEvent(Offense o) {
+  switch (o) {
+    case Offense::kAuthFailure: return "protect.offense.auth_failures";
+    case Offense::kRelayAttempt: return "protect.offense.relay_attempts";
+    case Offense::kUnknownRecipient: return "protect.offense.unknown_recipients";
+    case Offense::kProtocolError: return "protect.offense.protocol_errors";
+    case Offense::kEarlyTalker: return "protect.offense.early_talkers";
+  }
+  return "protect.offense.protocol_errors";
+}
+
 std::string_view offenseName(Offense o) {
   switch (o) {
     case Offense::kAuthFailure: return "auth_failures";
@@ -105,7 +116,7 @@ std::optional<Ban> Protector::banned(const IpAddress& a) {
 }
 
 bool Protector::record(const IpAddress& a, Offense o, std::string_view detail) {
-  counters_.inc(fmt::format("protect.offense.{}", offenseName(o)));
+  counters_.inc(offenseEvent(o));
   if (exempt(a)) return false;
   unsigned threshold = thresholdFor(o);
   if (threshold == 0) return false;
@@ -162,6 +173,14 @@ bool Protector::unban(const std::string& key, std::string_view why) {
   log::info("protect.unban").kv("client", key).kv("reason", why).kv("was_active", active);
   persist();
   return true;
+}
+
+size_t Protector::activeBans() {
+  std::lock_guard lock(mu_);
+  int64_t t = now();
+  size_t n = 0;
+  for (const auto& [k, b] : bans_) n += b.until > t ? 1 : 0;
+  return n;
 }
 
 std::vector<Ban> Protector::list() {

@@ -25,6 +25,8 @@ namespace postern::protect {
 
 enum class Offense : uint8_t { kAuthFailure, kRelayAttempt, kUnknownRecipient, kProtocolError, kEarlyTalker };
 std::string_view offenseName(Offense o);
+// The counter of an offence: protect.offense.<offenseName>.
+EventId offenseEvent(Offense o);
 
 class Protector {
  public:
@@ -47,6 +49,8 @@ class Protector {
   Ban ban(const std::string& key, int64_t duration_s, std::string reason);
   bool unban(const std::string& key, std::string_view why);
   std::vector<Ban> list();
+  // How many bans are in force now (list().size() without the copies; for /metrics).
+  size_t activeBans();
 
   enum class Admit : uint8_t { kOk, kBanned, kTooManyConnections, kRateExceeded };
   // On kOk the connection is counted until releaseConnection().

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "util/counters.h"
+
 namespace postern::proxy {
 
 // Listener has proxy_protocol = "off" but the peer sent a PROXY header.
@@ -15,7 +17,7 @@ std::string fixForMissingHeader();
 // trusted): the event and counter name to use, and the fix. Used by the connection (implicit
 // TLS, before the handshake) and by the SMTP session (server-first, after the greeting).
 struct HeaderMismatch {
-  const char* event;   // "proxy.unexpected_header" | "proxy.untrusted_header"
+  EventId event;   // "proxy.unexpected_header" | "proxy.untrusted_header"
   std::string fix;
 };
 HeaderMismatch headerWhereNoneExpected(bool listener_off, std::string_view listener, unsigned port);

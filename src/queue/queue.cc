@@ -353,6 +353,11 @@ QueueStats Queue::stats() {
   return stats_;
 }
 
+size_t Queue::size() {
+  std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
 size_t Queue::scheduled() {
   std::lock_guard lock(mu_);
   size_t n = 0;

@@ -76,6 +76,8 @@ class Queue {
   // Waits until nothing is in flight and nothing is due now (tests).
   void drain();
   QueueStats stats();
+  // Messages owed delivery to at least one recipient (in flight or waiting).
+  size_t size();
   // Messages waiting for a later attempt (not in flight, not due).
   size_t scheduled();
 

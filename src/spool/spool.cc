@@ -529,6 +529,7 @@ void Spool::commit(Envelope env, std::shared_ptr<const std::string> tail, Callba
   op.env = std::move(env);
   op.tail = std::move(tail);
   op.cb = std::move(cb);
+  if (options_.on_durable) op.queued = std::chrono::steady_clock::now();
   enqueue(std::move(op));
 }
 
@@ -731,6 +732,7 @@ void Spool::processBatch(std::deque<Op>& batch) {
     refused = Status::fromErrno(refused.sysErrno(), "the spool's disk is full: " + refused.message());
 
   std::vector<std::pair<Callback, Status>> callbacks;
+  const auto durable_at = options_.on_durable ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
   {
     std::lock_guard lock(mu_);
     if (usable && !st) noteWriteError(st, seg_id);
@@ -772,6 +774,7 @@ void Spool::processBatch(std::deque<Op>& batch) {
           l.remaining = op.env.recipients.size();
           l.env = std::move(op.env);
           stats_.commits++;
+          if (options_.on_durable) options_.on_durable(durable_at - op.queued);
           if (l.remaining == 0) release(op.queue_id);
           break;
         }

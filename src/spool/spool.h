@@ -76,6 +76,9 @@ struct SpoolOptions {
   std::chrono::microseconds commit_wait{1000};   // 0: no window, natural batching only
   size_t commit_batch = 128;                      // commits that close the window early
   uint64_t segment_size = kSegmentTargetSize;     // roll to a new segment past this
+  // Called on the writer thread for each commit made durable, with the time since commit()
+  // was called (the metrics' commit latency histogram). Must be quick and must not block.
+  std::function<void(std::chrono::steady_clock::duration)> on_durable;
 };
 
 struct SpoolUsage {
@@ -145,6 +148,7 @@ class Spool {
     Envelope env;                                    // commit
     std::vector<StateChange> changes;                // state
     Callback cb;
+    std::chrono::steady_clock::time_point queued;   // commit: when commit() was called
   };
   struct Segment {
     std::shared_ptr<SegFile> file;

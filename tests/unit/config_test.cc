@@ -149,6 +149,42 @@ TEST_F(ConfigTest, OldServiceNamesWarnAndMapToSubmissions) {
   }
 }
 
+TEST_F(ConfigTest, MetricsListener) {
+  // Loopback: valid, no TLS needed, no warning; PROXY modes accepted like on every service.
+  std::string text = std::string(kBase) + "[proxy_protocol]\ntrusted_networks = [\"127.0.0.1/32\"]\n" +
+                     "[[listener]]\nservice = \"Metrics\"\naddress = \"127.0.0.1:9465\"\nproxy_protocol = \"required\"\n";
+  auto r = load(text);
+  ASSERT_TRUE(r.config) << joined(r);
+  EXPECT_EQ(joined(r).find("listener 'metrics'"), std::string::npos) << joined(r);   // base: smtp without TLS
+  EXPECT_EQ(joined(r).find("metrics listener"), std::string::npos) << joined(r);
+  ASSERT_EQ(r.config->listeners.size(), 2u);
+  const Listener& m = r.config->listeners[1];
+  EXPECT_EQ(m.name, "metrics");
+  EXPECT_EQ(m.service->service, Service::kMetrics);
+  EXPECT_EQ(m.service->standard_port, 9465);
+  EXPECT_FALSE(m.service->implicit_tls || m.service->offers_starttls || m.service->auth_required);
+  EXPECT_EQ(m.proxy, ProxyMode::kRequired);
+  EXPECT_NE(describe(*r.config).find("listener metrics"), std::string::npos) << describe(*r.config);
+  EXPECT_NE(describe(*r.config).find("tls: none"), std::string::npos);
+
+  // Elsewhere: a warning that it is reachable and unauthenticated.
+  r = load(std::string(kBase) + "[[listener]]\nservice = \"metrics\"\naddress = \"0.0.0.0:9465\"\n");
+  ASSERT_TRUE(r.config) << joined(r);
+  EXPECT_NE(joined(r).find(":8:1: warning: metrics listener on 0.0.0.0:9465 is reachable from the network"),
+            std::string::npos)
+      << joined(r);
+
+  // Without an address: loopback on the canonical port.
+  r = load(std::string(kBase) + "[[listener]]\nservice = \"metrics\"\n");
+  ASSERT_TRUE(r.config) << joined(r);
+  EXPECT_EQ(r.config->listeners[1].address.toString(), "127.0.0.1:9465");
+
+  // A misspelling suggests it.
+  r = load(std::string(kBase) + "[[listener]]\nservice = \"metric\"\naddress = \"127.0.0.1:9465\"\n");
+  EXPECT_FALSE(r.config);
+  EXPECT_NE(joined(r).find("unknown service 'metric' (did you mean 'metrics'?)"), std::string::npos) << joined(r);
+}
+
 TEST_F(ConfigTest, ProxyWarnings) {
   std::string text = std::string(kBase) + "[proxy_protocol]\ntrusted_networks = [\"0.0.0.0/0\"]\n";
   auto r = load(text);

@@ -42,7 +42,7 @@ TEST_F(ProtectorTest, DamagedBansFileLineIsSkippedAndTheRestLoaded) {
   EXPECT_TRUE(p.banned(*IpAddress::parse("203.0.113.5")));
   EXPECT_TRUE(p.banned(*IpAddress::parse("203.0.113.6")));
   EXPECT_EQ(p.list().size(), 2u);
-  EXPECT_EQ(counters_.get("protect.bans_file_bad_line").load(), 1u);
+  EXPECT_EQ(counters_.value("protect.bans_file_bad_line"), 1u);
 }
 
 // Saves run on pool threads; concurrent ones must neither collide on the temporary file

@@ -23,6 +23,10 @@ class Queue;
 namespace postern::tls {
 class CertStore;
 }
+namespace postern::metrics {
+class ServerMetrics;
+struct ListenerMetrics;
+}
 namespace postern::protect {
 class Protector;
 class Dnsbl;
@@ -37,7 +41,8 @@ struct ServerContext {
   queue::Queue& queue;              // committed messages go here for delivery
   tls::CertStore* certs;            // null without [tls]
   asio::thread_pool& cpu_pool;      // password hashing and other CPU-heavy work
-  Counters& counters;
+  Counters& counters;               // named events (the same as metrics.events())
+  metrics::ServerMetrics& metrics;
   std::atomic<uint64_t>& next_seq;  // per-process message counter (queue ids, Maildir names)
   std::atomic<bool>& shutting_down;
   protect::Protector& protector;
@@ -53,6 +58,7 @@ struct ConnectionInfo {
   Endpoint client;     // the real client
   Endpoint local;
   bool proxied = false;
+  metrics::ListenerMetrics* metrics = nullptr;   // the listener's series; null in tests
 };
 
 }  // namespace postern::smtp

@@ -9,6 +9,7 @@
 #include "directory/directory_service.h"
 #include "directory/mailbox_name.h"
 #include "log/log.h"
+#include "metrics/server_metrics.h"
 #include "protect/protector.h"
 #include "smtp/proto/address.h"
 #include "smtp/server/session.h"
@@ -71,7 +72,10 @@ void Session::startDnsbl() {
   if (!ctx_.dnsbl || info_.listener->service->service != config::Service::kSmtp) return;
   if (ctx_.protector.exempt(info_.client.address)) return;
   dnsbl_ = std::make_shared<DnsblPending>(stream_.socket().get_executor());
-  ctx_.dnsbl->check(info_.client.address, [p = dnsbl_, ex = stream_.socket().get_executor()](protect::DnsblVerdict v) {
+  ctx_.dnsbl->check(info_.client.address, [p = dnsbl_, ex = stream_.socket().get_executor(),
+                                           &m = ctx_.metrics](protect::DnsblVerdict v) {
+    m.dnsblLookups(!v.listed.empty()).inc();
+    m.dnsblHits().inc(v.listed.size());
     asio::post(ex, [p, v = std::move(v)]() mutable {
       p->verdict = std::move(v);
       p->done = true;

@@ -11,7 +11,7 @@
 namespace postern::smtp {
 
 struct Rejection {
-  std::string_view counter;
+  EventId counter;
   std::optional<protect::Offense> offense = std::nullopt;
 };
 

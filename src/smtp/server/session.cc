@@ -6,6 +6,7 @@
 
 #include "directory/directory_service.h"
 #include "log/log.h"
+#include "metrics/server_metrics.h"
 #include "proxy/diagnostics.h"
 #include "proxy/proxy_parser.h"
 #include "smtp/proto/helo.h"
@@ -26,10 +27,12 @@ Session::Session(ServerContext& ctx, net::Stream& stream, ConnectionInfo info)
       command_timeout_(std::chrono::milliseconds(ctx.config.smtp.command_timeout_ms)) {}
 
 void Session::reply(int code, std::string_view enhanced, std::string_view text) {
+  if (info_.metrics) info_.metrics->reply(code);
   appendReply(out_, code, enhanced, text);
 }
 
 void Session::replyLines(int code, std::string_view enhanced, const std::vector<std::string>& lines) {
+  if (info_.metrics) info_.metrics->reply(code);
   std::vector<std::string_view> views(lines.begin(), lines.end());
   appendReplyLines(out_, code, enhanced, views);
 }
@@ -52,7 +55,7 @@ void Session::reject(const Rejection& r, int code, std::string_view enhanced, st
   auto ev = log::info("smtp.rejected");
   ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
   if (info_.proxied) ev.kv("via", info_.peer.toString());
-  ev.opt("user", user_).kv("code", code).kv("reason", text).kv("counter", r.counter);
+  ev.opt("user", user_).kv("code", code).kv("reason", text).kv("counter", r.counter.name());
   reply(code, enhanced, text);
   if (r.offense && ctx_.protector.record(info_.client.address, *r.offense, text)) {
     reply(421, "4.7.0", fmt::format("{} Client [{}] blocked for repeated errors; try again later",
@@ -128,7 +131,9 @@ void Session::logProxyHeader(bool v1) {
   auto m = proxy::headerWhereNoneExpected(info_.listener->proxy == config::ProxyMode::kOff, info_.listener->name,
                                           info_.listener->address.port);
   ctx_.counters.inc(m.event);
-  log::warn(m.event).kv("conn", info_.id).kv("listener", info_.listener->name)
+  if (info_.metrics)
+    if (int kind = metrics::proxyErrorKind(m.event); kind >= 0) info_.metrics->proxy_errors[size_t(kind)]->inc();
+  log::warn(m.event.name()).kv("conn", info_.id).kv("listener", info_.listener->name)
       .kv("port", uint64_t(info_.listener->address.port)).kv("peer", info_.peer.toString())
       .kv("detail", v1 ? "PROXY v1 header" : "PROXY v2 header").kv("fix", m.fix);
 }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "log/log.h"
+#include "metrics/server_metrics.h"
 #include "smtp/server/session.h"
 #include "tls/tls_context.h"
 
@@ -36,12 +37,15 @@ net::awaitable<bool> Session::onStarttls(const Command& cmd) {
   std::string no_prefix;
   if (!co_await stream_.acceptTls(ctx->default_ctx.get(), no_prefix, reason)) {
     ctx_.counters.inc("tls.handshake_failed");
+    if (info_.metrics)
+      if (metrics::Counter* c = info_.metrics->tls_failed[1][metrics::tlsFailureReason(reason)]) c->inc();
     auto ev = log::warn("tls.handshake_failed");
     ev.kv("conn", info_.id).kv("listener", info_.listener->name).kv("client", info_.client.toString());
     if (info_.proxied) ev.kv("via", info_.peer.toString());
     ev.kv("mode", "starttls").kv("reason", reason);
     co_return false;
   }
+  if (info_.metrics && info_.metrics->tls_ok[1]) info_.metrics->tls_ok[1]->inc();
   log::info("tls.established").kv("conn", info_.id).kv("client", info_.client.toString())
       .kv("tls", stream_.tlsInfo().version + " " + stream_.tlsInfo().cipher).opt("sni", stream_.tlsInfo().sni);
   resetTransaction();
