@@ -73,27 +73,10 @@ def unit_values(text, section, key):
     return [v for s, k, v in unit_settings(text) if s == section and k == key]
 
 
-def binary_supports(toml_tail):
-    """Whether this build accepts a config with `toml_tail` appended (features that other
-    parts of issue 16 add: `[server] user`, the `metrics` service)."""
-    with tempfile.TemporaryDirectory() as d:
-        cfg = Path(d) / "probe.toml"
-        for name in ("accounts.cf", "virtual.cf"):
-            (Path(d) / name).write_text("")
-        cfg.write_text(f'hostname = "probe.test"\ndata_dir = "{d}/data"\n'
-                       '[directory]\naccounts = "accounts.cf"\naliases = "virtual.cf"\n' + toml_tail +
-                       '\n[[listener]]\nservice = "smtp"\naddress = "127.0.0.1:2525"\n')
-        r = subprocess.run([BIN, "config", "check", "--config", str(cfg)], capture_output=True, text=True,
-                           timeout=30)
-        return r.returncode == 0
-
-
 def me():
     return pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
 
 
-SUPPORTS_USER = binary_supports('[server]\nuser = "{}"\ngroup = "{}"\n'.format(*me()))
-SUPPORTS_METRICS = binary_supports('[[listener]]\nservice = "metrics"\naddress = "127.0.0.1:0"\n')
 
 
 # -- systemd unit --------------------------------------------------------------------------------
@@ -668,12 +651,6 @@ def render_postern_toml(workdir, ports, cert, key):
         for i in hits:
             lines[i] = lines[i].replace(old, new)
     text = "\n".join(lines) + "\n"
-    # Until the other parts of issue 16 are in this build: without them the binary rejects
-    # these settings, and the rest of the shipped file is still tested.
-    if not SUPPORTS_USER:
-        text = re.sub(r'^(user|group) = "[^"]*"\n', "", text, flags=re.M)
-    if not SUPPORTS_METRICS:
-        text = re.sub(r'\[\[listener\]\]\nservice = "metrics"\n[^\[]*', "", text)
     return text
 
 
@@ -806,7 +783,6 @@ def test_haproxy_health_checks_pass(compose_setup):
         p.wait_event("proxy.header", listener=listener, command="local")
 
 
-@pytest.mark.skipif(not SUPPORTS_METRICS, reason="this build has no `metrics` service yet (issue 16 item 2)")
 def test_healthcheck_command(compose_setup):
     p, _, ports, _ = compose_setup
     def healthy():
