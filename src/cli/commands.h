@@ -2,6 +2,7 @@
 // function from arguments to an exit status; errors go to stderr.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct Args {
   std::string ca_file;                // doctor --ca
   std::string ban_for;                // ban add --for
   bool all = false;                   // queue retry --all
+  std::map<std::string, std::string> dkim;   // dkim keygen --selector/--type/--bits
 };
 
 int runServe(const Args& a);
@@ -26,6 +28,7 @@ int runAlias(const Args& a);
 int runBan(const Args& a);
 int runQueue(const Args& a);
 int runDoctor(const Args& a);
+int runDkim(const Args& a);   // cli/dkim_command.cc
 int usage(int status);
 
 }  // namespace postern::cli

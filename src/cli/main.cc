@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     else if (arg == "--ca") a.ca_file = value("--ca");
     else if (arg == "--for") a.ban_for = value("--for");
     else if (arg == "--all") a.all = true;
+    else if (arg == "--selector" || arg == "--type" || arg == "--bits") a.dkim[arg.substr(2)] = value(arg.c_str());
     else if (arg == "--help" || arg == "-h") return usage(0);
     else if (arg.size() > 1 && arg[0] == '-') {
       std::fprintf(stderr, "postern: unknown option %s\n", arg.c_str());
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   if (cmd == "ban") return runBan(a);
   if (cmd == "queue") return runQueue(a);
   if (cmd == "doctor") return runDoctor(a);
+  if (cmd == "dkim") return runDkim(a);
   if (cmd == "version" || cmd == "--version") {
     std::printf("postern %s\n", POSTERN_VERSION);
     return 0;
