@@ -47,6 +47,7 @@ int runDkim(const Args& a) {
   if (!r.config) return 1;
   const std::string domain = toLower(a.positional[2]);
   const std::string selector = opt("selector", std::string(dkim::kDefaultSelector));
+  const bool new_folder = ::access(r.config->dkim.keys_dir.c_str(), F_OK) != 0;
   Result<std::string> record = dkim::writeNewKey(r.config->dkim.keys_dir, domain, selector, type, unsigned(*bits));
   if (!record) {
     std::fprintf(stderr, "postern: %s\n", record.status().message().c_str());
@@ -57,7 +58,8 @@ int runDkim(const Args& a) {
   const passwd* pw = ::geteuid() == 0 && r.config->server.user != "root" ? ::getpwnam(r.config->server.user.c_str()) : nullptr;
   if (pw) {
     std::string folder = r.config->dkim.keys_dir + "/" + domain;
-    if (::chown(folder.c_str(), pw->pw_uid, pw->pw_gid) != 0 ||
+    if ((new_folder && ::chown(r.config->dkim.keys_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) ||
+        ::chown(folder.c_str(), pw->pw_uid, pw->pw_gid) != 0 ||
         ::chown((folder + "/" + selector + ".key").c_str(), pw->pw_uid, pw->pw_gid) != 0)
       std::fprintf(stderr, "postern: warning: could not give the key to user %s\n", r.config->server.user.c_str());
   }

@@ -7,6 +7,7 @@ docker-mailserver's opendkim key folder is used as it is."""
 import base64
 import os
 import re
+import signal
 import smtplib
 import ssl
 import stat
@@ -205,3 +206,15 @@ def test_docker_mailserver_opendkim_folder_as_it_is(tmp_path):
         path = s.wait_mail("bob@example.test")[0]
     records = {"mail._domainkey.example.test.": f"v=DKIM1; h=sha256; k=rsa; p={public}"}
     assert dkim.verify(path.read_bytes(), dnsfunc=dns_from(records))
+
+
+def test_sighup_loads_a_key_made_while_running(tmp_path):
+    s = Postern(tmp_path / "postern")
+    with s:
+        s.wait_event("dkim.keys", trigger="start", domains="0")
+        name, value = keygen(s, "example.test", "--type", "ed25519")
+        s.proc.send_signal(signal.SIGHUP)
+        s.wait_event("dkim.key_loaded", trigger="SIGHUP", domain="example.test")
+        submit(s, message(subject="after reload"))
+        path = s.wait_mail("bob@example.test")[0]
+    assert dkim.verify(path.read_bytes(), dnsfunc=dns_from({name: value}))
