@@ -325,12 +325,17 @@ LoadResult Loader::run(std::string_view text) {
   checkReadable(c_.accounts_path, accounts_pos, "accounts file", true);
   checkReadable(c_.aliases_path, aliases_pos, "aliases file", false);
 
-  c_.dkim.keys_dir = "dkim";   // the folder may be absent: then nothing is signed
+  c_.dkim.keys_dir = resolvePath("dkim");   // the folder may be absent: then nothing is signed
   if (const toml::table* t = getTable(root, "dkim")) {
     checkKeys(*t, "[dkim]", {"keys"});
-    getString(*t, "keys", c_.dkim.keys_dir);
+    if (getString(*t, "keys", c_.dkim.keys_dir)) {
+      c_.dkim.keys_dir = resolvePath(c_.dkim.keys_dir);
+      struct stat st;
+      if (::stat(c_.dkim.keys_dir.c_str(), &st) != 0)
+        warning(pos(*t->get("keys")), fmt::format("[dkim] keys folder {} does not exist: no mail will be signed "
+                                                  "(postern dkim keygen DOMAIN creates it)", c_.dkim.keys_dir));
+    }
   }
-  c_.dkim.keys_dir = resolvePath(c_.dkim.keys_dir);
 
   c_.mailbox_root = c_.data_dir + "/mail";
   if (const toml::table* t = getTable(root, "mailbox")) {

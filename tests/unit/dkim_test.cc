@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "config/config.h"
 #include "dkim/canon.h"
 #include "dkim/key_store.h"
 #include "dkim/signer.h"
@@ -246,7 +247,9 @@ TEST_P(DkimSign, FieldShapeAndSignature) {
   size_t start = 0;
   for (size_t eol; (eol = f.find("\r\n", start)) != std::string::npos; start = eol + 2) {
     EXPECT_LE(eol - start + (start ? 7 : 0), kFoldColumn) << f;
-    if (start) EXPECT_EQ(f[start], '\t');
+    if (start) {
+      EXPECT_EQ(f[start], '\t');
+    }
   }
   EXPECT_TRUE(verifies(kMessage, f.substr(0, f.size() - 2), *key));
   std::string changed = kMessage;
@@ -395,6 +398,26 @@ TEST_F(DkimFolder, SignWithKeyForFromDomain) {
   EXPECT_EQ(none.kind, SignOutcome::Kind::kNoKey);
   SignOutcome bad = signWithKeyFor(r.keys, "From: a@example.test\r\nbroken line\r\n\r\n", 1);
   EXPECT_EQ(bad.kind, SignOutcome::Kind::kFailed);
+}
+
+TEST_F(DkimFolder, ConfigSection) {
+  std::ofstream(dir_ + "/accounts.cf") << "";
+  const std::string head =
+      "hostname = \"mail.example.test\"\ndata_dir = \"data\"\n[[listener]]\nservice = \"smtp\"\n"
+      "address = \"127.0.0.1:25\"\n";
+  auto r = config::loadFromString(head, dir_ + "/postern.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->dkim.keys_dir, dir_ + "/dkim");   // default: beside the file, may be absent
+  for (const auto& d : r.diagnostics) EXPECT_EQ(d.message.find("no mail will be signed"), std::string::npos);
+  r = config::loadFromString(head + "[dkim]\nkeys = \"/nonexistent/keys\"\n", dir_ + "/postern.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->dkim.keys_dir, "/nonexistent/keys");
+  bool warned = false;
+  for (const auto& d : r.diagnostics)
+    warned |= d.severity == config::Diagnostic::Severity::kWarning && d.message.find("no mail will be signed") != std::string::npos;
+  EXPECT_TRUE(warned);
+  r = config::loadFromString(head + "[dkim]\nkey = \"x\"\n", dir_ + "/postern.toml");
+  EXPECT_TRUE(r.hasErrors());
 }
 
 }  // namespace
