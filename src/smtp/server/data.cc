@@ -97,12 +97,17 @@ bool Session::holdForSigning() const {
 // DKIM signing at acceptance (docs/configuration.md [dkim]): only mail from an
 // authenticated user, with the key of its From: domain. A message that cannot be signed is
 // still accepted, unsigned, with a warning: refusing it would not make it signable.
-Session::Signed Session::signBody() {
+// Hashing and signing run on the CPU pool, not on this connection's event loop (a large
+// message takes tens of milliseconds); body_ is not touched by anything else meanwhile.
+net::awaitable<Session::Signed> Session::signBody() {
   Signed out;
-  if (!holdForSigning() || spilled_) return out;
+  if (!holdForSigning() || spilled_) co_return out;
   std::shared_ptr<const dkim::KeySet> keys = ctx_.dkim->current();
-  dkim::SignOutcome r = dkim::signWithKeyFor(*keys, body_, static_cast<int64_t>(nowUnixUs() / 1'000'000));
-  if (r.kind == dkim::SignOutcome::Kind::kNoKey) return out;
+  const std::string* message = &body_;
+  const int64_t now = static_cast<int64_t>(nowUnixUs() / 1'000'000);
+  auto work = [keys, message, now]() { return dkim::signWithKeyFor(*keys, *message, now); };
+  dkim::SignOutcome r = co_await net::offload(ctx_.cpu_pool, std::move(work));
+  if (r.kind == dkim::SignOutcome::Kind::kNoKey) co_return out;
   out.domain = r.domain;
   out.selector = r.selector;
   if (r.kind == dkim::SignOutcome::Kind::kFailed) {
@@ -110,17 +115,17 @@ Session::Signed Session::signBody() {
     ctx_.counters.inc("dkim.sign_failed");
     log::warn("dkim.sign_failed").kv("conn", info_.id).kv("queue_id", env_.queue_id).kv("d", r.domain)
         .kv("s", r.selector).kv("reason", r.reason).kv("status", "accepted_unsigned");
-    return out;
+    co_return out;
   }
   out.status = "signed";
   ctx_.counters.inc("dkim.signed");
   body_size_ += r.field.size();
   body_.insert(0, r.field);   // above our Received: the newest trace and signature on top
-  return out;
+  co_return out;
 }
 
 net::awaitable<bool> Session::commitMessage() {
-  Signed dkim = signBody();
+  Signed dkim = co_await signBody();
   env_.size = body_size_;
   pending_tail_ = std::make_shared<const std::string>(std::move(body_));
   body_.clear();

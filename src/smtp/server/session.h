@@ -104,7 +104,7 @@ class Session {
     std::string domain, selector;
   };
   bool holdForSigning() const;
-  Signed signBody();
+  net::awaitable<Signed> signBody();
   std::string receivedHeader() const;
   std::string protocolName() const;
   bool tlsAvailable() const;
