@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import smtplib
+import socket
 import ssl
 import stat
 import subprocess
@@ -217,4 +218,39 @@ def test_sighup_loads_a_key_made_while_running(tmp_path):
         s.wait_event("dkim.key_loaded", trigger="SIGHUP", domain="example.test")
         submit(s, message(subject="after reload"))
         path = s.wait_mail("bob@example.test")[0]
+    assert dkim.verify(path.read_bytes(), dnsfunc=dns_from({name: value}))
+
+
+def test_bdat_submission_is_signed(tmp_path):
+    """CHUNKING (RFC 3030): a message sent in BDAT chunks, larger than the 1 MiB spill
+    threshold, over implicit TLS after AUTH, is signed whole."""
+    s = Postern(tmp_path / "postern")
+    name, value = keygen(s, "example.test", "--type", "ed25519")
+    msg = message(subject="in chunks", body=b"".join(b"chunked line %06d\r\n" % i for i in range(70_000)))
+    with s:
+        raw = socket.create_connection(("127.0.0.1", s.ports["submissions"]), timeout=30)
+        with tls_context().wrap_socket(raw) as c:
+            f = c.makefile("rb")
+
+            def reply():
+                while True:
+                    line = f.readline()
+                    if line[3:4] != b"-":
+                        return line
+
+            assert reply().startswith(b"220")
+            c.sendall(b"EHLO laptop\r\n")
+            assert reply().startswith(b"250")
+            c.sendall(b"AUTH PLAIN " + base64.b64encode(b"\0alice@example.test\0alice-secret-1") + b"\r\n")
+            assert reply().startswith(b"235")
+            c.sendall(b"MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\n")
+            assert reply().startswith(b"250") and reply().startswith(b"250")
+            half = len(msg) // 2
+            c.sendall(b"BDAT %d\r\n" % half + msg[:half])
+            assert reply().startswith(b"250")
+            c.sendall(b"BDAT %d LAST\r\n" % (len(msg) - half) + msg[half:])
+            assert reply().startswith(b"250")
+            c.sendall(b"QUIT\r\n")
+        path = s.wait_mail("bob@example.test", timeout=30)[0]
+        s.wait_event("smtp.accepted", user="alice@example.test", dkim="signed")
     assert dkim.verify(path.read_bytes(), dnsfunc=dns_from({name: value}))
