@@ -26,15 +26,18 @@ int runDkim(const Args& a) {
   };
   std::string type_name = opt("type", "rsa");
   dkim::KeyType type;
-  if (type_name == "rsa") type = dkim::KeyType::kRsa;
-  else if (type_name == "ed25519") type = dkim::KeyType::kEd25519;
+  if (type_name == "rsa")
+    type = dkim::KeyType::kRsa;
+  else if (type_name == "ed25519")
+    type = dkim::KeyType::kEd25519;
   else {
     std::fprintf(stderr, "postern: --type must be rsa or ed25519, not '%s'\n", type_name.c_str());
     return 2;
   }
   std::optional<uint64_t> bits = parseDecimal(opt("bits", std::to_string(dkim::kDefaultRsaBits)), dkim::kMaxRsaBits);
   if (!bits || *bits < dkim::kMinRsaBits) {
-    std::fprintf(stderr, "postern: --bits must be a number from %u to %u (RFC 8301)\n", dkim::kMinRsaBits, dkim::kMaxRsaBits);
+    std::fprintf(stderr, "postern: --bits must be a number from %u to %u (RFC 8301)\n", dkim::kMinRsaBits,
+                 dkim::kMaxRsaBits);
     return 2;
   }
   if (type == dkim::KeyType::kEd25519 && a.dkim.count("bits")) {
@@ -55,7 +58,8 @@ int runDkim(const Args& a) {
   }
   // The server reads keys after dropping root (on SIGHUP): the service user owns them, as
   // opendkim's user owns its keys.
-  const passwd* pw = ::geteuid() == 0 && r.config->server.user != "root" ? ::getpwnam(r.config->server.user.c_str()) : nullptr;
+  const passwd* pw =
+      ::geteuid() == 0 && r.config->server.user != "root" ? ::getpwnam(r.config->server.user.c_str()) : nullptr;
   if (pw) {
     std::string folder = r.config->dkim.keys_dir + "/" + domain;
     if ((new_folder && ::chown(r.config->dkim.keys_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) ||

@@ -10,7 +10,9 @@
 namespace postern::dkim {
 namespace {
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
+bool isWsp(char c) {
+  return c == ' ' || c == '\t';
+}
 
 // RFC 5322 §3.6.8 field-name: printable US-ASCII except colon.
 bool validFieldName(std::string_view n) {
@@ -67,7 +69,7 @@ Result<MessageParts> splitMessage(std::string_view message) {
     }
     pos = next;
   }
-  return m;   // no empty line: the whole message is header, the body is empty
+  return m;  // no empty line: the whole message is header, the body is empty
 }
 
 std::string canonicalHeader(const HeaderField& f, Canon c) {
@@ -104,10 +106,10 @@ void BodyCanonicalizer::feed(std::string_view data) {
 }
 
 void BodyCanonicalizer::finish() {
-  if (!partial_.empty()) line(partial_);   // a last line without CRLF gets one (§3.4.3, §3.4.4)
+  if (!partial_.empty()) line(partial_);  // a last line without CRLF gets one (§3.4.3, §3.4.4)
   partial_.clear();
-  if (!wrote_ && canon_ == Canon::kSimple) sink_("\r\n");   // §3.4.3: an empty body is one CRLF
-  empty_lines_ = 0;                                         // trailing empty lines are ignored
+  if (!wrote_ && canon_ == Canon::kSimple) sink_("\r\n");  // §3.4.3: an empty body is one CRLF
+  empty_lines_ = 0;                                        // trailing empty lines are ignored
 }
 
 void BodyCanonicalizer::line(std::string_view content) {
@@ -135,25 +137,48 @@ std::string canonicalBody(std::string_view body, Canon c) {
   return out;
 }
 
-const std::vector<std::string_view> kSignedHeaders = {
-    "From", "Reply-To", "Sender", "Subject", "Date", "Message-ID", "To", "Cc", "In-Reply-To", "References",
-    "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "Content-ID",
-    "List-Id", "List-Help", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Subscribe", "List-Post",
-    "List-Owner", "List-Archive", "Resent-Date", "Resent-From", "Resent-To", "Resent-Cc", "Resent-Message-ID"};
+const std::vector<std::string_view> kSignedHeaders = {"From",
+                                                      "Reply-To",
+                                                      "Sender",
+                                                      "Subject",
+                                                      "Date",
+                                                      "Message-ID",
+                                                      "To",
+                                                      "Cc",
+                                                      "In-Reply-To",
+                                                      "References",
+                                                      "MIME-Version",
+                                                      "Content-Type",
+                                                      "Content-Transfer-Encoding",
+                                                      "Content-Disposition",
+                                                      "Content-ID",
+                                                      "List-Id",
+                                                      "List-Help",
+                                                      "List-Unsubscribe",
+                                                      "List-Unsubscribe-Post",
+                                                      "List-Subscribe",
+                                                      "List-Post",
+                                                      "List-Owner",
+                                                      "List-Archive",
+                                                      "Resent-Date",
+                                                      "Resent-From",
+                                                      "Resent-To",
+                                                      "Resent-Cc",
+                                                      "Resent-Message-ID"};
 
 std::vector<std::string> chooseSignedHeaders(const MessageParts& m) {
   std::vector<std::string> h;
   for (std::string_view name : kSignedHeaders) {
     size_t n = 0;
     for (const auto& f : m.fields) n += iequals(f.name, name) ? 1 : 0;
-    if (iequals(name, "From")) ++n;   // oversigned: a From added later fails verification
+    if (iequals(name, "From")) ++n;  // oversigned: a From added later fails verification
     for (size_t i = 0; i < n; ++i) h.emplace_back(name);
   }
   return h;
 }
 
 std::string headerHashInput(const MessageParts& m, const std::vector<std::string>& h, Canon c) {
-  std::map<std::string, size_t> used;   // per lower-cased name: instances taken from the bottom
+  std::map<std::string, size_t> used;  // per lower-cased name: instances taken from the bottom
   std::string out;
   for (const auto& name : h) {
     size_t& taken = used[toLower(name)];
@@ -173,7 +198,7 @@ std::optional<std::string> fromDomain(const MessageParts& m) {
   const HeaderField* from = nullptr;
   for (const auto& f : m.fields) {
     if (!iequals(f.name, "From")) continue;
-    if (from) return std::nullopt;   // RFC 5322 §3.6: exactly one From
+    if (from) return std::nullopt;  // RFC 5322 §3.6: exactly one From
     from = &f;
   }
   if (!from) return std::nullopt;
@@ -189,9 +214,12 @@ std::optional<std::string> fromDomain(const MessageParts& m) {
   } else {
     int depth = 0;
     for (char ch : value) {
-      if (ch == '(') ++depth;
-      else if (ch == ')' && depth > 0) --depth;
-      else if (depth == 0) addr += ch;
+      if (ch == '(')
+        ++depth;
+      else if (ch == ')' && depth > 0)
+        --depth;
+      else if (depth == 0)
+        addr += ch;
     }
   }
   size_t at = addr.rfind('@');

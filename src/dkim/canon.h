@@ -58,8 +58,8 @@ class BodyCanonicalizer {
 
   Canon canon_;
   Sink sink_;
-  std::string partial_;       // bytes of a line whose CRLF has not arrived yet
-  size_t empty_lines_ = 0;    // empty lines held back (dropped if the body ends here)
+  std::string partial_;     // bytes of a line whose CRLF has not arrived yet
+  size_t empty_lines_ = 0;  // empty lines held back (dropped if the body ends here)
   bool wrote_ = false;
 };
 

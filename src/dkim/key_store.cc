@@ -128,8 +128,8 @@ void scanOpendkimTables(const std::string& dir, std::vector<Found>& out, std::ve
     if (pattern.substr(0, 2) == "*@") pattern.remove_prefix(2);
     auto it = by_name.find(std::string(name));
     if (it == by_name.end() || !validDnsName(pattern)) {
-      notes.push_back(fmt::format("{}/SigningTable: line '{}' is not '*@domain keyname' with a KeyTable name; ignored",
-                                  dir, line));
+      notes.push_back(
+          fmt::format("{}/SigningTable: line '{}' is not '*@domain keyname' with a KeyTable name; ignored", dir, line));
       continue;
     }
     Found f = it->second;
@@ -144,7 +144,8 @@ bool validDnsName(std::string_view s) {
   if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos)
     return false;
   for (char c : s)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == '.'))
       return false;
   return true;
 }
@@ -157,7 +158,7 @@ const SigningKey* KeySet::find(std::string_view domain) const {
     size_t dot = d.find('.');
     if (dot == std::string::npos) return nullptr;
     d.erase(0, dot + 1);
-    if (d.find('.') == std::string::npos) return nullptr;   // never a top-level domain's key
+    if (d.find('.') == std::string::npos) return nullptr;  // never a top-level domain's key
   }
 }
 
@@ -169,7 +170,7 @@ ScanResult scanKeyFolder(const std::string& dir) {
   for (const auto& f : found) from_tables.insert(f.domain);
   std::vector<Found> plain;
   scanDomainFolders(dir, plain);
-  if (from_tables.empty()) scanDomainFolders(dir + "/keys", plain);   // the tables name those
+  if (from_tables.empty()) scanDomainFolders(dir + "/keys", plain);  // the tables name those
   scanRspamd(dir, plain);
   for (auto& f : plain)
     if (!from_tables.count(f.domain)) found.push_back(std::move(f));
@@ -213,8 +214,13 @@ void KeyStore::load(std::string_view trigger) {
   auto next = std::make_shared<KeySet>(r.keys);
   std::shared_ptr<const KeySet> previous = current();
   for (const auto& [domain, k] : next->all())
-    log::info("dkim.key_loaded").kv("trigger", trigger).kv("domain", domain).kv("selector", k.selector)
-        .kv("type", keyTypeName(k.type)).kv("bits", uint64_t(k.bits)).kv("file", k.path);
+    log::info("dkim.key_loaded")
+        .kv("trigger", trigger)
+        .kv("domain", domain)
+        .kv("selector", k.selector)
+        .kv("type", keyTypeName(k.type))
+        .kv("bits", uint64_t(k.bits))
+        .kv("file", k.path);
   for (const auto& p : r.problems) {
     auto ev = log::error("dkim.key_failed");
     ev.kv("trigger", trigger).kv("file", p.path).kv("reason", p.reason);
@@ -262,7 +268,8 @@ SignOutcome signWithKeyFor(const KeySet& keys, std::string_view message, int64_t
 Result<std::string> writeNewKey(const std::string& dir, const std::string& domain, const std::string& selector,
                                 KeyType type, unsigned bits) {
   if (!validDnsName(domain)) return Status::invalid(fmt::format("'{}' is not a domain name", domain));
-  if (!validDnsName(selector)) return Status::invalid(fmt::format("'{}' is not a selector (letters, digits, '-', '.')", selector));
+  if (!validDnsName(selector))
+    return Status::invalid(fmt::format("'{}' is not a selector (letters, digits, '-', '.')", selector));
   std::string lower = toLower(domain);
   std::string folder = dir + "/" + lower;
   std::string path = folder + "/" + selector + ".key";

@@ -33,11 +33,13 @@ class KeySet {
   const SigningKey* find(std::string_view domain) const;
   bool empty() const { return keys_.empty(); }
   size_t size() const { return keys_.size(); }
-  void add(std::string signing_domain, SigningKey key) { keys_.insert_or_assign(std::move(signing_domain), std::move(key)); }
+  void add(std::string signing_domain, SigningKey key) {
+    keys_.insert_or_assign(std::move(signing_domain), std::move(key));
+  }
   const std::map<std::string, SigningKey>& all() const { return keys_; }
 
  private:
-  std::map<std::string, SigningKey> keys_;   // by signing domain
+  std::map<std::string, SigningKey> keys_;  // by signing domain
 };
 
 struct KeyProblem {
@@ -47,8 +49,8 @@ struct KeyProblem {
 
 struct ScanResult {
   KeySet keys;
-  std::vector<KeyProblem> problems;   // keys that were found but could not be used
-  std::vector<std::string> notes;     // things ignored on purpose (extra selectors, table lines)
+  std::vector<KeyProblem> problems;  // keys that were found but could not be used
+  std::vector<std::string> notes;    // things ignored on purpose (extra selectors, table lines)
 };
 
 // Reads every key under `dir` (layouts above). A missing folder is an empty result.
@@ -75,10 +77,10 @@ class KeyStore {
 
 struct SignOutcome {
   enum class Kind { kNoKey, kSigned, kFailed } kind = Kind::kNoKey;
-  std::string field;      // the DKIM-Signature field with its CRLF (kSigned)
-  std::string domain;     // d= (kSigned, kFailed)
-  std::string selector;   // s=
-  std::string reason;     // why not (kFailed)
+  std::string field;     // the DKIM-Signature field with its CRLF (kSigned)
+  std::string domain;    // d= (kSigned, kFailed)
+  std::string selector;  // s=
+  std::string reason;    // why not (kFailed)
 };
 
 // Signs `message` with the key of its From: domain. No From: domain with a key is kNoKey;

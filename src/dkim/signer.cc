@@ -19,7 +19,9 @@ namespace {
 
 using Bytes = std::vector<unsigned char>;
 
-std::shared_ptr<EVP_PKEY> own(EVP_PKEY* p) { return std::shared_ptr<EVP_PKEY>(p, EVP_PKEY_free); }
+std::shared_ptr<EVP_PKEY> own(EVP_PKEY* p) {
+  return std::shared_ptr<EVP_PKEY>(p, EVP_PKEY_free);
+}
 
 std::string base64(const unsigned char* p, size_t n) {
   std::string out(4 * ((n + 2) / 3) + 1, '\0');
@@ -68,7 +70,7 @@ void appendFolded(std::string& out, size_t& col, std::string_view text, bool spa
   size_t need = (space ? 1 : 0) + (breakable ? std::min(text.size(), keep + 8) : text.size());
   if (col + need > kFoldColumn && col > 1) {
     out += "\r\n\t";
-    col = 8;   // a tab to the next stop
+    col = 8;  // a tab to the next stop
   } else if (space) {
     out += ' ';
     ++col;
@@ -108,8 +110,12 @@ Result<std::string> rawSign(const SigningKey& key, std::string_view data) {
 
 }  // namespace
 
-std::string_view keyTypeName(KeyType t) { return t == KeyType::kRsa ? "rsa" : "ed25519"; }
-std::string_view algorithmName(KeyType t) { return t == KeyType::kRsa ? "rsa-sha256" : "ed25519-sha256"; }
+std::string_view keyTypeName(KeyType t) {
+  return t == KeyType::kRsa ? "rsa" : "ed25519";
+}
+std::string_view algorithmName(KeyType t) {
+  return t == KeyType::kRsa ? "rsa-sha256" : "ed25519-sha256";
+}
 
 Result<SigningKey> parsePrivateKey(std::string_view contents) {
   if (contents.find("-----BEGIN") != std::string_view::npos) {
@@ -180,8 +186,10 @@ Result<std::string> signMessage(std::string_view message, const SigningKey& key,
 
   // §3.7: body hash over the canonical body.
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> body_ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!body_ctx || EVP_DigestInit_ex(body_ctx.get(), EVP_sha256(), nullptr) != 1) return Status::io("SHA-256 unavailable");
-  BodyCanonicalizer body(Canon::kRelaxed, [&](std::string_view s) { EVP_DigestUpdate(body_ctx.get(), s.data(), s.size()); });
+  if (!body_ctx || EVP_DigestInit_ex(body_ctx.get(), EVP_sha256(), nullptr) != 1)
+    return Status::io("SHA-256 unavailable");
+  BodyCanonicalizer body(Canon::kRelaxed,
+                         [&](std::string_view s) { EVP_DigestUpdate(body_ctx.get(), s.data(), s.size()); });
   body.feed(m.body);
   body.finish();
   unsigned char bh[EVP_MAX_MD_SIZE];

@@ -14,23 +14,23 @@ struct evp_pkey_st;
 
 namespace postern::dkim {
 
-inline constexpr unsigned kMinRsaBits = 1024;    // RFC 8301 §3.2
-inline constexpr unsigned kMaxRsaBits = 4096;    // larger keys do not fit most DNS set-ups
+inline constexpr unsigned kMinRsaBits = 1024;  // RFC 8301 §3.2
+inline constexpr unsigned kMaxRsaBits = 4096;  // larger keys do not fit most DNS set-ups
 inline constexpr unsigned kDefaultRsaBits = 2048;
-inline constexpr size_t kFoldColumn = 78;        // RFC 5322 §2.1.1 recommended line length
-inline constexpr size_t kTxtStringMax = 255;     // RFC 1035 §3.3: one character-string
+inline constexpr size_t kFoldColumn = 78;     // RFC 5322 §2.1.1 recommended line length
+inline constexpr size_t kTxtStringMax = 255;  // RFC 1035 §3.3: one character-string
 
 enum class KeyType { kRsa, kEd25519 };
-std::string_view keyTypeName(KeyType t);          // "rsa" | "ed25519" (the DNS k= value)
-std::string_view algorithmName(KeyType t);        // "rsa-sha256" | "ed25519-sha256" (the a= value)
+std::string_view keyTypeName(KeyType t);    // "rsa" | "ed25519" (the DNS k= value)
+std::string_view algorithmName(KeyType t);  // "rsa-sha256" | "ed25519-sha256" (the a= value)
 
 // A private key and where it signs. Immutable once loaded; shared between sessions.
 struct SigningKey {
-  std::string domain;      // d=
-  std::string selector;    // s=
-  std::string path;        // where it was read from (for logs)
+  std::string domain;    // d=
+  std::string selector;  // s=
+  std::string path;      // where it was read from (for logs)
   KeyType type = KeyType::kRsa;
-  unsigned bits = 0;       // RSA modulus size; 256 for Ed25519
+  unsigned bits = 0;  // RSA modulus size; 256 for Ed25519
   std::shared_ptr<evp_pkey_st> pkey;
 };
 

@@ -84,7 +84,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, DkimBody, testing::ValuesIn(kBodyCases),
 
 struct HeaderCase {
   const char* name;
-  std::string field;   // one field, without the final CRLF
+  std::string field;  // one field, without the final CRLF
   std::string relaxed;
 };
 
@@ -136,7 +136,8 @@ TEST(DkimSplit, NoBodyAndNoEmptyLine) {
 
 TEST(DkimSelect, FromOversignedAndDuplicatesCounted) {
   auto m = splitMessage(
-      "Received: x\r\nfrom: a@example.com\r\nTo: b@example.org\r\nTo: c@example.org\r\nSubject: s\r\nX-Other: 1\r\n\r\n");
+      "Received: x\r\nfrom: a@example.com\r\nTo: b@example.org\r\nTo: c@example.org\r\nSubject: s\r\nX-Other: "
+      "1\r\n\r\n");
   ASSERT_TRUE(m);
   std::vector<std::string> h = chooseSignedHeaders(*m);
   EXPECT_EQ(h, (std::vector<std::string>{"From", "From", "Subject", "To", "To"}));
@@ -228,10 +229,12 @@ TEST_P(DkimSign, FieldShapeAndSignature) {
   auto field = signMessage(kMessage, *key, 1700000000);
   ASSERT_TRUE(field) << field.status().message();
   const std::string& f = *field;
-  std::string flat;   // unfolded, to find tags whatever the folding
+  std::string flat;  // unfolded, to find tags whatever the folding
   for (size_t i = 0; i < f.size(); ++i) {
-    if (f.compare(i, 3, "\r\n\t") == 0) i += 2;
-    else flat += f[i];
+    if (f.compare(i, 3, "\r\n\t") == 0)
+      i += 2;
+    else
+      flat += f[i];
   }
   EXPECT_EQ(f.rfind("DKIM-Signature: v=1; a=", 0), 0u) << f;
   EXPECT_NE(flat.find(GetParam() == KeyType::kRsa ? "a=rsa-sha256;" : "a=ed25519-sha256;"), std::string::npos);
@@ -332,7 +335,7 @@ TEST_F(DkimFolder, KeygenWritesOnceWithModes) {
   ScanResult r = scanKeyFolder(dir_);
   ASSERT_NE(r.keys.find("example.test"), nullptr);
   EXPECT_EQ(r.keys.find("example.test")->selector, "sel1");
-  EXPECT_EQ(r.keys.find("sub.example.test")->domain, "example.test");   // parent's key
+  EXPECT_EQ(r.keys.find("sub.example.test")->domain, "example.test");  // parent's key
   EXPECT_EQ(r.keys.find("test"), nullptr);
   EXPECT_EQ(r.keys.find("example.org"), nullptr);
 }
@@ -354,8 +357,9 @@ TEST_F(DkimFolder, OpendkimTables) {
   // docker-mailserver's config/opendkim: tables name container paths.
   write("keys/a.test/mail.private", pem(KeyType::kRsa));
   write("keys/b.test/mail.private", pem(KeyType::kRsa));
-  write("KeyTable", "mail._domainkey.a.test a.test:mail:/etc/opendkim/keys/a.test/mail.private\n"
-                    "mail._domainkey.b.test b.test:mail:/etc/opendkim/keys/b.test/mail.private\n");
+  write("KeyTable",
+        "mail._domainkey.a.test a.test:mail:/etc/opendkim/keys/a.test/mail.private\n"
+        "mail._domainkey.b.test b.test:mail:/etc/opendkim/keys/b.test/mail.private\n");
   write("SigningTable", "*@a.test mail._domainkey.a.test\n*@c.test mail._domainkey.b.test\n");
   ScanResult r = scanKeyFolder(dir_);
   EXPECT_TRUE(r.problems.empty());
@@ -363,7 +367,7 @@ TEST_F(DkimFolder, OpendkimTables) {
   ASSERT_NE(r.keys.find("c.test"), nullptr);
   EXPECT_EQ(r.keys.find("c.test")->domain, "c.test");
   EXPECT_EQ(r.keys.find("c.test")->path, dir_ + "/keys/b.test/mail.private");
-  EXPECT_EQ(r.keys.find("b.test"), nullptr);   // not in the SigningTable
+  EXPECT_EQ(r.keys.find("b.test"), nullptr);  // not in the SigningTable
 }
 
 TEST_F(DkimFolder, OpendkimKeysFolderWithoutTables) {
@@ -407,14 +411,15 @@ TEST_F(DkimFolder, ConfigSection) {
       "address = \"127.0.0.1:25\"\n";
   auto r = config::loadFromString(head, dir_ + "/postern.toml");
   ASSERT_TRUE(r.config);
-  EXPECT_EQ(r.config->dkim.keys_dir, dir_ + "/dkim");   // default: beside the file, may be absent
+  EXPECT_EQ(r.config->dkim.keys_dir, dir_ + "/dkim");  // default: beside the file, may be absent
   for (const auto& d : r.diagnostics) EXPECT_EQ(d.message.find("no mail will be signed"), std::string::npos);
   r = config::loadFromString(head + "[dkim]\nkeys = \"/nonexistent/keys\"\n", dir_ + "/postern.toml");
   ASSERT_TRUE(r.config);
   EXPECT_EQ(r.config->dkim.keys_dir, "/nonexistent/keys");
   bool warned = false;
   for (const auto& d : r.diagnostics)
-    warned |= d.severity == config::Diagnostic::Severity::kWarning && d.message.find("no mail will be signed") != std::string::npos;
+    warned |= d.severity == config::Diagnostic::Severity::kWarning &&
+              d.message.find("no mail will be signed") != std::string::npos;
   EXPECT_TRUE(warned);
   r = config::loadFromString(head + "[dkim]\nkey = \"x\"\n", dir_ + "/postern.toml");
   EXPECT_TRUE(r.hasErrors());
