@@ -138,6 +138,25 @@ void scanOpendkimTables(const std::string& dir, std::vector<Found>& out, std::ve
   }
 }
 
+// The From: domain of a header section splitMessage refused: its From: field alone, so that
+// a message that cannot be signed is reported only when its domain has a key.
+std::optional<std::string> lenientFromDomain(std::string_view message) {
+  std::string_view header = message.substr(0, message.find("\r\n\r\n"));
+  size_t pos = 0;
+  while (pos < header.size()) {
+    size_t eol = std::min(header.find("\r\n", pos), header.size());
+    if (istartsWith(header.substr(pos, eol - pos), "from:")) {
+      while (eol + 2 < header.size() && (header[eol + 2] == ' ' || header[eol + 2] == '\t'))
+        eol = std::min(header.find("\r\n", eol + 2), header.size());
+      const std::string field = std::string(header.substr(pos, eol - pos)) + "\r\n\r\n";
+      Result<MessageParts> alone = splitMessage(field);
+      return alone ? fromDomain(alone.value()) : std::nullopt;
+    }
+    pos = eol + 2;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool validDnsName(std::string_view s) {
@@ -200,6 +219,10 @@ ScanResult scanKeyFolder(const std::string& dir) {
       r.problems.push_back({f.path, key.status().message()});
       continue;
     }
+    struct stat st;
+    if (::stat(f.path.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+      r.notes.push_back(fmt::format("{}: a private key readable by group or others (mode {:o}); chmod 600 it", f.path,
+                                    st.st_mode & 0777));
     SigningKey k = std::move(key.value());
     k.domain = f.domain;
     k.selector = f.selector;
@@ -244,14 +267,16 @@ SignOutcome signWithKeyFor(const KeySet& keys, std::string_view message, int64_t
   SignOutcome out;
   if (keys.empty()) return out;
   Result<MessageParts> parts = splitMessage(message);
+  std::optional<std::string> domain = parts ? fromDomain(parts.value()) : lenientFromDomain(message);
+  const SigningKey* key = domain ? keys.find(*domain) : nullptr;
+  if (!key) return out;  // not ours to sign, whatever its shape
   if (!parts) {
     out.kind = SignOutcome::Kind::kFailed;
+    out.domain = key->domain;
+    out.selector = key->selector;
     out.reason = parts.status().message();
     return out;
   }
-  std::optional<std::string> domain = fromDomain(parts.value());
-  const SigningKey* key = domain ? keys.find(*domain) : nullptr;
-  if (!key) return out;
   out.domain = key->domain;
   out.selector = key->selector;
   Result<std::string> field = signMessage(message, *key, now);

@@ -84,7 +84,8 @@ struct SignOutcome {
 };
 
 // Signs `message` with the key of its From: domain. No From: domain with a key is kNoKey;
-// a message that cannot be signed (malformed header section) is kFailed with the reason.
+// a message from such a domain that cannot be signed (a header section that is not a list
+// of fields; its From: is then read on its own) is kFailed with the reason.
 SignOutcome signWithKeyFor(const KeySet& keys, std::string_view message, int64_t now);
 
 // `postern dkim keygen`: writes <dir>/<domain>/<selector>.key (0600, folders 0700),

@@ -254,3 +254,19 @@ def test_bdat_submission_is_signed(tmp_path):
         path = s.wait_mail("bob@example.test", timeout=30)[0]
         s.wait_event("smtp.accepted", user="alice@example.test", dkim="signed")
     assert dkim.verify(path.read_bytes(), dnsfunc=dns_from({name: value}))
+
+
+def test_unsignable_message_is_accepted_unsigned_with_a_warning(tmp_path):
+    """A header section a verifier would split differently (a line that is no field) is not
+    signed; the message is still accepted, and the log says why."""
+    s = Postern(tmp_path / "postern")
+    keygen(s, "example.test", "--type", "ed25519")
+    broken = b"From: alice@example.test\r\nTo: bob@example.test\r\nthis line is no header field\r\n\r\nbody\r\n"
+    with s:
+        submit(s, broken)
+        path = s.wait_mail("bob@example.test")[0]
+        warn = s.wait_event("dkim.sign_failed", d="example.test")
+        ev = s.wait_event("smtp.accepted", user="alice@example.test")
+    assert warn["status"] == "accepted_unsigned" and warn["reason"]
+    assert ev["dkim"] == "failed"
+    assert b"DKIM-Signature" not in path.read_bytes()

@@ -316,6 +316,7 @@ class DkimFolder : public testing::Test {
   void write(const std::string& rel, const std::string& text) {
     std::filesystem::create_directories(std::filesystem::path(dir_ + "/" + rel).parent_path());
     std::ofstream(dir_ + "/" + rel) << text;
+    ::chmod((dir_ + "/" + rel).c_str(), 0600);
   }
   std::string dir_;
 };
@@ -350,6 +351,10 @@ TEST_F(DkimFolder, PrefersMailSelectorAndReportsBadKeys) {
   EXPECT_EQ(r.notes.size(), 1u);
   EXPECT_EQ(r.keys.find("b.test"), nullptr);
   ASSERT_EQ(r.problems.size(), 1u);
+  ::chmod((dir_ + "/a.test/mail.key").c_str(), 0644);
+  ScanResult again = scanKeyFolder(dir_);
+  ASSERT_EQ(again.notes.size(), 2u);
+  EXPECT_NE(again.notes[1].find("readable by group or others (mode 644)"), std::string::npos) << again.notes[1];
   EXPECT_EQ(r.problems[0].path, dir_ + "/b.test/mail.key");
 }
 
@@ -402,6 +407,13 @@ TEST_F(DkimFolder, SignWithKeyForFromDomain) {
   EXPECT_EQ(none.kind, SignOutcome::Kind::kNoKey);
   SignOutcome bad = signWithKeyFor(r.keys, "From: a@example.test\r\nbroken line\r\n\r\n", 1);
   EXPECT_EQ(bad.kind, SignOutcome::Kind::kFailed);
+  EXPECT_EQ(bad.domain, "example.test");
+  EXPECT_FALSE(bad.reason.empty());
+  // Not signable, but not from a domain with a key either: nothing to report.
+  SignOutcome other = signWithKeyFor(r.keys, "From: a@other.test\r\nbroken line\r\n\r\n", 1);
+  EXPECT_EQ(other.kind, SignOutcome::Kind::kNoKey);
+  SignOutcome folded = signWithKeyFor(r.keys, "Subject: x\r\nbroken\r\nFROM: A\r\n <a@example.test>\r\n\r\n", 1);
+  EXPECT_EQ(folded.kind, SignOutcome::Kind::kFailed);
 }
 
 TEST_F(DkimFolder, ConfigSection) {
