@@ -22,7 +22,7 @@ bool validFieldName(std::string_view n) {
   return true;
 }
 
-// Runs of WSP become one SP; WSP at either end is dropped when `trim_ends`, at the end only otherwise.
+// Runs of WSP become one SP; WSP at the end is dropped, and at the start too with `trim_start`.
 void appendCollapsed(std::string& out, std::string_view s, bool trim_start) {
   bool pending_space = false;
   bool at_start = true;

@@ -3,6 +3,7 @@
 #include "dkim/signer.h"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -99,12 +100,14 @@ Result<std::string> rawSign(const SigningKey& key, std::string_view data) {
     in = digest, in_len = sizeof digest, md = nullptr;
   }
   size_t sig_len = 0;
-  if (EVP_DigestSignInit(ctx.get(), nullptr, md, nullptr, key.pkey.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &sig_len, in, in_len) != 1)
+  bool ok = EVP_DigestSignInit(ctx.get(), nullptr, md, nullptr, key.pkey.get()) == 1 &&
+            EVP_DigestSign(ctx.get(), nullptr, &sig_len, in, in_len) == 1;  // the size first
+  Bytes sig(ok ? sig_len : 0);
+  ok = ok && EVP_DigestSign(ctx.get(), sig.data(), &sig_len, in, in_len) == 1;
+  if (!ok) {
+    ERR_clear_error();  // this thread may run TLS next: no stale errors for SSL_get_error
     return Status::io("the signature could not be computed (OpenSSL)");
-  Bytes sig(sig_len);
-  if (EVP_DigestSign(ctx.get(), sig.data(), &sig_len, in, in_len) != 1)
-    return Status::io("the signature could not be computed (OpenSSL)");
+  }
   return base64(sig.data(), sig_len);
 }
 
@@ -121,8 +124,13 @@ Result<SigningKey> parsePrivateKey(std::string_view contents) {
   if (contents.find("-----BEGIN") != std::string_view::npos) {
     std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(contents.data(), static_cast<int>(contents.size())),
                                                   BIO_free);
-    EVP_PKEY* p = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr;
-    if (!p) return Status::invalid("no private key in the PEM text (an encrypted key or a public key is not usable)");
+    // No passphrase callback: OpenSSL's default one would wait for a passphrase on the terminal.
+    pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
+    EVP_PKEY* p = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr;
+    if (!p) {
+      ERR_clear_error();  // this thread may run TLS next: no stale errors for SSL_get_error
+      return Status::invalid("no private key in the PEM text (an encrypted key or a public key is not usable)");
+    }
     return describe(own(p));
   }
   // rspamd's Ed25519 keys: base64 of the 32-byte seed, or of seed + public key (libsodium).
@@ -130,7 +138,10 @@ Result<SigningKey> parsePrivateKey(std::string_view contents) {
   if (!raw || (raw->size() != 32 && raw->size() != 64))
     return Status::invalid("neither a PEM private key nor a base64 Ed25519 key");
   EVP_PKEY* p = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw->data(), 32);
-  if (!p) return Status::invalid("not a usable Ed25519 key");
+  if (!p) {
+    ERR_clear_error();
+    return Status::invalid("not a usable Ed25519 key");
+  }
   return describe(own(p));
 }
 
@@ -143,7 +154,10 @@ Result<SigningKey> generateKey(KeyType type, unsigned bits) {
   } else {
     p = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   }
-  if (!p) return Status::io("key generation failed (OpenSSL)");
+  if (!p) {
+    ERR_clear_error();
+    return Status::io("key generation failed (OpenSSL)");
+  }
   return describe(own(p));
 }
 

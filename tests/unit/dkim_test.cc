@@ -1,7 +1,9 @@
 // Tests for DKIM canonicalization, header selection (RFC 6376 §3.4, §5.4, §3.7), the
 // signature field and keys (dkim/canon.h, dkim/signer.h, dkim/key_store.h).
 #include <gtest/gtest.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -275,6 +277,22 @@ TEST(DkimKeys, RsaBelowFloorRefused) {
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.status().message().find("RFC 8301"), std::string::npos);
   EXPECT_FALSE(parsePrivateKey("garbage"));
+}
+
+TEST(DkimKeys, EncryptedKeyRefusedWithoutAPrompt) {
+  auto key = generateKey(KeyType::kEd25519, 0);
+  ASSERT_TRUE(key);
+  BIO* bio = BIO_new(BIO_s_mem());
+  char pass[] = "secret";
+  ASSERT_EQ(PEM_write_bio_PrivateKey(bio, key->pkey.get(), EVP_aes_256_cbc(), nullptr, 0, nullptr, pass), 1);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string pem(data, size_t(n));
+  BIO_free(bio);
+  auto parsed = parsePrivateKey(pem);  // would block on a terminal prompt with OpenSSL's default callback
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.status().message().find("encrypted"), std::string::npos);
+  EXPECT_EQ(ERR_peek_error(), 0ul);  // nothing left for the next TLS call on this thread
 }
 
 TEST(DkimKeys, DnsRecordSplitInto255ByteStrings) {
