@@ -270,3 +270,36 @@ def test_unsignable_message_is_accepted_unsigned_with_a_warning(tmp_path):
     assert warn["status"] == "accepted_unsigned" and warn["reason"]
     assert ev["dkim"] == "failed"
     assert b"DKIM-Signature" not in path.read_bytes()
+
+
+def test_awkward_message_verifies(tmp_path):
+    """Canonicalization corners a real client produces: folded and duplicate fields, odd
+    name case, tabs and trailing blanks, trailing empty lines, 8-bit text, long lines."""
+    s = Postern(tmp_path / "postern")
+    name, value = keygen(s, "example.test")
+    msg = ("from:   \"Alice \t Example\" \r\n\t<alice@example.test>  \r\n"
+           "TO: bob@example.test\r\n"
+           "Cc: first@example.test,\r\n  \tsecond@example.test\r\n"
+           "Subject: a subject that is long enough to be folded by a client that folds\r\n"
+           " at seventy-eight columns\t \r\n"
+           "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n"
+           "MIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n"
+           "X-Unsigned: not in h=\r\n"
+           "\r\n"
+           "  leading blanks\t\tand tabs   \r\n"
+           "caf\u00e9 \u00fcber \r\n"
+           "\t\r\n"
+           + "x" * 900 + "\r\n"
+           "\r\n\r\n   \r\n").encode()
+    with s:
+        submit(s, msg)
+        path = s.wait_mail("bob@example.test")[0]
+    stored = path.read_bytes()
+    dnsfunc = dns_from({name: value})
+    assert dkim.verify(stored, dnsfunc=dnsfunc)
+    # Unsigned fields may change; relaxed canonicalization ignores re-folding and blanks.
+    assert dkim.verify(stored.replace(b"X-Unsigned: not in h=", b"X-Unsigned: changed"), dnsfunc=dnsfunc)
+    assert dkim.verify(stored.replace(b"TO: bob@example.test", b"To:    bob@example.test  "), dnsfunc=dnsfunc)
+    assert not dkim.verify(stored.replace(b"TO: bob@example.test", b"TO: eve@example.test"), dnsfunc=dnsfunc)
