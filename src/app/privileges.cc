@@ -6,7 +6,9 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -90,6 +92,17 @@ bool reply(int fd, char status, const std::string& payload) {
     }
     if (!ok) ::_exit(0);
   }
+}
+
+// The reader keeps root's uid (certbot's files are root's) but of root's powers only
+// CAP_DAC_READ_SEARCH (to read a key another user owns, e.g. acme.sh's); it never executes
+// anything, and no_new_privs closes that door for good.
+bool keepOnlyReadCapability() {
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  data[0].effective = data[0].permitted = 1u << CAP_DAC_READ_SEARCH;
+  return ::syscall(SYS_capset, &header, data) == 0;
 }
 
 }  // namespace
@@ -241,6 +254,7 @@ Result<std::unique_ptr<PrivilegedReader>> PrivilegedReader::start(std::vector<st
     ::dup2(devnull, 0);
     ::dup2(devnull, 1);
     ::close_range(4, ~0U, 0);
+    if (!keepOnlyReadCapability()) ::_exit(1);
     readerMain(3, allow);
   }
   ::close(sv[1]);

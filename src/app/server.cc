@@ -301,6 +301,7 @@ Status Server::dropRoot() {
       allowed.push_back(p.cert);
       allowed.push_back(p.key);
     }
+    for (const auto& t : c.tls.traefik) allowed.push_back(t.file);   // Traefik writes it 0600
   }
   auto reader = PrivilegedReader::start(std::move(allowed));
   if (!reader) return reader.status();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 
 #include "app/control.h"
@@ -19,6 +20,7 @@
 #include "io/env.h"
 #include "log/log.h"
 #include "tls/tls_context.h"
+#include "util/time_text.h"
 #include "protect/protector.h"
 #include "spool/spool.h"
 #include "util/counters.h"
@@ -42,6 +44,8 @@ int usage(int status) {
                "  queue list | queue show ID | queue retry ID|--all | queue delete ID | queue bounce ID\n"
                "  dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--bits N]   prints the DNS TXT record\n"
                "  doctor [--through [LISTENER=]HOST:PORT] [--ca FILE]\n"
+               "  cert status                        every configured certificate: names, issuer, expiry\n"
+               "  import docker-mailserver DIR [--output FILE] [--dry-run] [--force]\n"
                "  version\n"
                "default configuration: %s\n",
                kDefaultConfigPath);
@@ -274,6 +278,44 @@ int runBan(const Args& a) {
     reply = app::executeControl(app::ControlTargets{&p, nullptr, nullptr}, request);
   }
   return printReply(reply);
+}
+
+// `cert status`: every configured certificate, read the way the server reads it. `cert renew`
+// needs the built-in ACME client, which is not there yet: it says so and how renewals work now.
+int runCert(const Args& a) {
+  const std::string sub = a.positional.size() >= 2 ? a.positional[1] : "";
+  if (sub == "renew") {
+    std::fprintf(stderr,
+                 "postern: cert renew needs the built-in ACME client ([acme]), which this version does not have; "
+                 "renew with certbot, acme.sh or Traefik: the server loads the new files by itself (docs/tls.md)\n");
+    return 1;
+  }
+  if (sub != "status" || a.positional.size() != 2) return usage(2);
+  auto cfg = loadConfig(a, false);
+  if (!cfg) return 1;
+  if (!cfg->tls.configured) {
+    std::printf("no certificates: [tls] is not configured\n");
+    return 0;
+  }
+  int status = 0;
+  for (const auto& st : tls::certificateStatus(cfg->tls)) {
+    if (!st.info) {
+      std::printf("error source=%s reason=\"%s\"\n", st.source.c_str(), st.error.c_str());
+      status = 1;
+      continue;
+    }
+    const auto& i = *st.info;
+    bool expired = i.not_after <= std::time(nullptr);
+    if (expired) status = 1;
+    std::string names;
+    for (const auto& n : i.names) names += (names.empty() ? "" : ",") + n;
+    std::printf("%s names=%s source=\"%s\" issuer=\"%s\" not_after=%s days_left=%ld key=%s serial=%s "
+                "renewal=external\n",
+                expired ? "expired" : i.days_left <= tls::kExpirySoonDays ? "expiring" : "ok", names.c_str(),
+                i.cert_path.c_str(), i.issuer.c_str(), isoUtc(uint64_t(i.not_after) * 1000000).c_str(), i.days_left,
+                i.key_type.c_str(), i.serial_hex.c_str());
+  }
+  return status;
 }
 
 int runQueue(const Args& a) {

@@ -19,6 +19,9 @@ struct Args {
   std::string ban_for;                // ban add --for
   bool all = false;                   // queue retry --all
   std::map<std::string, std::string> dkim;   // dkim keygen --selector/--type/--bits
+  std::string output;                 // import --output (default: config_path)
+  bool dry_run = false;               // import --dry-run
+  bool force = false;                 // import --force
 };
 
 int runServe(const Args& a);
@@ -27,8 +30,10 @@ int runAccount(const Args& a);
 int runAlias(const Args& a);
 int runBan(const Args& a);
 int runQueue(const Args& a);
+int runCert(const Args& a);
 int runDoctor(const Args& a);
 int runDkim(const Args& a);   // cli/dkim_command.cc
+int runImport(const Args& a);   // cli/import.cc
 int usage(int status);
 
 }  // namespace postern::cli

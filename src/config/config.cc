@@ -344,13 +344,44 @@ LoadResult Loader::run(std::string_view text) {
   }
 
   if (const toml::table* t = getTable(root, "tls")) {
-    checkKeys(*t, "[tls]", {"cert", "key", "certificate", "min_version", "ciphers", "ciphersuites"});
+    checkKeys(*t, "[tls]", {"cert", "key", "certificate", "traefik", "min_version", "ciphers", "ciphersuites"});
     c_.tls.configured = true;
     bool has_cert = getString(*t, "cert", c_.tls.default_cert.cert);
     bool has_key = getString(*t, "key", c_.tls.default_cert.key);
     c_.tls.default_cert.pos = pos(*t);
-    if (!has_cert) error(pos(*t), "[tls] needs 'cert' (a PEM certificate chain)");
-    if (!has_key) error(pos(*t), "[tls] needs 'key' (the PEM private key)");
+    bool has_traefik = t->get("traefik") != nullptr;
+    if (!has_cert && (has_key || !has_traefik))
+      error(pos(*t), "[tls] needs 'cert' (a PEM certificate chain) or a [[tls.traefik]] source");
+    if (!has_key && (has_cert || !has_traefik)) error(pos(*t), "[tls] needs 'key' (the PEM private key)");
+    if (const toml::node* tn = t->get("traefik")) {
+      const toml::array* arr = tn->as_array();
+      if (!arr || !arr->is_array_of_tables()) {
+        error(pos(*tn), "'traefik' must be written as [[tls.traefik]] tables with file (and resolver, names)");
+      } else {
+        for (const auto& e : *arr) {
+          const toml::table& tt = *e.as_table();
+          checkKeys(tt, "[[tls.traefik]]", {"file", "resolver", "names"});
+          TraefikSource src;
+          src.pos = pos(tt);
+          if (!getString(tt, "file", src.file)) error(pos(tt), "[[tls.traefik]] needs 'file' (Traefik's acme.json)");
+          else src.file = resolvePath(src.file);
+          getString(tt, "resolver", src.resolver);
+          if (const toml::node* nn = tt.get("names")) {
+            const toml::array* na = nn->as_array();
+            bool ok = na && !na->empty();
+            if (ok)
+              for (const auto& n : *na) {
+                if (!n.is_string() || n.as_string()->get().empty()) ok = false;
+                else src.names.push_back(n.as_string()->get());
+              }
+            if (!ok) error(pos(*nn), "'names' must be a list of domain names such as [\"mail.example.com\"]");
+          } else {
+            src.names.push_back(c_.hostname);
+          }
+          c_.tls.traefik.push_back(std::move(src));
+        }
+      }
+    }
     if (has_cert) {
       c_.tls.default_cert.cert = resolvePath(c_.tls.default_cert.cert);
       checkReadable(c_.tls.default_cert.cert, pos(*t->get("cert")), "certificate file", true);
@@ -677,6 +708,9 @@ std::string describe(const Config& c) {
     out += fmt::format("tls.cert: {}\ntls.key: {}\ntls.min_version: {}\n", c.tls.default_cert.cert,
                        c.tls.default_cert.key, c.tls.min_version);
     for (const auto& e : c.tls.extra) out += fmt::format("tls.certificate: {} {}\n", e.cert, e.key);
+    for (const auto& e : c.tls.traefik)
+      out += fmt::format("tls.traefik: {} resolver={} names={}\n", e.file, e.resolver.empty() ? "(any)" : e.resolver,
+                         fmt::join(e.names, ","));
   } else {
     out += "tls: not configured\n";
   }

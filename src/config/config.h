@@ -65,10 +65,19 @@ struct CertificatePair {
   Position pos;
 };
 
+// [[tls.traefik]]: certificates taken from Traefik's acme.json as Traefik renews them.
+struct TraefikSource {
+  std::string file;
+  std::string resolver;                // empty: any resolver in the file
+  std::vector<std::string> names;      // the certificate must cover all; default: hostname
+  Position pos;
+};
+
 struct Tls {
   bool configured = false;
-  CertificatePair default_cert;
+  CertificatePair default_cert;        // cert empty: the first Traefik source is the default
   std::vector<CertificatePair> extra;
+  std::vector<TraefikSource> traefik;
   std::string min_version = "1.2";   // "1.2" | "1.3"
   std::string ciphers;               // TLS 1.2 cipher list; empty: the built-in intermediate set
   std::string ciphersuites;          // TLS 1.3 suites; empty: OpenSSL's defaults

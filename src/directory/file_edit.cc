@@ -224,8 +224,8 @@ std::string location(const std::string& path, size_t line) { return path + ":" +
 
 Result<std::string> readTextFile(const std::string& path) { return readRegularFile(path, kMaxDirectoryFileSize); }
 
-Status writeFileAtomic(const std::string& path, std::string_view content) {
-  mode_t mode = kNewFileMode;
+Status writeFileAtomic(const std::string& path, std::string_view content, unsigned new_mode) {
+  mode_t mode = new_mode;
   struct stat old {};
   bool had_old = ::stat(path.c_str(), &old) == 0;
   if (had_old) mode = old.st_mode & 07777;
@@ -244,7 +244,7 @@ Status writeFileAtomic(const std::string& path, std::string_view content) {
     ::unlink(tmp.c_str());
     return Status::io(std::move(what));
   };
-  // open() applied the umask; the old file's mode (or kNewFileMode) is wanted exactly.
+  // open() applied the umask; the old file's mode (or new_mode) is wanted exactly.
   if (::fchmod(fd.get(), mode) != 0) return fail(tmp + ": cannot set the mode: " + errnoText(errno));
   if (had_old) {
     struct stat now {};

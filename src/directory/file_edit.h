@@ -34,11 +34,11 @@ inline constexpr int kLockRetryMs = 50;
 Result<std::string> readTextFile(const std::string& path);
 
 // Atomically replaces `path` with `content`: writes <path>.tmp.<pid> (O_CREAT|O_EXCL,
-// mode and owner of the old file, else kNewFileMode), fsyncs it, renames it over `path`,
+// mode and owner of the old file, else `new_mode`), fsyncs it, renames it over `path`,
 // fsyncs the folder. On failure the temp file is removed and `path` is unchanged.
 // REQUIRES: writers of the same path are serialised (the edit functions below hold the
 // lock); a leftover temp file with our pid is taken as stale and removed.
-Status writeFileAtomic(const std::string& path, std::string_view content);
+Status writeFileAtomic(const std::string& path, std::string_view content, unsigned new_mode = kNewFileMode);
 
 // Appends "address|{SHA512-CRYPT}..." (address lowercased). Creates the file if missing.
 // Status::exists if the address is already there; Status::invalid for a bad address or

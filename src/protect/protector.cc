@@ -187,7 +187,7 @@ void Protector::persist() {
   auto write = [path = state_file_, text = formatBans(snapshot), gen = ++generation_, writes = writes_] {
     std::lock_guard lock(writes->mu);
     if (gen < writes->written) return;   // a newer snapshot is on disk already
-    if (Status s = directory::writeFileAtomic(path, text); !s)
+    if (Status s = directory::writeFileAtomic(path, text, 0600); !s)   // state: the daemon's only
       log::error("protect.persist_failed").kv("file", path).kv("reason", s.message());
     else
       writes->written = gen;

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,11 +34,24 @@ struct CertificateInfo {
   std::string cert_path;
   std::vector<std::string> names;   // SAN DNS names (or the CN when there are none)
   std::string subject;
+  std::string issuer;
   std::string serial_hex;
   std::string key_type;             // "RSA", "EC", ...
   time_t not_after = 0;
   long days_left = 0;
 };
+
+struct LoadedPair;   // a parsed leaf, chain and key (tls_context.cc)
+
+// The certificate a [[tls.traefik]] source serves now: of the entries in Traefik's
+// acme.json (of its resolver, if named) whose certificate covers every wanted name, the one
+// that expires last. `skipped` names entries that could not be used.
+struct TraefikChoice {
+  CertificateInfo info;
+  std::shared_ptr<LoadedPair> loaded;
+  std::vector<std::string> skipped;
+};
+Result<TraefikChoice> chooseFromTraefik(const config::TraefikSource& src, FileSource& files);
 
 // Loads and checks one cert/key pair: readable PEM, key matches certificate.
 Result<CertificateInfo> inspectPair(const config::CertificatePair& pair, FileSource& files = directFiles());
@@ -59,6 +73,15 @@ inline constexpr long kExpirySoonDays = 14;
 // certificate is an error, one expiring within kExpirySoonDays a warning, and a note
 // names each certificate's names and days left.
 std::vector<config::Diagnostic> checkCertificates(const config::Config& c);
+
+// `postern cert status`: every certificate the configuration names, in order, each loaded
+// on its own (one that fails does not hide the others).
+struct SourceStatus {
+  std::string source;                  // the file, or "acme.json (resolver r)"
+  std::optional<CertificateInfo> info; // set when it loaded
+  std::string error;                   // why it did not
+};
+std::vector<SourceStatus> certificateStatus(const config::Tls& tls, FileSource& files = directFiles());
 
 // A client context (doctor, load generator): verification with system CAs or `ca_file`.
 Result<SslCtxPtr> makeClientContext(const std::string& ca_file, bool verify);

@@ -151,6 +151,7 @@ class Postern:
         return r
 
     def start(self):
+        start_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([BIN, "serve", "--config", str(self.config_path)], stdout=self._log,
                                      stderr=self._log)
@@ -160,7 +161,8 @@ class Postern:
                 raise AssertionError(f"postern exited early ({self.proc.returncode}):\n{self.log()}")
         # Ports answer as soon as they are bound, before the spool is recovered and the
         # control socket made: ready means the server said so.
-        wait_until(lambda: "server.started" in self.log() or self._died(), timeout=30, what="server.started")
+        wait_until(lambda: "server.started" in self.log()[start_offset:] or self._died(), timeout=30,
+                   what="server.started")   # this run's: the log is appended to across restarts
         if self._died():
             raise AssertionError(f"postern exited early ({self.proc.returncode}):\n{self.log()}")
         return self

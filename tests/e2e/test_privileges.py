@@ -121,7 +121,11 @@ def test_serves_as_service_user_on_all_ports(reachable_dir):
         # The reader: root, no listener or other file of the daemon's, only its socket.
         reader = [p for p in children(srv.proc.pid) if Path(f"/proc/{p}/comm").read_text().strip() == "postern-reader"]
         assert len(reader) == 1, children(srv.proc.pid)
-        assert proc_status(reader[0])["Uid"][0] == "0"
+        rst = proc_status(reader[0])
+        assert rst["Uid"][0] == "0"
+        # Of root's capabilities only CAP_DAC_READ_SEARCH (bit 2), and no_new_privs.
+        assert rst["CapEff"] == ["0000000000000004"] and rst["CapPrm"] == ["0000000000000004"], rst
+        assert rst["NoNewPrivs"] == ["1"], rst
         fds = {int(f) for f in os.listdir(f"/proc/{reader[0]}/fd")}
         assert fds <= {0, 1, 2, 3}, fds
         assert os.readlink(f"/proc/{reader[0]}/fd/3").startswith("socket:")
@@ -159,6 +163,10 @@ def test_serves_as_service_user_on_all_ports(reachable_dir):
         # Root's CLI still reaches the server through the socket.
         assert srv.cli("ban", "add", "192.0.2.7").returncode == 0
         assert "192.0.2.7" in srv.cli("ban", "list").stdout
+        bans = srv.data_dir / "state" / "bans"
+        wait_until(bans.exists, what="the bans file")
+        s = bans.stat()
+        assert s.st_uid == uid and stat.S_IMODE(s.st_mode) == 0o600, oct(s.st_mode)
 
 
 def test_certbot_renewal_is_loaded_after_the_drop(reachable_dir):
@@ -230,3 +238,37 @@ def test_config_check_warns_about_a_missing_user(tmp_path):
     r = srv.cli("config", "check", check=False)
     assert "warning: [server] user 'nosuchuser-postern' does not exist here" in r.stderr
     assert "server.user: nosuchuser-postern" in srv.cli("config", "show").stdout
+
+
+LOW_PORTS = {"smtp": 25, "submissions": 465, "submission": 587}
+
+
+def test_binds_the_real_ports_then_drops(reachable_dir):
+    """Ports 25/465/587 need root (or CAP_NET_BIND_SERVICE) to bind; the service user then
+    serves them. A loopback address of its own keeps clear of any local MTA."""
+    host = "127.0.0.77"
+    for port in LOW_PORTS.values():
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                pytest.skip(f"{host}:{port} is not free here: {e}")
+    uid, _ = service_user()
+    srv = make_server(reachable_dir)
+    text = srv.config_path.read_text()
+    for service, port in LOW_PORTS.items():
+        text = text.replace(f'address = "127.0.0.1:{srv.ports[service]}"', f'address = "{host}:{port}"')
+    srv.config_path.write_text(text)
+    srv.ports = {}   # start() probes 127.0.0.1 ports; these are elsewhere
+    with srv:
+        assert proc_status(srv.proc.pid)["Uid"] == [str(uid)] * 4
+        ctx = ssl._create_unverified_context()
+        with smtplib.SMTP(host, 25, timeout=10) as c:
+            c.sendmail("a@example.test", ["alice@example.test"], MSG)
+        with smtplib.SMTP_SSL(host, 465, timeout=10, context=ctx) as c:
+            c.login("bob@example.test", PASSWORDS["bob@example.test"])
+        with smtplib.SMTP(host, 587, timeout=10) as c:
+            c.starttls(context=ctx)
+            c.login("alice@example.test", PASSWORDS["alice@example.test"])
+        listening = {e["address"] for e in srv.log_events("server.listening")}
+        assert listening == {f"{host}:{p}" for p in LOW_PORTS.values()}, listening
