@@ -24,7 +24,9 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Found {
-  std::string domain, selector, path;
+  std::string domain, selector, path;  // d=, s=, the key file
+  std::string signs_for;               // the From: domain it signs (SigningTable); empty: `domain`
+  const std::string& signer() const { return signs_for.empty() ? domain : signs_for; }
 };
 
 bool endsWith(std::string_view s, std::string_view suffix) {
@@ -133,7 +135,7 @@ void scanOpendkimTables(const std::string& dir, std::vector<Found>& out, std::ve
       continue;
     }
     Found f = it->second;
-    f.domain = toLower(pattern);
+    f.signs_for = toLower(pattern);   // d= stays the KeyTable's domain, as opendkim signs
     out.push_back(f);
   }
 }
@@ -186,17 +188,17 @@ ScanResult scanKeyFolder(const std::string& dir) {
   std::vector<Found> found;
   scanOpendkimTables(dir, found, r.notes);
   std::set<std::string> from_tables;
-  for (const auto& f : found) from_tables.insert(f.domain);
+  for (const auto& f : found) from_tables.insert(f.signer());
   std::vector<Found> plain;
   scanDomainFolders(dir, plain);
   if (from_tables.empty()) scanDomainFolders(dir + "/keys", plain);  // the tables name those
   scanRspamd(dir, plain);
   for (auto& f : plain)
-    if (!from_tables.count(f.domain)) found.push_back(std::move(f));
+    if (!from_tables.count(f.signer())) found.push_back(std::move(f));
 
   // One selector per domain: "mail" if there is one, else the first found.
   std::map<std::string, std::vector<Found>> by_domain;
-  for (auto& f : found) by_domain[f.domain].push_back(std::move(f));
+  for (auto& f : found) by_domain[f.signer()].push_back(std::move(f));
   for (auto& [domain, list] : by_domain) {
     size_t pick = 0;
     for (size_t i = 0; i < list.size(); ++i)
