@@ -18,6 +18,7 @@
 #include "app/connection.h"
 #include "app/control.h"
 #include "app/file_watcher.h"
+#include "app/notify.h"
 #include "app/privileges.h"
 #include "delivery/deliverer.h"
 #include "dkim/key_store.h"
@@ -210,10 +211,12 @@ awaitable<void> Server::handleSignals() {
     if (ec) co_return;
     if (sig == SIGHUP) {
       log::info("server.reload").kv("signal", "SIGHUP");
+      notifyReloading();
       asio::post(*cpu_pool_, [this] {
         directory_->reloadIfChanged(true);
         reloadCertificates("SIGHUP");
         dkim_->load("SIGHUP");
+        if (!shutting_down_) notifyReady("reloaded");
       });
       continue;
     }
@@ -225,6 +228,7 @@ awaitable<void> Server::handleSignals() {
 }
 
 void Server::beginShutdown() {
+  notifyStopping();
   shutting_down_ = true;
   for (auto& a : acceptors_) {
     std::error_code ignored;
@@ -465,6 +469,8 @@ int Server::run() {
   }
   log::info("server.started").kv("version", POSTERN_VERSION).kv("hostname", c.hostname).kv("threads", uint64_t(n))
       .kv("pid", uint64_t(::getpid()));
+  // Every listener is bound and listening: connections from here on are accepted.
+  notifyReady(fmt::format("serving {} listeners", c.listeners.size()));
 
   for (size_t i = 1; i < workers_.size(); ++i)
     workers_[i]->thread = std::thread([i, w = workers_[i].get()] {

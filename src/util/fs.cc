@@ -1,5 +1,7 @@
 #include "util/fs.h"
 
+#include "util/file_source.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -56,25 +58,7 @@ Status makeDirs(const std::string& path, unsigned mode) {
   return fsyncDir(parent);
 }
 
-Result<std::string> readFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::io(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return Status::io(fmt::format("read {}: {}", path, std::strerror(e)));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+Result<std::string> readFile(const std::string& path) { return readRegularFile(path); }
 
 Status writeAll(int fd, const void* data, size_t n) {
   const char* p = static_cast<const char*>(data);

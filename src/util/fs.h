@@ -13,6 +13,7 @@ namespace postern {
 Status makeDirs(const std::string& path, unsigned mode = 0750);
 // fsync() of a folder: makes renames and creations inside it durable.
 Status fsyncDir(const std::string& path);
+// The whole file (readRegularFile in util/file_source.h: at most 64 MiB, regular files only).
 Result<std::string> readFile(const std::string& path);
 // Writes `data` to `fd` completely (retries on EINTR and short writes).
 Status writeAll(int fd, const void* data, size_t n);

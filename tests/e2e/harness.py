@@ -87,11 +87,12 @@ class Postern:
 
     def __init__(self, workdir, listeners=None, extra_toml="", accounts=None, aliases=None, tls=True,
                  proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT, data_dir="data", user="root",
-                 server_toml=""):
+                 server_toml="", env=None):
         """`data_dir` (spool/ and state/) is relative to `workdir` unless absolute, e.g. on a
         file system the test mounted; the mailbox root stays `workdir`/mail. `user` is
         [server] user: tests run as root in private folders (pytest's tmp_path is root-only),
-        so they keep root explicitly; test_privileges.py covers the drop (None: no setting)."""
+        so they keep root explicitly; test_privileges.py covers the drop (None: no setting).
+        `env`: variables added to the server's environment (e.g. NOTIFY_SOCKET)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {}
@@ -104,6 +105,7 @@ class Postern:
         self.user = user
         self.server_toml = server_toml   # more [server] keys, e.g. "max_connections = 50"
         self.proc = None
+        self.env = dict(env or {})
         self._data_dir_setting = str(data_dir)
         self.data_dir = self.dir / data_dir
         self.log_path = self.dir / "postern.log"
@@ -150,11 +152,17 @@ class Postern:
             raise AssertionError(f"postern {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         return r
 
-    def start(self):
+    def start(self, wait=True):
+        """Starts the server; with `wait`, returns once it has said server.started."""
         start_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._log = open(self.log_path, "ab")
+        # Never the NOTIFY_SOCKET of whatever runs the tests (a CI job under systemd): a test
+        # server must not report itself to that service manager.
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         self.proc = subprocess.Popen([BIN, "serve", "--config", str(self.config_path)], stdout=self._log,
-                                     stderr=self._log)
+                                     stderr=self._log, env={**env, **self.env})
+        if not wait:
+            return self
         for service, port in self.ports.items():
             wait_until(lambda: self._can_connect(port) or self._died(), timeout=15, what=f"{service} listening")
             if self._died():
