@@ -56,7 +56,7 @@ void scanDomainFolders(const std::string& dir, std::vector<Found>& out) {
       bool any = false;
       for (const auto& file : sortedEntries(sub)) {
         if (!endsWith(file, ext) || file.size() == ext.size()) continue;
-        out.push_back(Found{toLower(name), file.substr(0, file.size() - ext.size()), sub + "/" + file});
+        out.push_back(Found{toLower(name), file.substr(0, file.size() - ext.size()), sub + "/" + file, {}});
         any = true;
       }
       if (any) break;
@@ -84,7 +84,7 @@ void scanRspamd(const std::string& dir, std::vector<Found>& out) {
     }
     size_t dash = rest.find('-');
     if (dash == std::string_view::npos || dash == 0) continue;
-    out.push_back(Found{toLower(rest.substr(dash + 1)), std::string(rest.substr(0, dash)), dir + "/" + name});
+    out.push_back(Found{toLower(rest.substr(dash + 1)), std::string(rest.substr(0, dash)), dir + "/" + name, {}});
   }
 }
 
@@ -114,7 +114,7 @@ void scanOpendkimTables(const std::string& dir, std::vector<Found>& out, std::ve
       std::string base = path.substr(path.rfind('/') + 1);
       path = dir + "/keys/" + std::string(f[0]) + "/" + base;
     }
-    by_name[std::string(name)] = Found{toLower(f[0]), std::string(f[1]), path};
+    by_name[std::string(name)] = Found{toLower(f[0]), std::string(f[1]), path, {}};
   }
   Result<std::string> st = readRegularFile(dir + "/SigningTable");
   if (!st) {
@@ -135,7 +135,7 @@ void scanOpendkimTables(const std::string& dir, std::vector<Found>& out, std::ve
       continue;
     }
     Found f = it->second;
-    f.signs_for = toLower(pattern);   // d= stays the KeyTable's domain, as opendkim signs
+    f.signs_for = toLower(pattern);  // d= stays the KeyTable's domain, as opendkim signs
     out.push_back(f);
   }
 }
