@@ -22,6 +22,7 @@
 #include "app/notify.h"
 #include "app/privileges.h"
 #include "delivery/deliverer.h"
+#include "dkim/key_store.h"
 #include "io/env.h"
 #include "queue/queue.h"
 #include "directory/directory_service.h"
@@ -128,6 +129,7 @@ class Server {
   std::unique_ptr<FileWatcher> directory_watcher_, cert_watcher_;
   std::unique_ptr<protect::Protector> protector_;
   std::unique_ptr<protect::Dnsbl> dnsbl_;
+  std::unique_ptr<dkim::KeyStore> dkim_;   // loaded while still root (keys are often 0600 root)
   std::unique_ptr<ControlServer> control_;
   std::list<tcp::acceptor> acceptors_;
   // Made before the listeners are bound, so a signal sent as soon as a port answers is
@@ -269,6 +271,7 @@ awaitable<void> Server::handleSignals() {
       asio::post(*cpu_pool_, [this] {
         directory_->reloadIfChanged(true);
         reloadCertificates("SIGHUP");
+        dkim_->load("SIGHUP");
         if (!shutting_down_) notifyReady("reloaded");
       });
       continue;
@@ -415,6 +418,8 @@ int Server::run() {
       return 1;
     }
   }
+  dkim_ = std::make_unique<dkim::KeyStore>(c.dkim.keys_dir);
+  dkim_->load("start");
   if (Status s = dropRoot(); !s) {
     log::error("server.start_failed").kv("reason", s.message());
     return 1;
@@ -494,6 +499,7 @@ int Server::run() {
   }
   smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *queue_, certs_.get(), *cpu_pool_, counters_,
                                           metrics_, next_seq_, shutting_down_, *protector_, dnsbl_.get()});
+  smtp_ctx_->dkim = dkim_.get();
 
   auto acceptor = acceptors_.begin();
   for (const auto& l : c.listeners) {

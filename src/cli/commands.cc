@@ -42,6 +42,7 @@ int usage(int status) {
                "  alias add ALIAS TARGET[,TARGET...] | alias del ALIAS | alias list\n"
                "  ban list | ban add IP [--for DURATION] | ban del IP\n"
                "  queue list | queue show ID | queue retry ID|--all | queue delete ID | queue bounce ID\n"
+               "  dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--bits N]   prints the DNS TXT record\n"
                "  doctor [--through [LISTENER=]HOST:PORT] [--ca FILE]\n"
                "  cert status                        every configured certificate: names, issuer, expiry\n"
                "  import docker-mailserver DIR [--output FILE] [--dry-run] [--force]\n"

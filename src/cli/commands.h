@@ -2,6 +2,7 @@
 // function from arguments to an exit status; errors go to stderr.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct Args {
   std::string ca_file;                // doctor --ca
   std::string ban_for;                // ban add --for
   bool all = false;                   // queue retry --all
+  std::map<std::string, std::string> dkim;   // dkim keygen --selector/--type/--bits
   std::string output;                 // import --output (default: config_path)
   bool dry_run = false;               // import --dry-run
   bool force = false;                 // import --force
@@ -30,6 +32,7 @@ int runBan(const Args& a);
 int runQueue(const Args& a);
 int runCert(const Args& a);
 int runDoctor(const Args& a);
+int runDkim(const Args& a);   // cli/dkim_command.cc
 int runImport(const Args& a);   // cli/import.cc
 int usage(int status);
 

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     else if (arg == "--ca") a.ca_file = value("--ca");
     else if (arg == "--for") a.ban_for = value("--for");
     else if (arg == "--all") a.all = true;
+    else if (arg == "--selector" || arg == "--type" || arg == "--bits") a.dkim[arg.substr(2)] = value(arg.c_str());
     else if (arg == "--output" || arg == "-o") a.output = value("--output");
     else if (arg == "--dry-run") a.dry_run = true;
     else if (arg == "--force") a.force = true;
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
   if (cmd == "queue") return runQueue(a);
   if (cmd == "cert") return runCert(a);
   if (cmd == "doctor") return runDoctor(a);
+  if (cmd == "dkim") return runDkim(a);
   if (cmd == "import") return runImport(a);
   if (cmd == "version" || cmd == "--version") {
     std::printf("postern %s\n", POSTERN_VERSION);

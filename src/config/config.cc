@@ -239,7 +239,7 @@ LoadResult Loader::run(std::string_view text) {
 
   checkKeys(root, "the top level",
             {"hostname", "data_dir", "log_format", "log_level", "server", "spool", "queue", "directory", "mailbox", "tls",
-             "proxy_protocol", "smtp", "protect", "listener"});
+             "proxy_protocol", "smtp", "protect", "listener", "dkim"});
 
   if (!getString(root, "hostname", c_.hostname)) {
     if (!root.get("hostname")) error(Position{path_, 1, 1}, "'hostname' is required (the name in the greeting and Received headers)");
@@ -324,6 +324,18 @@ LoadResult Loader::run(std::string_view text) {
   c_.aliases_path = resolvePath(c_.aliases_path);
   checkReadable(c_.accounts_path, accounts_pos, "accounts file", true);
   checkReadable(c_.aliases_path, aliases_pos, "aliases file", false);
+
+  c_.dkim.keys_dir = resolvePath("dkim");   // the folder may be absent: then nothing is signed
+  if (const toml::table* t = getTable(root, "dkim")) {
+    checkKeys(*t, "[dkim]", {"keys"});
+    if (getString(*t, "keys", c_.dkim.keys_dir)) {
+      c_.dkim.keys_dir = resolvePath(c_.dkim.keys_dir);
+      struct stat st;
+      if (::stat(c_.dkim.keys_dir.c_str(), &st) != 0)
+        warning(pos(*t->get("keys")), fmt::format("[dkim] keys folder {} does not exist: no mail will be signed "
+                                                  "(postern dkim keygen DOMAIN creates it)", c_.dkim.keys_dir));
+    }
+  }
 
   c_.mailbox_root = c_.data_dir + "/mail";
   if (const toml::table* t = getTable(root, "mailbox")) {
@@ -727,6 +739,7 @@ std::string describe(const Config& c) {
   out += fmt::format("queue.lifetime: {}\nqueue.retry_min: {}\nqueue.retry_max: {}\nqueue.delay_warning: {}\n",
                      formatDurationMs(c.queue.lifetime_ms), formatDurationMs(c.queue.retry_min_ms),
                      formatDurationMs(c.queue.retry_max_ms), formatDurationMs(c.queue.delay_warning_ms));
+  out += fmt::format("dkim.keys: {}\n", c.dkim.keys_dir);
   out += fmt::format("proxy_protocol.header_timeout: {}\n", formatDurationMs(c.proxy.header_timeout_ms));
   const Protect& p = c.protect;
   std::vector<std::string> allow;

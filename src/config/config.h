@@ -169,6 +169,11 @@ struct Protect {
   Dnsbl dnsbl;
 };
 
+// [dkim]: signing keys (dkim/key_store.h for the folder layouts).
+struct Dkim {
+  std::string keys_dir;      // default: "dkim" beside the configuration file
+};
+
 struct Config {
   std::string path;          // the file this came from
   std::string base_dir;      // relative paths resolve against this
@@ -186,6 +191,7 @@ struct Config {
   SpoolSettings spool;
   QueueSettings queue;
   Protect protect;
+  Dkim dkim;
   std::vector<Listener> listeners;
 
   std::string spoolDir() const { return data_dir + "/spool"; }

@@ -20,6 +20,8 @@ namespace postern {
 
 // Every event name, sorted (checked at compile time below). Add new names here.
 inline constexpr std::string_view kEventNames[] = {
+    "dkim.sign_failed",
+    "dkim.signed",
     "net.max_connections",
     "net.peer_gone",
     "protect.banned_connection",

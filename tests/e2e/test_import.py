@@ -24,7 +24,7 @@ from harness import BIN, free_port, stop_process, wait_until
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 # Every line of dms-proxy that is not carried over, as file:line (a whole file: its path).
-# This build's configuration has no [[route]], [dkim], quotas or IMAP: when those land the
+# This build's configuration has no [[route]], quotas or IMAP: when those land the
 # importer writes them (it asks the configuration loader) and this list shrinks.
 PROXY_NOT_CARRIED = {
     "../mailserver.env:10",   # POSTMASTER_ADDRESS
@@ -42,9 +42,7 @@ PROXY_NOT_CARRIED = {
     "dovecot-quotas.cf:1",
     "postfix-relaymap.cf:1", "postfix-relaymap.cf:2",
     "postfix-sasl-password.cf:1",
-    "opendkim/KeyTable:1", "opendkim/SigningTable:1", "opendkim/TrustedHosts",
-    "opendkim/keys/example.com/mail.private",
-    "rspamd/dkim/ed25519-mail-example.org.private.txt",
+    "opendkim/TrustedHosts",
 }
 PROXY_MAPPED = {
     "../mailserver.env:4", "../mailserver.env:17", "../mailserver.env:32", "../mailserver.env:41",
@@ -54,6 +52,10 @@ PROXY_MAPPED = {
     "postfix-accounts.cf:1", "postfix-accounts.cf:2",
     "postfix-virtual.cf:2", "postfix-virtual.cf:3", "postfix-virtual.cf:4",
     "postfix-aliases.cf:1", "postfix-regexp.cf:1", "dovecot.cf:1",
+    # [dkim]: the keys are copied to dkim/<domain>/<selector>.key; the tables say nothing more.
+    "opendkim/KeyTable:1", "opendkim/SigningTable:1",
+    "opendkim/keys/example.com/mail.private",
+    "rspamd/dkim/ed25519-mail-example.org.private.txt",
 }
 SECRETS = ["relay-password-do-not-print", "mailgun-secret-do-not-print", "$6$"]
 PASSWORDS = {"user1@example.com": "user1-old-password", "user2@example.com": "user2-old-password"}
@@ -176,14 +178,16 @@ def test_proxy_fixture_report_and_toml(tmp_path):
         {"service": "submission", "address": "0.0.0.0:587", "proxy_protocol": "off"},
         {"service": "submissions", "address": "0.0.0.0:465", "proxy_protocol": "required"},
     ]
-    assert "route" not in conf and "dkim" not in conf
+    assert "route" not in conf
+    assert conf["dkim"] == {"keys": "dkim"}
     if "server" in conf:   # once the configuration has [server] user
         assert conf["server"]["user"] == "postern"
 
     # Files: what Postern reads as it is, 0600 in 0700 folders.
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "accounts.cf", "postern.toml", "tls/cert.pem", "tls/key.pem", "virtual.cf"]
-    for p in [out, out / "tls"]:
+        "accounts.cf", "dkim/example.com/mail.key", "dkim/example.org/mail.key", "postern.toml", "tls/cert.pem",
+        "tls/key.pem", "virtual.cf"]
+    for p in [out, out / "tls", out / "dkim" / "example.com", out / "dkim" / "example.org"]:
         assert stat.S_IMODE(p.stat().st_mode) == 0o700, p
     for p in out.rglob("*"):
         if p.is_file():

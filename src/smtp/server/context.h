@@ -32,6 +32,10 @@ class Protector;
 class Dnsbl;
 }
 
+namespace postern::dkim {
+class KeyStore;
+}
+
 namespace postern::smtp {
 
 struct ServerContext {
@@ -47,6 +51,7 @@ struct ServerContext {
   std::atomic<bool>& shutting_down;
   protect::Protector& protector;
   protect::Dnsbl* dnsbl;            // null without [protect.dnsbl] zones
+  dkim::KeyStore* dkim = nullptr;   // signing keys; null: nothing is signed
 };
 
 // Who is on the other end. After a PROXY header `client` is the real client and `peer`

@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "dkim/key_store.h"
 #include "queue/queue.h"
 #include "log/log.h"
 #include "smtp/proto/data_scanner.h"
@@ -89,7 +90,42 @@ void Session::replyStorageError(const Status& s) {
   else reply(451, "4.3.0", "Local error: message could not be stored; try again later");
 }
 
+bool Session::holdForSigning() const {
+  return !user_.empty() && ctx_.dkim && !ctx_.dkim->current()->empty();
+}
+
+// DKIM signing at acceptance (docs/configuration.md [dkim]): only mail from an
+// authenticated user, with the key of its From: domain. A message that cannot be signed is
+// still accepted, unsigned, with a warning: refusing it would not make it signable.
+// Hashing and signing run on the CPU pool, not on this connection's event loop (a large
+// message takes tens of milliseconds); body_ is not touched by anything else meanwhile.
+net::awaitable<Session::Signed> Session::signBody() {
+  Signed out;
+  if (!holdForSigning() || spilled_) co_return out;
+  std::shared_ptr<const dkim::KeySet> keys = ctx_.dkim->current();
+  const std::string* message = &body_;
+  const int64_t now = static_cast<int64_t>(nowUnixUs() / 1'000'000);
+  auto work = [keys, message, now]() { return dkim::signWithKeyFor(*keys, *message, now); };
+  dkim::SignOutcome r = co_await net::offload(ctx_.cpu_pool, std::move(work));
+  if (r.kind == dkim::SignOutcome::Kind::kNoKey) co_return out;
+  out.domain = r.domain;
+  out.selector = r.selector;
+  if (r.kind == dkim::SignOutcome::Kind::kFailed) {
+    out.status = "failed";
+    ctx_.counters.inc("dkim.sign_failed");
+    log::warn("dkim.sign_failed").kv("conn", info_.id).kv("queue_id", env_.queue_id).kv("d", r.domain)
+        .kv("s", r.selector).kv("reason", r.reason).kv("status", "accepted_unsigned");
+    co_return out;
+  }
+  out.status = "signed";
+  ctx_.counters.inc("dkim.signed");
+  body_size_ += r.field.size();
+  body_.insert(0, r.field);   // above our Received: the newest trace and signature on top
+  co_return out;
+}
+
 net::awaitable<bool> Session::commitMessage() {
+  Signed dkim = co_await signBody();
   env_.size = body_size_;
   pending_tail_ = std::make_shared<const std::string>(std::move(body_));
   body_.clear();
@@ -104,6 +140,7 @@ net::awaitable<bool> Session::commitMessage() {
   if (stream_.isTls()) ev.kv("tls", stream_.tlsInfo().version + " " + stream_.tlsInfo().cipher);
   ev.opt("user", user_).kv("queue_id", env_.queue_id).kv("from", env_.mail_from).kv("to", fmt::format("{}", fmt::join(to, ",")))
       .kv("size", body_size_).kv("status", s ? "queued" : "failed");
+  if (!dkim.status.empty()) ev.kv("dkim", dkim.status).kv("d", dkim.domain).kv("s", dkim.selector);
   if (!s) {
     ev.kv("reason", s.message());
     ctx_.counters.inc("smtp.spool_failed");
@@ -150,8 +187,10 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
     in_.erase(0, r.consumed);
     if (r.done) break;
     if (stored && body_.size() >= kSpoolChunk && !scanner.overLimit() && !scanner.bareNewline()) {
-      stored = co_await spillBody();
-      if (!stored) body_.clear();
+      if (!holdForSigning()) {   // else kept whole, up to max_message_size, to be signed
+        stored = co_await spillBody();
+        if (!stored) body_.clear();
+      }
     } else if (body_.size() >= kSpoolChunk) {
       body_.clear();    // rejected anyway: keep memory bounded
     }
@@ -245,7 +284,7 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
         error = &rejection::kSizeExceeded, code = 552, enhanced = "5.3.4",
         text = "Message size exceeds fixed maximum message size";
         body_.clear();
-      } else if (body_.size() >= kSpoolChunk && !checker.bareNewline()) {
+      } else if (body_.size() >= kSpoolChunk && !checker.bareNewline() && !holdForSigning()) {
         in_.erase(0, n);
         remaining -= n;
         if (Status st = co_await spillBody(); !st) {

@@ -97,6 +97,14 @@ class Session {
   net::awaitable<Status> spillBody();
   void replyStorageError(const Status& s);
   net::awaitable<bool> commitMessage();
+  // DKIM (dkim/key_store.h): mail from an authenticated user is held in memory, not spilled,
+  // so that its signature can go on top before it is spooled.
+  struct Signed {
+    std::string status;   // "signed" | "failed" | "" (no key for the From: domain)
+    std::string domain, selector;
+  };
+  bool holdForSigning() const;
+  net::awaitable<Signed> signBody();
   std::string receivedHeader() const;
   std::string protocolName() const;
   bool tlsAvailable() const;
