@@ -506,7 +506,7 @@ int Server::run() {
     tcp::acceptor& a = *acceptor++;
     log::info("server.listening").kv("listener", l.name).kv("address", l.address.toString())
         .kv("proxy_protocol", config::proxyModeName(l.proxy))
-        .kv("tls", l.service->implicit_tls ? "implicit" : (certs_ ? "starttls" : "none"));
+        .kv("tls", l.service->implicit_tls ? "implicit" : (certs_ && l.service->offers_starttls ? "starttls" : "none"));
     if (l.service->service == config::Service::kMetrics) kept_open_.insert(&a);
     asio::co_spawn(main_io, acceptLoop(a, l), asio::detached);
   }

@@ -398,3 +398,10 @@ def test_haproxy_takes_a_draining_server_out_on_readyz(tmp_path):
             assert s.proc.wait(timeout=20) == 0
     finally:
         s.stop()
+
+
+def test_metrics_listener_is_logged_as_plain_http(srv):
+    """No STARTTLS on the metrics listener, whatever [tls] says: its listening line says so."""
+    ev = {e["listener"]: e for e in srv.log_events("server.listening")}
+    assert ev["metrics"]["tls"] == "none", ev
+    assert ev["submission"]["tls"] == "starttls" and ev["submissions"]["tls"] == "implicit", ev
