@@ -115,7 +115,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
   std::vector<Report> reports(batch.size());
   std::vector<File> files;
   std::map<std::string, MailboxDirs> dirs;   // mailbox -> open folders, for this batch
-  uint64_t temporary = 0, permanent = 0, unsafe = 0;
+  uint64_t temporary = 0, permanent = 0, unsafe = 0, over_quota = 0;
   auto fail = [&](size_t j, uint32_t idx, Outcome::Kind kind, std::string reason) {
     reports[j].outcomes.push_back({idx, kind, std::move(reason)});
     (kind == Outcome::kPermanent ? permanent : temporary)++;
@@ -184,8 +184,20 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
       f.dirs = &d->second;
       std::string content = renderForMaildir(job.env.mail_from, r.mailbox, *body);
       f.name = maildirName(job.env.accepted_us, job.env.pid, job.env.seq, host_, content.size());
+      uint64_t limit = usage_ && quota_limit_ ? quota_limit_(r.mailbox) : 0, used = 0;
       if (job.recheck && alreadyDelivered(env_, *f.dirs, f.name)) {
         f.skip = true;
+      } else if (limit != 0 && !usage_->reserve(r.mailbox, content.size(), limit, &used)) {
+        // Permanent, as Dovecot's LDA answers over quota (552 5.2.2): the sender is told now.
+        ++over_quota;
+        if (counters_) counters_->inc("delivery.over_quota");
+        log::warn("delivery.over_quota").kv("queue_id", job.env.queue_id).kv("to", r.mailbox)
+            .kv("size", uint64_t(content.size())).kv("usage", used).kv("quota", limit);
+        for (uint32_t k : f.rcpts)
+          fail(j, k, Outcome::kPermanent,
+               fmt::format("mailbox full: {} is over its quota ({} of {} bytes used, the message has {})", r.mailbox,
+                           used, limit, content.size()));
+        continue;
       } else {
         auto fd = env_.openAt(f.dirs->tmp.get(), f.name,
                               io::kWrite | io::kCreate | io::kTruncate | io::kNoFollow, 0600);
@@ -254,6 +266,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
     stats_.temporary_failures += temporary;
     stats_.permanent_failures += permanent;
     stats_.unsafe_paths += unsafe;
+    stats_.over_quota += over_quota;
   }
   for (auto& r : reports)
     if (!r.outcomes.empty()) report_(std::move(r));
