@@ -111,6 +111,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
     int fd = -1;
     bool skip = false;             // an earlier copy exists
     bool failed = false;
+    uint64_t reserved = 0;         // bytes counted against the mailbox's quota
   };
   std::vector<Report> reports(batch.size());
   std::vector<File> files;
@@ -120,8 +121,15 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
     reports[j].outcomes.push_back({idx, kind, std::move(reason)});
     (kind == Outcome::kPermanent ? permanent : temporary)++;
   };
+  // A file that is not delivered gives back its quota reservation (a retry must not find
+  // the bytes of its own failed attempt counted).
+  auto unreserve = [&](File& f) {
+    if (f.reserved != 0) usage_->release(f.mailbox, f.reserved);
+    f.reserved = 0;
+  };
   auto failFile = [&](File& f, const std::string& reason) {
     f.failed = true;
+    unreserve(f);
     for (uint32_t i : f.rcpts) fail(f.job, i, Outcome::kTemporary, reason);
   };
 
@@ -199,12 +207,14 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
                            used, limit, content.size()));
         continue;
       } else {
+        if (limit != 0) f.reserved = content.size();
         auto fd = env_.openAt(f.dirs->tmp.get(), f.name,
                               io::kWrite | io::kCreate | io::kTruncate | io::kNoFollow, 0600);
         Status s = fd ? io::writeAll(env_, *fd, content) : fd.status();
         if (fd) f.fd = *fd;
         if (!s) {
           f.failed = true;
+          unreserve(f);
           for (uint32_t k : f.rcpts) fail(j, k, Outcome::kTemporary, fmt::format("write {}/tmp/{}: {}", r.mailbox, f.name, s.message()));
           f.rcpts.clear();
         }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "delivery/maildir.h"
@@ -106,6 +107,13 @@ bool QuotaUsage::reserve(const std::string& mailbox, uint64_t bytes, uint64_t li
   if (limit != 0 && e.bytes + bytes > limit) return false;
   e.bytes += bytes;
   return true;
+}
+
+void QuotaUsage::release(const std::string& mailbox, uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  auto it = cache_.find(mailbox);
+  if (it == cache_.end()) return;
+  it->second.bytes -= std::min(bytes, it->second.bytes);
 }
 
 }  // namespace postern::delivery

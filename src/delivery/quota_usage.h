@@ -40,6 +40,8 @@ class QuotaUsage {
   // so that two deliveries racing for the last bytes cannot both pass. `used` receives
   // the usage before this message.
   bool reserve(const std::string& mailbox, uint64_t bytes, uint64_t limit, uint64_t* used = nullptr);
+  // Gives back `bytes` reserved for a message that was not delivered after all.
+  void release(const std::string& mailbox, uint64_t bytes);
 
  private:
   struct Entry {

@@ -69,6 +69,8 @@ TEST_F(TempMaildir, CacheAddsReservationsAndRescansWhenStale) {
   EXPECT_EQ(used, 100u);
   EXPECT_FALSE(cached.reserve("alice@example.com", 1, 150, &used));   // 151 > 150
   EXPECT_EQ(used, 150u);
+  cached.release("alice@example.com", 50);                            // not delivered after all
+  EXPECT_TRUE(cached.reserve("alice@example.com", 50, 150));
   EXPECT_TRUE(cached.reserve("alice@example.com", 1000, 0));          // 0: no limit
   write("example.com/alice/new/2.M1P1Q2.h,S=7", 7);
   EXPECT_EQ(cached.usage("alice@example.com"), 1150u);                // not rescanned yet
