@@ -1,7 +1,8 @@
 """Issue 13 item 5: mailbox quotas from docker-mailserver's dovecot-quotas.cf and
 [directory] default_quota, enforced at SMTP with the real binary: 452 4.2.2 at RCPT when
-the mailbox is full or the declared SIZE does not fit, and a 5.2.2 bounce when delivery
-would take the mailbox past its quota; reloaded when the file changes; checked by
+the mailbox is full or the declared SIZE does not fit, 552 5.2.2 at the end of DATA when
+the message fits no recipient, and a 5.2.2 bounce when delivery would take one mailbox
+past its quota; reloaded when the file changes; checked by
 `postern config check` with file:line."""
 
 import re
@@ -30,16 +31,19 @@ def rcpt(port, to, size=None, mail_from="someone@remote.test"):
         return c.rcpt(to)
 
 
-def send(port, to, body_bytes, mail_from="someone@remote.test", subject="q"):
-    """One message of about `body_bytes`, without SIZE= (smtplib's sendmail would add it)."""
+def send(port, to, body_bytes, mail_from="someone@remote.test", subject="q", expect=250):
+    """One message of about `body_bytes` to the addresses `to` (str or list), without SIZE=
+    (smtplib's sendmail would add it). Returns the reply to DATA."""
     line = b"x" * 70 + b"\r\n"
     msg = f"Subject: {subject}\r\n\r\n".encode() + line * (body_bytes // len(line))
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
         c.ehlo("client.test")
         assert c.mail(mail_from)[0] == 250
-        assert c.rcpt(to)[0] == 250
+        for addr in [to] if isinstance(to, str) else to:
+            assert c.rcpt(addr)[0] == 250
         code, resp = c.data(msg)
-        assert code == 250, resp
+        assert code == expect, resp
+        return code, resp
 
 
 def stored_size(path):
@@ -63,8 +67,15 @@ def test_rcpt_and_delivery_enforce_the_quota(tmp_path):
         assert rcpt(port, "alice@example.test", size=10240 - used + 1)[0] == 452
         assert rcpt(port, "alice@example.test", size=10240 - used)[0] == 250
 
-        # No SIZE: RCPT passes, delivery would exceed: a 5.2.2 bounce to the local sender.
-        send(port, "alice@example.test", 5000, mail_from="bob@example.test", subject="too big")
+        # No SIZE: RCPT passes. A message that fits no recipient is refused at the end of DATA.
+        assert send(port, "alice@example.test", 5000, expect=552) == (
+            552, b"5.2.2 Mailbox full: the message exceeds the quota of every recipient")
+        s.wait_event("smtp.over_quota", stage="data")
+
+        # One that fits another recipient is accepted; delivery to alice would exceed: a
+        # 5.2.2 bounce to the local sender.
+        send(port, ["alice@example.test", "dave@example.test"], 5000, mail_from="bob@example.test", subject="too big")
+        s.wait_mail("dave@example.test")
         s.wait_event("delivery.over_quota", to="alice@example.test")
         s.wait_event("delivery.bounced", to="alice@example.test", timeout=20)
         dsn = s.wait_mail("bob@example.test")[0].read_bytes()
