@@ -122,6 +122,7 @@ class Server {
   std::unique_ptr<directory::DirectoryService> directory_;
   std::unique_ptr<spool::Spool> spool_;
   std::unique_ptr<queue::Queue> queue_;
+  std::unique_ptr<delivery::QuotaUsage> quota_usage_;   // used by deliverer_ and the sessions
   std::unique_ptr<delivery::Deliverer> deliverer_;
   std::unique_ptr<asio::thread_pool> cpu_pool_;
   std::unique_ptr<smtp::ServerContext> smtp_ctx_;
@@ -355,6 +356,7 @@ Status Server::dropRoot() {
   if (!target_) return Status::ok();
   std::vector<std::string> allowed = {c.accounts_path};
   if (!c.aliases_path.empty()) allowed.push_back(c.aliases_path);
+  if (!c.quotas_path.empty()) allowed.push_back(c.quotas_path);
   if (c.tls.configured) {
     allowed.push_back(c.tls.default_cert.cert);
     allowed.push_back(c.tls.default_cert.key);
@@ -435,6 +437,7 @@ int Server::run() {
           .kv("serial", ci.serial_hex).kv("days_left", int64_t(ci.days_left));
   }
   directory_ = std::make_unique<directory::DirectoryService>(c.accounts_path, c.aliases_path, files());
+  directory_->setQuotas(c.quotas_path, c.default_quota);
   if (Status s = directory_->load(); !s) {
     log::error("server.start_failed").kv("reason", s.message());
     return 1;
@@ -472,6 +475,9 @@ int Server::run() {
       io::posixEnv(), *spool_, c.mailbox_root, c.hostname, kDeliveryThreads,
       [this](delivery::Report r) { queue_->report(std::move(r)); },
       [this](const std::string& mailbox) { return directory_->current()->findAccount(mailbox) != nullptr; });
+  quota_usage_ = std::make_unique<delivery::QuotaUsage>(c.mailbox_root);
+  deliverer_->setQuota(*quota_usage_, [this](const std::string& mailbox) { return directory_->quotaFor(mailbox); },
+                       &counters_);
   queue_->setDeliverer(deliverer_.get());
   if (!pending.empty()) log::info("spool.recovered").kv("messages", uint64_t(pending.size()));
   queue_->recovered(pending);
@@ -500,6 +506,7 @@ int Server::run() {
   smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *queue_, certs_.get(), *cpu_pool_, counters_,
                                           metrics_, next_seq_, shutting_down_, *protector_, dnsbl_.get()});
   smtp_ctx_->dkim = dkim_.get();
+  smtp_ctx_->quota_usage = quota_usage_.get();
 
   auto acceptor = acceptors_.begin();
   for (const auto& l : c.listeners) {
@@ -517,8 +524,10 @@ int Server::run() {
     return 1;
   }
   asio::co_spawn(main_io, handleSignals(), asio::detached);
+  std::vector<std::string> directory_files{c.accounts_path, c.aliases_path};
+  if (!c.quotas_path.empty()) directory_files.push_back(c.quotas_path);
   directory_watcher_ = std::make_unique<FileWatcher>(
-      main_io, std::vector<std::string>{c.accounts_path, c.aliases_path}, kDirectoryPollInterval,
+      main_io, std::move(directory_files), kDirectoryPollInterval,
       [this] { asio::post(*cpu_pool_, [this] { directory_->reloadIfChanged(); }); }, files());
   directory_watcher_->start();
   if (certs_) {

@@ -17,6 +17,7 @@
 #include "directory/aliases.h"
 #include "directory/directory.h"
 #include "directory/file_edit.h"
+#include "directory/quotas.h"
 #include "io/env.h"
 #include "log/log.h"
 #include "tls/tls_context.h"
@@ -24,6 +25,7 @@
 #include "protect/protector.h"
 #include "spool/spool.h"
 #include "util/counters.h"
+#include "util/file_source.h"
 #include "util/fs.h"
 #include "util/strings.h"
 
@@ -115,6 +117,24 @@ int runServe(const Args& a) {
   return app::serve(cfg);
 }
 
+// `config check` of the quotas file: a bad line is an error with its file and line; a
+// quota for an address that is no account is noted (it never applies). True when valid.
+static bool checkQuotasFile(const std::string& path, const directory::Directory* dir) {
+  if (path.empty()) return true;
+  Result<std::string> text = readRegularFile(path);
+  if (!text) return text.status().code() == Status::Code::kNotFound;   // warned by the loader
+  auto quotas = directory::parseQuotas(*text, path);
+  if (!quotas) {
+    std::fprintf(stderr, "%s\n", quotas.status().message().c_str());
+    return false;
+  }
+  for (const auto& q : quotas->entries)
+    if (dir != nullptr && dir->findAccount(q.address) == nullptr)
+      std::fprintf(stderr, "%s:%zu: note: %s is not an account: its quota never applies\n", path.c_str(), q.line,
+                   q.address.c_str());
+  return true;
+}
+
 int runConfig(const Args& a) {
   if (a.positional.size() != 2 || (a.positional[1] != "check" && a.positional[1] != "show")) return usage(2);
   config::LoadResult r = config::load(a.config_path);
@@ -140,6 +160,7 @@ int runConfig(const Args& a) {
         directory_ok = false;
       }
     }
+    if (!checkQuotasFile(r.config->quotas_path, dir ? dir->get() : nullptr)) directory_ok = false;
   }
   if (!r.config || r.hasErrors() || !directory_ok) {
     std::fprintf(stderr, "%s: configuration is invalid\n", a.config_path.c_str());

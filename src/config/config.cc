@@ -16,6 +16,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "directory/quotas.h"
 #include "util/strings.h"
 
 namespace postern::config {
@@ -316,9 +317,21 @@ LoadResult Loader::run(std::string_view text) {
   c_.aliases_path = "virtual.cf";
   Position accounts_pos = file_pos, aliases_pos = file_pos;
   if (const toml::table* t = getTable(root, "directory")) {
-    checkKeys(*t, "[directory]", {"accounts", "aliases"});
+    checkKeys(*t, "[directory]", {"accounts", "aliases", "quotas", "default_quota"});
     if (getString(*t, "accounts", c_.accounts_path)) accounts_pos = pos(*t->get("accounts"));
     if (getString(*t, "aliases", c_.aliases_path)) aliases_pos = pos(*t->get("aliases"));
+    // Quotas: the file in docker-mailserver's format, and a default in the same units.
+    if (getString(*t, "quotas", c_.quotas_path)) {
+      c_.quotas_path = resolvePath(c_.quotas_path);
+      checkReadable(c_.quotas_path, pos(*t->get("quotas")), "quotas file", false);
+    }
+    if (const toml::node* n = t->get("default_quota")) {
+      std::optional<uint64_t> q;
+      if (n->is_integer() && n->as_integer()->get() >= 0) q = static_cast<uint64_t>(n->as_integer()->get());
+      else if (n->is_string()) q = directory::parseQuotaSize(n->as_string()->get());
+      if (q && *q <= directory::kMaxQuotaBytes) c_.default_quota = *q;
+      else error(pos(*n), "'default_quota' must be a size such as \"1G\" or \"500M\" (B, k, M, G, T: powers of 1024; 0: no limit)");
+    }
   }
   c_.accounts_path = resolvePath(c_.accounts_path);
   c_.aliases_path = resolvePath(c_.aliases_path);
@@ -709,8 +722,10 @@ std::string describe(const Config& c) {
   std::string out;
   out += fmt::format("config: {}\nhostname: {}\ndata_dir: {}\nlog_format: {}\nlog_level: {}\n", c.path, c.hostname,
                      c.data_dir, c.log_format == LogFormat::kJson ? "json" : "text", c.log_level);
-  out += fmt::format("directory.accounts: {}\ndirectory.aliases: {}\nmailbox.root: {}\n", c.accounts_path,
-                     c.aliases_path, c.mailbox_root);
+  out += fmt::format("directory.accounts: {}\ndirectory.aliases: {}\n", c.accounts_path, c.aliases_path);
+  out += fmt::format("directory.quotas: {}\ndirectory.default_quota: {}\nmailbox.root: {}\n",
+                     c.quotas_path.empty() ? "(none)" : c.quotas_path,
+                     c.default_quota == 0 ? "0 (no limit)" : std::to_string(c.default_quota), c.mailbox_root);
   if (c.tls.configured) {
     out += fmt::format("tls.cert: {}\ntls.key: {}\ntls.min_version: {}\n", c.tls.default_cert.cert,
                        c.tls.default_cert.key, c.tls.min_version);

@@ -183,6 +183,8 @@ struct Config {
   std::string log_level = "info";
   std::string accounts_path;
   std::string aliases_path;
+  std::string quotas_path;        // [directory] quotas (dovecot-quotas.cf); empty: none
+  uint64_t default_quota = 0;     // [directory] default_quota in bytes; 0: no limit
   std::string mailbox_root;
   Tls tls;
   ProxyProtocol proxy;

@@ -111,17 +111,25 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
     int fd = -1;
     bool skip = false;             // an earlier copy exists
     bool failed = false;
+    uint64_t reserved = 0;         // bytes counted against the mailbox's quota
   };
   std::vector<Report> reports(batch.size());
   std::vector<File> files;
   std::map<std::string, MailboxDirs> dirs;   // mailbox -> open folders, for this batch
-  uint64_t temporary = 0, permanent = 0, unsafe = 0;
+  uint64_t temporary = 0, permanent = 0, unsafe = 0, over_quota = 0;
   auto fail = [&](size_t j, uint32_t idx, Outcome::Kind kind, std::string reason) {
     reports[j].outcomes.push_back({idx, kind, std::move(reason)});
     (kind == Outcome::kPermanent ? permanent : temporary)++;
   };
+  // A file that is not delivered gives back its quota reservation (a retry must not find
+  // the bytes of its own failed attempt counted).
+  auto unreserve = [&](File& f) {
+    if (f.reserved != 0) usage_->release(f.mailbox, f.reserved);
+    f.reserved = 0;
+  };
   auto failFile = [&](File& f, const std::string& reason) {
     f.failed = true;
+    unreserve(f);
     for (uint32_t i : f.rcpts) fail(f.job, i, Outcome::kTemporary, reason);
   };
 
@@ -184,15 +192,29 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
       f.dirs = &d->second;
       std::string content = renderForMaildir(job.env.mail_from, r.mailbox, *body);
       f.name = maildirName(job.env.accepted_us, job.env.pid, job.env.seq, host_, content.size());
+      uint64_t limit = usage_ && quota_limit_ ? quota_limit_(r.mailbox) : 0, used = 0;
       if (job.recheck && alreadyDelivered(env_, *f.dirs, f.name)) {
         f.skip = true;
+      } else if (limit != 0 && !usage_->reserve(r.mailbox, content.size(), limit, &used)) {
+        // Permanent, as Dovecot's LDA answers over quota (552 5.2.2): the sender is told now.
+        ++over_quota;
+        if (counters_) counters_->inc("delivery.over_quota");
+        log::warn("delivery.over_quota").kv("queue_id", job.env.queue_id).kv("to", r.mailbox)
+            .kv("size", uint64_t(content.size())).kv("usage", used).kv("quota", limit);
+        for (uint32_t k : f.rcpts)
+          fail(j, k, Outcome::kPermanent,
+               fmt::format("mailbox full: {} is over its quota ({} of {} bytes used, the message has {})", r.mailbox,
+                           used, limit, content.size()));
+        continue;
       } else {
+        if (limit != 0) f.reserved = content.size();
         auto fd = env_.openAt(f.dirs->tmp.get(), f.name,
                               io::kWrite | io::kCreate | io::kTruncate | io::kNoFollow, 0600);
         Status s = fd ? io::writeAll(env_, *fd, content) : fd.status();
         if (fd) f.fd = *fd;
         if (!s) {
           f.failed = true;
+          unreserve(f);
           for (uint32_t k : f.rcpts) fail(j, k, Outcome::kTemporary, fmt::format("write {}/tmp/{}: {}", r.mailbox, f.name, s.message()));
           f.rcpts.clear();
         }
@@ -254,6 +276,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
     stats_.temporary_failures += temporary;
     stats_.permanent_failures += permanent;
     stats_.unsafe_paths += unsafe;
+    stats_.over_quota += over_quota;
   }
   for (auto& r : reports)
     if (!r.outcomes.empty()) report_(std::move(r));

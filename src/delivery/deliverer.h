@@ -22,7 +22,9 @@
 #include <thread>
 #include <vector>
 
+#include "delivery/quota_usage.h"
 #include "io/env.h"
+#include "util/counters.h"
 #include "spool/spool.h"
 
 namespace postern::delivery {
@@ -58,6 +60,7 @@ struct DeliveryStats {
   uint64_t permanent_failures = 0;
   uint64_t skipped_existing = 0;   // found from an earlier attempt
   uint64_t unsafe_paths = 0;       // a link or a non-folder where a mailbox folder belongs
+  uint64_t over_quota = 0;         // refused: the mailbox would exceed its quota
 };
 
 class Deliverer {
@@ -69,6 +72,16 @@ class Deliverer {
   Deliverer(io::Env& env, spool::Spool& spool, std::string mailbox_root, std::string hostname, unsigned threads,
             ReportFn report, MailboxExists exists = {});
   ~Deliverer();
+  // The quota of a mailbox in bytes (0: none). Called on the worker threads.
+  using QuotaLimit = std::function<uint64_t(const std::string&)>;
+  // Enforces quotas: a message that would take its mailbox past its limit is a permanent
+  // failure ("5.2.2 mailbox full", bounced by the queue); delivered bytes are added to
+  // `usage`. REQUIRES: called before the first submit(); `usage` and `counters` outlive *this.
+  void setQuota(QuotaUsage& usage, QuotaLimit limit, Counters* counters = nullptr) {
+    usage_ = &usage;
+    quota_limit_ = std::move(limit);
+    counters_ = counters;
+  }
   void submit(Job job);
   // Waits until every submitted job has been attempted once (tests, shutdown).
   void drain();
@@ -92,6 +105,9 @@ class Deliverer {
   std::string host_;
   ReportFn report_;
   MailboxExists exists_;
+  QuotaUsage* usage_ = nullptr;
+  QuotaLimit quota_limit_;
+  Counters* counters_ = nullptr;
   std::atomic<bool> stopping_{false};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::mutex stats_mu_;

@@ -28,6 +28,7 @@ std::string statusForLocalFailure(bool permanent, std::string_view reason, bool 
   if (expired) return "4.4.7";   // RFC 3463: delivery time expired
   if (reason.find("no longer exists") != std::string_view::npos) return "5.1.1";
   if (reason.find("unsafe mailbox") != std::string_view::npos) return "5.1.3";
+  if (permanent && reason.starts_with("mailbox full")) return "5.2.2";   // RFC 3463: mailbox full
   return permanent ? "5.0.0" : "4.0.0";
 }
 

@@ -20,6 +20,7 @@ namespace postern {
 
 // Every event name, sorted (checked at compile time below). Add new names here.
 inline constexpr std::string_view kEventNames[] = {
+    "delivery.over_quota",
     "dkim.sign_failed",
     "dkim.signed",
     "net.max_connections",
@@ -71,6 +72,7 @@ inline constexpr std::string_view kEventNames[] = {
     "smtp.no_valid_recipients",
     "smtp.nul_in_command",
     "smtp.nul_in_data",
+    "smtp.over_quota",
     "smtp.relay_denied",
     "smtp.sender_denied",
     "smtp.size_exceeded",

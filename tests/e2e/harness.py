@@ -87,12 +87,13 @@ class Postern:
 
     def __init__(self, workdir, listeners=None, extra_toml="", accounts=None, aliases=None, tls=True,
                  proxy_toml="", threads=2, protect_toml=DEFAULT_PROTECT, data_dir="data", user="root",
-                 server_toml="", env=None):
+                 server_toml="", env=None, directory_toml=""):
         """`data_dir` (spool/ and state/) is relative to `workdir` unless absolute, e.g. on a
         file system the test mounted; the mailbox root stays `workdir`/mail. `user` is
         [server] user: tests run as root in private folders (pytest's tmp_path is root-only),
         so they keep root explicitly; test_privileges.py covers the drop (None: no setting).
-        `env`: variables added to the server's environment (e.g. NOTIFY_SOCKET)."""
+        `env`: variables added to the server's environment (e.g. NOTIFY_SOCKET).
+        `directory_toml`: more [directory] keys, e.g. 'quotas = "quotas.cf"'."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {}
@@ -104,6 +105,7 @@ class Postern:
         self.threads = threads
         self.user = user
         self.server_toml = server_toml   # more [server] keys, e.g. "max_connections = 50"
+        self.directory_toml = directory_toml
         self.proc = None
         self.env = dict(env or {})
         self._data_dir_setting = str(data_dir)
@@ -128,7 +130,7 @@ class Postern:
         lines = [f'hostname = "{HOSTNAME}"', f'data_dir = "{self._data_dir_setting}"', "", "[server]",
                  f"threads = {self.threads}", f'user = "{self.user}"' if self.user else "", self.server_toml,
                  'shutdown_timeout = "10s"', "", "[directory]", 'accounts = "accounts.cf"', 'aliases = "virtual.cf"',
-                 "", "[mailbox]", 'root = "mail"', ""]
+                 self.directory_toml, "", "[mailbox]", 'root = "mail"', ""]
         if self.tls:
             lines += ["[tls]", f'cert = "{self.cert}"', f'key = "{self.key}"', ""]
         if self.proxy_toml:

@@ -24,7 +24,7 @@ from harness import BIN, free_port, stop_process, wait_until
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 # Every line of dms-proxy that is not carried over, as file:line (a whole file: its path).
-# This build's configuration has no [[route]], quotas or IMAP: when those land the
+# This build's configuration has no [[route]] or IMAP: when those land the
 # importer writes them (it asks the configuration loader) and this list shrinks.
 PROXY_NOT_CARRIED = {
     "../mailserver.env:10",   # POSTMASTER_ADDRESS
@@ -39,7 +39,6 @@ PROXY_NOT_CARRIED = {
     "postfix-aliases.cf:2",   # /dev/null
     "postfix-regexp.cf:2",    # a real pattern
     "dovecot.cf:2", "dovecot.cf:3", "dovecot.cf:4",
-    "dovecot-quotas.cf:1",
     "postfix-relaymap.cf:1", "postfix-relaymap.cf:2",
     "postfix-sasl-password.cf:1",
     "opendkim/TrustedHosts",
@@ -52,6 +51,7 @@ PROXY_MAPPED = {
     "postfix-accounts.cf:1", "postfix-accounts.cf:2",
     "postfix-virtual.cf:2", "postfix-virtual.cf:3", "postfix-virtual.cf:4",
     "postfix-aliases.cf:1", "postfix-regexp.cf:1", "dovecot.cf:1",
+    "dovecot-quotas.cf:1",   # [directory] quotas: quotas.cf
     # [dkim]: the keys are copied to dkim/<domain>/<selector>.key; the tables say nothing more.
     "opendkim/KeyTable:1", "opendkim/SigningTable:1",
     "opendkim/keys/example.com/mail.private",
@@ -168,7 +168,7 @@ def test_proxy_fixture_report_and_toml(tmp_path):
 
     conf = tomllib.loads((out / "postern.toml").read_text())
     assert conf["hostname"] == "mail.example.com"
-    assert conf["directory"] == {"accounts": "accounts.cf", "aliases": "virtual.cf"}
+    assert conf["directory"] == {"accounts": "accounts.cf", "aliases": "virtual.cf", "quotas": "quotas.cf"}
     assert conf["mailbox"] == {"root": "/var/mail"}
     assert conf["tls"] == {"cert": "tls/cert.pem", "key": "tls/key.pem"}
     assert conf["proxy_protocol"] == {"trusted_networks": ["172.16.0.0/12", "10.0.0.0/8"], "header_timeout": "10s"}
@@ -185,8 +185,9 @@ def test_proxy_fixture_report_and_toml(tmp_path):
 
     # Files: what Postern reads as it is, 0600 in 0700 folders.
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "accounts.cf", "dkim/example.com/mail.key", "dkim/example.org/mail.key", "postern.toml", "tls/cert.pem",
-        "tls/key.pem", "virtual.cf"]
+        "accounts.cf", "dkim/example.com/mail.key", "dkim/example.org/mail.key", "postern.toml", "quotas.cf",
+        "tls/cert.pem", "tls/key.pem", "virtual.cf"]
+    assert (out / "quotas.cf").read_text() == "user1@example.com:50M\n"
     for p in [out, out / "tls", out / "dkim" / "example.com", out / "dkim" / "example.org"]:
         assert stat.S_IMODE(p.stat().st_mode) == 0o700, p
     for p in out.rglob("*"):

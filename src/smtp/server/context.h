@@ -32,6 +32,10 @@ class Protector;
 class Dnsbl;
 }
 
+namespace postern::delivery {
+class QuotaUsage;
+}
+
 namespace postern::dkim {
 class KeyStore;
 }
@@ -52,6 +56,7 @@ struct ServerContext {
   protect::Protector& protector;
   protect::Dnsbl* dnsbl;            // null without [protect.dnsbl] zones
   dkim::KeyStore* dkim = nullptr;   // signing keys; null: nothing is signed
+  delivery::QuotaUsage* quota_usage = nullptr;   // mailbox usage; null: quotas are not checked at RCPT
 };
 
 // Who is on the other end. After a PROXY header `client` is the real client and `peer`

@@ -235,6 +235,10 @@ net::awaitable<bool> Session::onData(const Command& cmd) {
     resetTransaction();
     co_return !quit_;
   }
+  if (refuseAllOverQuota()) {
+    resetTransaction();
+    co_return !quit_;
+  }
   co_return co_await commitMessage();
 }
 
@@ -331,6 +335,10 @@ net::awaitable<bool> Session::onBdat(const Command& cmd) {
   if (!cmd.last) {
     reply(250, "2.0.0", fmt::format("{} octets received", cmd.chunk_size));
     co_return true;
+  }
+  if (refuseAllOverQuota()) {
+    resetTransaction();
+    co_return !quit_;
   }
   co_return co_await commitMessage();
 }

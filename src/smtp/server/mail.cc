@@ -191,6 +191,7 @@ void Session::onRcptChecked(const Command& cmd) {
   } else if (res.outcome == Outcome::kLoop) {
     return reject(rejection::kAliasLoop, 550, "5.4.6", fmt::format("<{}>: Alias expansion loop", cmd.path));
   } else {
+    if (refuseOverQuota(cmd, res)) return;
     for (const auto& t : res.targets) {
       bool dup = false;
       for (const auto& r : env_.recipients) dup = dup || r.mailbox == t.address;

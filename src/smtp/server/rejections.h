@@ -47,6 +47,12 @@ inline constexpr Rejection kLineTooLong{"smtp.line_too_long", protect::Offense::
 inline constexpr Rejection kNoValidRecipients{"smtp.no_valid_recipients"};
 inline constexpr Rejection kNulInCommand{"smtp.nul_in_command", protect::Offense::kProtocolError};
 inline constexpr Rejection kNulInData{"smtp.nul_in_data"};
+// 452 4.2.2: a local mailbox of the recipient is at its quota, or the SIZE declared at
+// MAIL would take it past (delivery/quota_usage.h). Temporary: space may be freed.
+inline constexpr Rejection kOverQuota{"smtp.over_quota"};
+// 552 5.2.2 at the end of DATA: the message would take every recipient's mailbox past its
+// quota. Permanent for this message (RFC 3463 5.2.2); counted with the RCPT refusals.
+inline constexpr Rejection kOverQuotaData{"smtp.over_quota"};
 inline constexpr Rejection kRelayDenied{"smtp.relay_denied", protect::Offense::kRelayAttempt};
 inline constexpr Rejection kSenderDenied{"smtp.sender_denied"};
 inline constexpr Rejection kSizeExceeded{"smtp.size_exceeded"};

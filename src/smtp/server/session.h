@@ -83,6 +83,12 @@ class Session {
   net::awaitable<void> onRcpt(const Command& cmd);
   void onRcptChecked(const Command& cmd);
   bool refuseBadMailboxName(const Command& cmd, const std::string& rcpt, const directory::Directory::Resolution& res);
+  // 452 4.2.2 when a local mailbox of `res` is full or the declared SIZE would not fit
+  // (quota.cc). True when a reply was sent.
+  bool refuseOverQuota(const Command& cmd, const directory::Directory::Resolution& res);
+  // 552 5.2.2 at the end of DATA/BDAT when the message fits no recipient's mailbox: every
+  // recipient is a local mailbox whose quota it would exceed (quota.cc). True when replied.
+  bool refuseAllOverQuota();
   net::awaitable<bool> onData(const Command& cmd);
   net::awaitable<bool> onBdat(const Command& cmd);
   net::awaitable<bool> onAuth(const Command& cmd);
