@@ -22,6 +22,10 @@ namespace postern {
 inline constexpr std::string_view kEventNames[] = {
     "dkim.sign_failed",
     "dkim.signed",
+    "greylist.auto_allowed",
+    "greylist.deferred",
+    "greylist.file_bad_line",
+    "greylist.passed",
     "net.max_connections",
     "net.peer_gone",
     "protect.banned_connection",
