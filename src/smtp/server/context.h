@@ -30,6 +30,7 @@ struct ListenerMetrics;
 namespace postern::protect {
 class Protector;
 class Dnsbl;
+class Greylist;
 }
 
 namespace postern::dkim {
@@ -52,6 +53,7 @@ struct ServerContext {
   protect::Protector& protector;
   protect::Dnsbl* dnsbl;            // null without [protect.dnsbl] zones
   dkim::KeyStore* dkim = nullptr;   // signing keys; null: nothing is signed
+  protect::Greylist* greylist = nullptr;   // null unless [protect.greylist] enabled
 };
 
 // Who is on the other end. After a PROXY header `client` is the real client and `peer`
