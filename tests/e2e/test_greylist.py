@@ -3,6 +3,7 @@ addresses (127.0.0.2, 127.0.0.3); 127.0.0.1 is in [protect] allow_networks (harn
 The delays are real (a short configured delay); there is nothing else to wait for."""
 
 import smtplib
+import socket
 import ssl
 import time
 
@@ -98,6 +99,49 @@ def test_ipv4_prefix_32_keeps_addresses_apart(tmp_path):
         wait_delay(first)
         assert attempt(s, "127.0.0.3")[0] == 451   # first seen from this address
         assert attempt(s, "127.0.0.2")[0] == 250
+
+
+class BehindProxy(smtplib.SMTP):
+    """An SMTP client whose connection opens with a PROXY v1 header, as HAProxy's would."""
+
+    def __init__(self, client, client_port, *args, **kwargs):
+        family = "TCP6" if ":" in client else "TCP4"
+        local = "::1" if family == "TCP6" else "127.0.0.1"
+        self._header = f"PROXY {family} {client} {local} {client_port} 25\r\n".encode()
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        sock = socket.create_connection((host, port), timeout)
+        sock.sendall(self._header)
+        return sock
+
+
+def proxied_rcpt(server, client, client_port=40000):
+    with BehindProxy(client, client_port, "127.0.0.1", server.ports["smtp"], timeout=10) as c:
+        c.ehlo("client.remote.test")
+        assert c.mail("sender@remote.test")[0] == 250
+        code, text = c.rcpt("bob@example.test")
+        if code == 250:
+            assert c.data(b"Subject: via proxy\r\n\r\nhello\r\n")[0] == 250
+        return code, text.decode()
+
+
+def test_behind_a_proxy_the_real_client_is_greylisted_and_ipv6_grouped_per_64(tmp_path):
+    # The proxy (127.0.0.1) is exempt; the clients named in its headers are not.
+    with Postern(tmp_path / "p", listeners=[("smtp", "required")], protect_toml=greylist_toml(),
+                 proxy_toml='[proxy_protocol]\ntrusted_networks = ["127.0.0.1/32"]') as s:
+        first = time.monotonic()
+        code, text = proxied_rcpt(s, "2001:db8:1:2::5")
+        assert code == 451 and "Greylisted" in text
+        ev = s.wait_event("greylist.deferred")
+        assert ev["network"] == "2001:db8:1:2::/64" and ev["client"] == "[2001:db8:1:2::5]:40000"
+        assert ev["via"].startswith("127.0.0.1:")
+        assert proxied_rcpt(s, "203.0.113.5")[0] == 451
+        wait_delay(first)
+        assert proxied_rcpt(s, "2001:db8:1:2:ffff::7")[0] == 250   # same /64
+        assert proxied_rcpt(s, "2001:db8:1:3::5")[0] == 451        # another /64
+        assert proxied_rcpt(s, "203.0.113.77")[0] == 250           # same /24 as 203.0.113.5
+        s.wait_mail("bob@example.test", count=2)
 
 
 def test_state_survives_a_restart(tmp_path):
