@@ -159,7 +159,7 @@ struct Greylist {
   unsigned ipv4_prefix = 24;                                // clients are grouped by network
   unsigned ipv6_prefix = 64;
   unsigned auto_allow = 5;                                  // passed triplets that exempt a network; 0: never
-  unsigned max_entries = 200'000;                           // oldest forgotten beyond this
+  unsigned max_entries = 100'000;                           // least recently seen forgotten beyond this
 };
 struct Protect {
   std::vector<Cidr> allow_networks;            // never limited or banned; default: loopback
