@@ -499,9 +499,6 @@ int Server::run() {
     }
     dnsbl_ = std::move(d.value());
   }
-  smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *queue_, certs_.get(), *cpu_pool_, counters_,
-                                          metrics_, next_seq_, shutting_down_, *protector_, dnsbl_.get()});
-  smtp_ctx_->dkim = dkim_.get();
   if (c.protect.greylist.enabled) {
     greylist_ = std::make_unique<protect::Greylist>(c.protect.greylist, c.stateDir() + "/greylist", counters_);
     if (Status s = greylist_->load(); !s) {
@@ -510,8 +507,11 @@ int Server::run() {
     }
     greylist_->setOffloader([this](std::function<void()> f) { asio::post(*cpu_pool_, std::move(f)); });
     log::info("greylist.loaded").kv("entries", uint64_t(greylist_->size()));
-    smtp_ctx_->greylist = greylist_.get();
   }
+  smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *queue_, certs_.get(), *cpu_pool_, counters_,
+                                          metrics_, next_seq_, shutting_down_, *protector_, dnsbl_.get()});
+  smtp_ctx_->greylist = greylist_.get();
+  smtp_ctx_->dkim = dkim_.get();
 
   auto acceptor = acceptors_.begin();
   for (const auto& l : c.listeners) {

@@ -28,9 +28,9 @@ class ServerMetrics;
 struct ListenerMetrics;
 }
 namespace postern::protect {
+class Greylist;
 class Protector;
 class Dnsbl;
-class Greylist;
 }
 
 namespace postern::dkim {
@@ -52,8 +52,8 @@ struct ServerContext {
   std::atomic<bool>& shutting_down;
   protect::Protector& protector;
   protect::Dnsbl* dnsbl;            // null without [protect.dnsbl] zones
-  dkim::KeyStore* dkim = nullptr;   // signing keys; null: nothing is signed
   protect::Greylist* greylist = nullptr;   // null unless [protect.greylist] enabled
+  dkim::KeyStore* dkim = nullptr;   // signing keys; null: nothing is signed
 };
 
 // Who is on the other end. After a PROXY header `client` is the real client and `peer`

@@ -81,10 +81,10 @@ class Session {
   void onHelo(const Command& cmd, bool extended);
   void onMail(const Command& cmd);
   net::awaitable<void> onRcpt(const Command& cmd);
-  void onRcptChecked(const Command& cmd);
-  bool refuseBadMailboxName(const Command& cmd, const std::string& rcpt, const directory::Directory::Resolution& res);
   // Greylisting (greylist.cc): true when the recipient was deferred (451 sent).
   bool greylisted(const Command& cmd, const std::string& rcpt);
+  void onRcptChecked(const Command& cmd);
+  bool refuseBadMailboxName(const Command& cmd, const std::string& rcpt, const directory::Directory::Resolution& res);
   net::awaitable<bool> onData(const Command& cmd);
   net::awaitable<bool> onBdat(const Command& cmd);
   net::awaitable<bool> onAuth(const Command& cmd);
