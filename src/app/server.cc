@@ -31,6 +31,7 @@
 #include "net/asio.h"
 #include "smtp/server/context.h"
 #include "protect/dnsbl.h"
+#include "protect/greylist.h"
 #include "protect/protector.h"
 #include "spool/spool.h"
 #include "tls/tls_context.h"
@@ -130,6 +131,7 @@ class Server {
   std::unique_ptr<FileWatcher> directory_watcher_, cert_watcher_;
   std::unique_ptr<protect::Protector> protector_;
   std::unique_ptr<protect::Dnsbl> dnsbl_;
+  std::unique_ptr<protect::Greylist> greylist_;   // null unless enabled
   std::unique_ptr<dkim::KeyStore> dkim_;   // loaded while still root (keys are often 0600 root)
   std::unique_ptr<ControlServer> control_;
   std::list<tcp::acceptor> acceptors_;
@@ -503,8 +505,18 @@ int Server::run() {
     }
     dnsbl_ = std::move(d.value());
   }
+  if (c.protect.greylist.enabled) {
+    greylist_ = std::make_unique<protect::Greylist>(c.protect.greylist, c.stateDir() + "/greylist", counters_);
+    if (Status s = greylist_->load(); !s) {
+      log::error("server.start_failed").kv("reason", s.message());
+      return 1;
+    }
+    greylist_->setOffloader([this](std::function<void()> f) { asio::post(*cpu_pool_, std::move(f)); });
+    log::info("greylist.loaded").kv("entries", uint64_t(greylist_->size()));
+  }
   smtp_ctx_.reset(new smtp::ServerContext{c, *directory_, *spool_, *queue_, certs_.get(), *cpu_pool_, counters_,
                                           metrics_, next_seq_, shutting_down_, *protector_, dnsbl_.get()});
+  smtp_ctx_->greylist = greylist_.get();
   smtp_ctx_->dkim = dkim_.get();
   smtp_ctx_->quota_usage = quota_usage_.get();
 
@@ -560,6 +572,7 @@ int Server::run() {
   cert_watcher_.reset();
   workers_.clear();
   cpu_pool_->join();
+  if (greylist_) greylist_->flush();   // changes not yet saved (saves are spaced out)
   queue_->stop();       // no new attempts; those under way finish and are recorded
   deliverer_->drain();
   spool_->drain();

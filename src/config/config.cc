@@ -83,6 +83,7 @@ class Loader {
   void checkReadable(const std::string& path, const Position& p, std::string_view what, bool required);
   void loadListeners(const toml::table& root);
   void loadProtect(const toml::table& t);
+  void loadGreylist(const toml::table& t);
   void crossChecks();
 
   std::string path_;
@@ -488,7 +489,7 @@ void Loader::loadProtect(const toml::table& t) {
   checkKeys(t, "[protect]", {"allow_networks", "window", "auth_failures", "relay_attempts", "unknown_recipients",
                              "protocol_errors", "early_talkers", "ban_time", "max_ban_time", "ipv6_prefix",
                              "max_connections_per_client", "max_connection_rate", "max_messages_per_user",
-                             "max_recipients_per_user", "max_auth_attempts", "dnsbl"});
+                             "max_recipients_per_user", "max_auth_attempts", "dnsbl", "greylist"});
   getNetworks(t, "allow_networks", p.allow_networks);
   getDuration(t, "window", p.window_ms);
   getUnsigned(t, "auth_failures", 100000, p.auth_failures.threshold);
@@ -506,6 +507,7 @@ void Loader::loadProtect(const toml::table& t) {
   getUnsigned(t, "max_recipients_per_user", 100'000'000, p.max_recipients_per_user);
   getUnsigned(t, "max_auth_attempts", 1000, p.max_auth_attempts);
   if (p.max_ban_time_ms < p.ban_time_ms) error(pos(t), "'max_ban_time' must not be shorter than 'ban_time'");
+  if (const toml::table* g = getTable(t, "greylist")) loadGreylist(*g);
   const toml::table* d = getTable(t, "dnsbl");
   if (!d) return;
   checkKeys(*d, "[protect.dnsbl]", {"zone", "threshold", "resolver", "timeout"});
@@ -560,6 +562,28 @@ void Loader::loadProtect(const toml::table& t) {
     }
     p.dnsbl.zones.push_back(std::move(z));
   }
+}
+
+void Loader::loadGreylist(const toml::table& t) {
+  Greylist& g = c_.protect.greylist;
+  checkKeys(t, "[protect.greylist]", {"enabled", "delay", "retry_window", "pass_lifetime", "ipv4_prefix", "ipv6_prefix",
+                                      "auto_allow", "max_entries"});
+  if (const toml::node* n = t.get("enabled")) {
+    if (!n->is_boolean()) error(pos(*n), "'enabled' must be true or false");
+    else g.enabled = n->as_boolean()->get();
+  }
+  getDuration(t, "delay", g.delay_ms);
+  getDuration(t, "retry_window", g.retry_window_ms);
+  getDuration(t, "pass_lifetime", g.pass_lifetime_ms);
+  if (getUnsigned(t, "ipv4_prefix", 32, g.ipv4_prefix) && g.ipv4_prefix < 8)
+    error(pos(*t.get("ipv4_prefix")), "'ipv4_prefix' must be between 8 and 32");
+  if (getUnsigned(t, "ipv6_prefix", 128, g.ipv6_prefix) && g.ipv6_prefix < 32)
+    error(pos(*t.get("ipv6_prefix")), "'ipv6_prefix' must be between 32 and 128");
+  getUnsigned(t, "auto_allow", 1'000'000, g.auto_allow);
+  if (getUnsigned(t, "max_entries", 100'000'000, g.max_entries) && g.max_entries < 100)
+    error(pos(*t.get("max_entries")), "'max_entries' must be at least 100");
+  if (g.retry_window_ms <= g.delay_ms) error(pos(t), "'retry_window' must be longer than 'delay'");
+  if (g.pass_lifetime_ms < g.retry_window_ms) error(pos(t), "'pass_lifetime' must not be shorter than 'retry_window'");
 }
 
 void Loader::loadListeners(const toml::table& root) {
@@ -777,6 +801,14 @@ std::string describe(const Config& c) {
     out += fmt::format("protect.dnsbl.threshold: {}\nprotect.dnsbl.resolver: {}\nprotect.dnsbl.timeout: {}\n",
                        p.dnsbl.threshold, p.dnsbl.resolver ? p.dnsbl.resolver->toString() : "system (resolv.conf)",
                        formatDurationMs(p.dnsbl.timeout_ms));
+  const Greylist& g = p.greylist;
+  out += fmt::format("protect.greylist: {}\n", g.enabled ? "on" : "off");
+  if (g.enabled)
+    out += fmt::format("protect.greylist.delay: {}\nprotect.greylist.retry_window: {}\nprotect.greylist.pass_lifetime: {}\n"
+                       "protect.greylist.networks: IPv4 /{} IPv6 /{}\nprotect.greylist.auto_allow: {}\n"
+                       "protect.greylist.max_entries: {}\n",
+                       formatDurationMs(g.delay_ms), formatDurationMs(g.retry_window_ms),
+                       formatDurationMs(g.pass_lifetime_ms), g.ipv4_prefix, g.ipv6_prefix, g.auto_allow, g.max_entries);
   out += fmt::format("tls.ciphers: {}\ntls.ciphersuites: {}\n", c.tls.ciphers.empty() ? "intermediate (built in)" : c.tls.ciphers,
                      c.tls.ciphersuites.empty() ? "OpenSSL defaults" : c.tls.ciphersuites);
   for (const auto& l : c.listeners) {

@@ -150,6 +150,17 @@ struct Dnsbl {
   std::optional<Endpoint> resolver;  // default: the system resolver (resolv.conf)
   uint64_t timeout_ms = 2000;
 };
+// [protect.greylist] (protect/greylist.h): off unless `enabled = true`.
+struct Greylist {
+  bool enabled = false;
+  uint64_t delay_ms = 5 * 60 * 1000;                        // a retry sooner is deferred again
+  uint64_t retry_window_ms = 24 * 3600 * 1000;              // an unretried first attempt is forgotten
+  uint64_t pass_lifetime_ms = 36ull * 24 * 3600 * 1000;     // a passed triplet unused this long is forgotten
+  unsigned ipv4_prefix = 24;                                // clients are grouped by network
+  unsigned ipv6_prefix = 64;
+  unsigned auto_allow = 5;                                  // passed triplets that exempt a network; 0: never
+  unsigned max_entries = 100'000;                           // least recently seen forgotten beyond this
+};
 struct Protect {
   std::vector<Cidr> allow_networks;            // never limited or banned; default: loopback
   uint64_t window_ms = 10 * 60 * 1000;
@@ -167,6 +178,7 @@ struct Protect {
   unsigned max_recipients_per_user = 5000;     // per authenticated user per hour
   unsigned max_auth_attempts = 3;              // per connection
   Dnsbl dnsbl;
+  Greylist greylist;
 };
 
 // [dkim]: signing keys (dkim/key_store.h for the folder layouts).

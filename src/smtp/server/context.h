@@ -28,6 +28,7 @@ class ServerMetrics;
 struct ListenerMetrics;
 }
 namespace postern::protect {
+class Greylist;
 class Protector;
 class Dnsbl;
 }
@@ -55,6 +56,7 @@ struct ServerContext {
   std::atomic<bool>& shutting_down;
   protect::Protector& protector;
   protect::Dnsbl* dnsbl;            // null without [protect.dnsbl] zones
+  protect::Greylist* greylist = nullptr;   // null unless [protect.greylist] enabled
   dkim::KeyStore* dkim = nullptr;   // signing keys; null: nothing is signed
   delivery::QuotaUsage* quota_usage = nullptr;   // mailbox usage; null: quotas are not checked at RCPT
 };

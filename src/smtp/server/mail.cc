@@ -190,6 +190,8 @@ void Session::onRcptChecked(const Command& cmd) {
                   fmt::format("<{}>: Recipient address rejected: User unknown", cmd.path));
   } else if (res.outcome == Outcome::kLoop) {
     return reject(rejection::kAliasLoop, 550, "5.4.6", fmt::format("<{}>: Alias expansion loop", cmd.path));
+  } else if (greylisted(cmd, rcpt)) {
+    return;   // after the relay and recipient checks: an unknown user still gets 550
   } else {
     if (refuseOverQuota(cmd, res)) return;
     for (const auto& t : res.targets) {

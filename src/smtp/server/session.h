@@ -81,6 +81,8 @@ class Session {
   void onHelo(const Command& cmd, bool extended);
   void onMail(const Command& cmd);
   net::awaitable<void> onRcpt(const Command& cmd);
+  // Greylisting (greylist.cc): true when the recipient was deferred (451 sent).
+  bool greylisted(const Command& cmd, const std::string& rcpt);
   void onRcptChecked(const Command& cmd);
   bool refuseBadMailboxName(const Command& cmd, const std::string& rcpt, const directory::Directory::Resolution& res);
   // 452 4.2.2 when a local mailbox of `res` is full or the declared SIZE would not fit
