@@ -1,6 +1,8 @@
 // postern import: postfix-main.cf, postfix-master.cf, accounts, aliases and the relay map (see importer.h).
 #include "import/importer.h"
 
+#include "directory/quotas.h"
+
 namespace postern::import::detail {
 
 // ---- postfix-main.cf and postfix-master.cf ----------------------------------------------
@@ -348,6 +350,12 @@ void Importer::doQuotas() {
     std::string what = fmt::format("{}:{}", e.address, e.size);
     if (!f_.quotas) {
       notCarried(name, e.line, what, kQuotaReason);
+      continue;
+    }
+    // What Postern's own quotas parser reads decides (a Dovecot percentage does not parse
+    // there, and a copied line it refuses would make the whole imported config invalid).
+    if (!directory::parseQuotaSize(e.size)) {
+      notCarried(name, e.line, what, "a size Postern reads is bytes or B/k/M/G/T (a percentage is Dovecot's own)");
       continue;
     }
     out += what + "\n";

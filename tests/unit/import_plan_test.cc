@@ -292,8 +292,13 @@ TEST(ImportPlan, FeaturesWrittenOnlyWhenAccepted) {
                       "mail: DKIM signing is not implemented yet"));
   EXPECT_EQ(off.toml.find("[server]"), std::string::npos);
   Features all{true, true, true, true, false, false};
+  in.files["dovecot-quotas.cf"] = "a@example.com:50M\nb@example.com:10%\n";
   Plan on = planImport(in, all);
   EXPECT_NE(on.toml.find("quotas = \"quotas.cf\""), std::string::npos);
+  ASSERT_NE(outFile(on, "quotas.cf"), nullptr);
+  EXPECT_EQ(outFile(on, "quotas.cf")->content, "a@example.com:50M\n");   // only what Postern parses
+  EXPECT_TRUE(hasLine(on, "not carried over  dovecot-quotas.cf:2  b@example.com:10%: a size Postern reads"))
+      << allReport(on);
   EXPECT_NE(on.toml.find("[dkim]\nkeys = \"dkim\""), std::string::npos);
   EXPECT_NE(on.toml.find("\nuser = \"postern\"\ngroup = \"postern\"\n"), std::string::npos) << on.toml;
   EXPECT_TRUE(hasLine(on, "warning  [server] user = \"postern\": the server gives the Maildir folders"))
