@@ -83,26 +83,32 @@ uint64_t scanMaildirUsage(const std::string& dir) {
   return total;
 }
 
-QuotaUsage::Entry& QuotaUsage::fresh(const std::string& mailbox) {
+QuotaUsage::Entry& QuotaUsage::entry(const std::string& mailbox) {
+  std::lock_guard lock(mu_);
+  return cache_[mailbox];   // unordered_map nodes do not move: the reference stays valid
+}
+
+void QuotaUsage::refresh(Entry& e, const std::string& mailbox) {
   auto now = Clock::now();
-  auto it = cache_.find(mailbox);
-  if (it != cache_.end() && now - it->second.scanned < lifetime_) return it->second;
+  if (e.scanned_once && now - e.scanned < lifetime_) return;
   uint64_t bytes = 0;
   if (auto dir = mailboxDir(root_, mailbox)) bytes = scanMaildirUsage(*dir);
-  Entry& e = cache_[mailbox];
   e.bytes = bytes;
   e.scanned = now;
-  return e;
+  e.scanned_once = true;
 }
 
 uint64_t QuotaUsage::usage(const std::string& mailbox) {
-  std::lock_guard lock(mu_);
-  return fresh(mailbox).bytes;
+  Entry& e = entry(mailbox);
+  std::lock_guard lock(e.mu);
+  refresh(e, mailbox);
+  return e.bytes;
 }
 
 bool QuotaUsage::reserve(const std::string& mailbox, uint64_t bytes, uint64_t limit, uint64_t* used) {
-  std::lock_guard lock(mu_);
-  Entry& e = fresh(mailbox);
+  Entry& e = entry(mailbox);
+  std::lock_guard lock(e.mu);
+  refresh(e, mailbox);
   if (used != nullptr) *used = e.bytes;
   if (limit != 0 && e.bytes + bytes > limit) return false;
   e.bytes += bytes;
@@ -110,10 +116,9 @@ bool QuotaUsage::reserve(const std::string& mailbox, uint64_t bytes, uint64_t li
 }
 
 void QuotaUsage::release(const std::string& mailbox, uint64_t bytes) {
-  std::lock_guard lock(mu_);
-  auto it = cache_.find(mailbox);
-  if (it == cache_.end()) return;
-  it->second.bytes -= std::min(bytes, it->second.bytes);
+  Entry& e = entry(mailbox);
+  std::lock_guard lock(e.mu);
+  e.bytes -= std::min(bytes, e.bytes);
 }
 
 }  // namespace postern::delivery

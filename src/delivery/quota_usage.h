@@ -44,15 +44,21 @@ class QuotaUsage {
   void release(const std::string& mailbox, uint64_t bytes);
 
  private:
+  // One mailbox's figure. Its own mutex is held across that mailbox's walk, so a scan
+  // (and the check-and-add of reserve) is atomic per mailbox without holding up lookups of
+  // every other mailbox, as one lock for the whole cache did.
   struct Entry {
+    std::mutex mu;
+    bool scanned_once = false;
     uint64_t bytes = 0;
     Clock::time_point scanned;
   };
-  Entry& fresh(const std::string& mailbox);   // REQUIRES: mu_ held
+  Entry& entry(const std::string& mailbox);                // stable: node-based map
+  void refresh(Entry& e, const std::string& mailbox);      // REQUIRES: e.mu held
 
   std::string root_;
   Clock::duration lifetime_;
-  std::mutex mu_;   // held across a scan: one walk of a mailbox at a time
+  std::mutex mu_;   // guards cache_ itself (insertions), never held across file-system work
   std::unordered_map<std::string, Entry> cache_;
 };
 
