@@ -9,8 +9,6 @@
 namespace postern::directory {
 namespace {
 
-constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
-
 Status lineError(std::string_view filename, size_t line, std::string_view message) {
   return Status::invalid(std::string(filename) + ":" + std::to_string(line) + ": error: " + std::string(message));
 }
@@ -44,16 +42,9 @@ std::optional<uint64_t> parseQuotaSize(std::string_view text) {
 Result<QuotasFile> parseQuotas(std::string_view text, std::string_view filename) {
   QuotasFile out;
   std::unordered_map<std::string, size_t> first_line;   // address -> line it was set on
-  if (text.substr(0, kUtf8Bom.size()) == kUtf8Bom) text.remove_prefix(kUtf8Bom.size());
-  size_t line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    std::string_view line = text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
-    pos = eol == std::string_view::npos ? text.size() : eol + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    std::string_view content = trim(line);
+  for (const TextLine& l : splitLines(text)) {
+    const size_t line_no = l.number;
+    std::string_view content = trim(l.text);
     if (content.empty() || content.front() == '#') continue;
     if (content.size() > kMaxQuotaLineLength)
       return lineError(filename, line_no, "line longer than " + std::to_string(kMaxQuotaLineLength) + " bytes");

@@ -7,26 +7,7 @@ namespace postern::import {
 
 namespace {
 
-// The lines of `text`: 1-based numbers, '\r' before '\n' dropped, a UTF-8 byte order mark
-// at the start dropped. Only looks at bytes inside `text`.
-struct Line {
-  size_t number;
-  std::string_view text;
-};
-std::vector<Line> splitLines(std::string_view text) {
-  std::vector<Line> out;
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  size_t n = 1;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view l = text.substr(0, nl);
-    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
-    out.push_back({n++, l});
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
-  }
-  return out;
-}
+using Line = TextLine;   // util/strings.h: splitLines
 
 bool isBlankOrComment(std::string_view l) {
   std::string_view t = trim(l);

@@ -144,4 +144,19 @@ std::string formatDurationMs(uint64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
+std::vector<TextLine> splitLines(std::string_view text) {
+  std::vector<TextLine> out;
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  size_t n = 1;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view l = text.substr(0, nl);
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    out.push_back({n++, l});
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
 }  // namespace postern

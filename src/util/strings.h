@@ -13,6 +13,16 @@ std::string toLower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
 bool istartsWith(std::string_view s, std::string_view prefix);
 std::string_view trim(std::string_view s);
+
+// One line of a text file: its 1-based number and its bytes without the line end.
+struct TextLine {
+  size_t number;
+  std::string_view text;
+};
+// The lines of a configuration-style file: split at '\n', a '\r' before it dropped, a UTF-8
+// byte order mark at the start dropped; a final line without '\n' counts. The views point
+// into `text`.
+std::vector<TextLine> splitLines(std::string_view text);
 std::vector<std::string_view> split(std::string_view s, char sep);
 // The next word of `rest` separated by blanks (spaces, tabs), advancing `rest` past it;
 // empty when only blanks are left.

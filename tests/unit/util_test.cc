@@ -83,3 +83,26 @@ TEST(Strings, DidYouMean) {
 
 }  // namespace
 }  // namespace postern
+
+TEST(SplitLines, Table) {
+  struct Case {
+    std::string_view in;
+    std::vector<std::pair<size_t, std::string_view>> want;
+  } cases[] = {
+      {"", {}},
+      {"a", {{1, "a"}}},
+      {"a\n", {{1, "a"}}},
+      {"a\r\nb", {{1, "a"}, {2, "b"}}},
+      {"\n\n", {{1, ""}, {2, ""}}},
+      {"\xEF\xBB\xBFx\ny\r", {{1, "x"}, {2, "y"}}},   // BOM dropped, lone final '\r' dropped
+      {"a\rb\n", {{1, "a\rb"}}},                          // a '\r' inside a line stays
+  };
+  for (const auto& c : cases) {
+    auto got = postern::splitLines(c.in);
+    ASSERT_EQ(got.size(), c.want.size()) << c.in;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].number, c.want[i].first) << c.in;
+      EXPECT_EQ(got[i].text, c.want[i].second) << c.in;
+    }
+  }
+}
