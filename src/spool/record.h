@@ -56,7 +56,19 @@ struct Recipient {
   std::string address;   // as the client wrote it in RCPT TO
   std::string mailbox;   // where it goes after alias expansion
   bool local = true;     // a mailbox here (Maildir) or a remote address (outbound)
+  // RFC 3461 §4: NOTIFY (kNotify* bits; 0: not given, the default FAILURE,DELAY applies)
+  // and ORCPT ("rfc822;user@example.org", empty: not given).
+  uint8_t notify = 0;
+  std::string orcpt;
 };
+
+inline constexpr uint8_t kNotifyNever = 1u << 0;
+inline constexpr uint8_t kNotifySuccess = 1u << 1;
+inline constexpr uint8_t kNotifyFailure = 1u << 2;
+inline constexpr uint8_t kNotifyDelay = 1u << 3;
+
+// RFC 3461 §4.3 RET.
+enum class DsnRet : uint8_t { kUnset = 0, kFull = 1, kHdrs = 2 };
 
 // Envelope flags (format 2).
 inline constexpr uint32_t kRelocated = 1u << 0;   // the tail is the whole body (compaction)
@@ -71,6 +83,8 @@ struct Envelope {
   std::vector<Recipient> recipients;
   uint64_t size = 0;          // body bytes (chunks + tail)
   uint32_t flags = 0;         // kBounce; kRelocated only on the record
+  DsnRet ret = DsnRet::kUnset;   // RFC 3461 §4.3
+  std::string envid;             // RFC 3461 §4.4 ENVID, decoded from xtext; empty: not given
 };
 
 // A new envelope named now: accepted_us, this process's pid, `seq` and the queue id

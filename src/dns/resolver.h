@@ -1,0 +1,98 @@
+// The DNS layer shared by outbound routing (MX, A/AAAA), and later SPF/DKIM/DMARC (TXT) and
+// DANE (TLSA): c-ares on one dedicated thread, a bounded cache that honours TTLs and caches
+// negative answers (RFC 2308), per-query timeouts, and servers that can be configured
+// ([dns] servers; default /etc/resolv.conf). No event-loop thread ever waits for DNS.
+//
+// Callbacks run on the resolver thread and must be quick; coroutines use the awaitable
+// wrappers at the end, which resume on the caller's executor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/asio.h"
+#include "util/ip.h"
+#include "util/status.h"
+
+namespace postern::dns {
+
+// How a lookup ended. kNxDomain and kNoData are answers (cached, RFC 2308); kTempFail
+// (timeout, SERVFAIL, REFUSED, network) means "try again later"; kPermFail means the
+// name itself is unusable (e.g. not a valid DNS name).
+enum class Outcome : uint8_t { kOk, kNxDomain, kNoData, kTempFail, kPermFail };
+const char* outcomeName(Outcome o);   // "ok", "nxdomain", "nodata", "tempfail", "permfail"
+
+struct MxHost {
+  uint16_t preference = 0;
+  std::string host;   // lower case, no trailing dot
+};
+
+struct MxAnswer {
+  Outcome outcome = Outcome::kTempFail;
+  std::vector<MxHost> hosts;   // as received (order them with orderMx)
+  bool null_mx = false;        // RFC 7505: exactly one MX, preference 0, host "." -> no mail
+  std::string error;           // for kTempFail/kPermFail: what failed ("timeout", "SERVFAIL", ...)
+};
+
+struct AddressAnswer {
+  Outcome outcome = Outcome::kTempFail;   // kOk when at least one address came back
+  std::vector<IpAddress> addresses;       // IPv6 first, then IPv4 (RFC 6724's usual preference)
+  std::string error;
+};
+
+struct TxtAnswer {
+  Outcome outcome = Outcome::kTempFail;
+  std::vector<std::string> records;   // each record's strings concatenated (RFC 7208 §3.3)
+  std::string error;
+};
+
+struct ResolverOptions {
+  std::vector<Endpoint> servers;                 // empty: /etc/resolv.conf
+  std::chrono::milliseconds timeout{5000};       // per lookup, retries included
+  size_t cache_entries = 10'000;                 // least recently used dropped beyond this
+  std::chrono::seconds max_ttl{86400};           // TTLs are capped at this
+  std::chrono::seconds negative_ttl{300};        // cap for NXDOMAIN/NODATA (RFC 2308 SOA minimum otherwise)
+};
+
+class Resolver {
+ public:
+  static Result<std::unique_ptr<Resolver>> create(ResolverOptions options);
+  // Stops the thread; every pending lookup gets its callback (kTempFail, "shutting down").
+  ~Resolver();
+  Resolver(const Resolver&) = delete;
+  Resolver& operator=(const Resolver&) = delete;
+
+  // Each calls `done` exactly once, on the resolver thread (or inline for a cache hit or an
+  // invalid name). Names are case-insensitive; a trailing dot is optional. CNAMEs are followed.
+  void mx(const std::string& domain, std::function<void(MxAnswer)> done);
+  // A and AAAA together (one answer when both have come back).
+  void addresses(const std::string& host, std::function<void(AddressAnswer)> done);
+  void txt(const std::string& name, std::function<void(TxtAnswer)> done);
+
+  struct Stats {
+    uint64_t queries = 0;     // sent to a server
+    uint64_t cache_hits = 0;
+    uint64_t failures = 0;    // kTempFail results
+  };
+  Stats stats();
+
+ private:
+  class Loop;
+  explicit Resolver(std::unique_ptr<Loop> loop);
+  std::unique_ptr<Loop> loop_;
+};
+
+// MX hosts in the order to try them (RFC 5321 §5.1): ascending preference, random order
+// among equal preferences (`seed` drives the shuffle; tests pass a fixed one).
+std::vector<MxHost> orderMx(std::vector<MxHost> hosts, uint64_t seed);
+
+// Coroutine forms: resume on the awaiting coroutine's executor.
+net::awaitable<MxAnswer> asyncMx(Resolver& r, std::string domain);
+net::awaitable<AddressAnswer> asyncAddresses(Resolver& r, std::string host);
+net::awaitable<TxtAnswer> asyncTxt(Resolver& r, std::string name);
+
+}  // namespace postern::dns
