@@ -22,6 +22,8 @@
 #include "app/notify.h"
 #include "app/privileges.h"
 #include "delivery/deliverer.h"
+#include "delivery/remote.h"
+#include "dns/resolver.h"
 #include "dkim/key_store.h"
 #include "io/env.h"
 #include "queue/queue.h"
@@ -125,6 +127,8 @@ class Server {
   std::unique_ptr<queue::Queue> queue_;
   std::unique_ptr<delivery::QuotaUsage> quota_usage_;   // used by deliverer_ and the sessions
   std::unique_ptr<delivery::Deliverer> deliverer_;
+  std::unique_ptr<dns::Resolver> resolver_;
+  std::unique_ptr<delivery::RemoteDeliverer> remote_;
   std::unique_ptr<asio::thread_pool> cpu_pool_;
   std::unique_ptr<smtp::ServerContext> smtp_ctx_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -368,6 +372,9 @@ Status Server::dropRoot() {
     }
     for (const auto& t : c.tls.traefik) allowed.push_back(t.file);   // Traefik writes it 0600
   }
+  for (const auto& r : c.routes) {
+    if (!r.auth_file.empty()) allowed.push_back(r.auth_file);   // relay passwords: 0600, often root's
+  }
   auto reader = PrivilegedReader::start(std::move(allowed));
   if (!reader) return reader.status();
   reader_ = std::move(reader.value());
@@ -481,6 +488,32 @@ int Server::run() {
   deliverer_->setQuota(*quota_usage_, [this](const std::string& mailbox) { return directory_->quotaFor(mailbox); },
                        &counters_);
   queue_->setDeliverer(deliverer_.get());
+  {
+    dns::ResolverOptions ro;
+    auto resolver = dns::Resolver::create(ro);
+    if (!resolver) {
+      log::error("server.start_failed").kv("reason", resolver.status().message());
+      return 1;
+    }
+    resolver_ = std::move(resolver.value());
+    delivery::RemoteOptions rem;
+    rem.hostname = c.hostname;
+    rem.remote_port = c.queue.remote_port;
+    rem.destination_concurrency = c.queue.destination_concurrency;
+    rem.initial_concurrency = c.queue.initial_concurrency;
+    rem.recipients_per_transaction = c.queue.recipients_per_transaction;
+    rem.routes = c.routes;
+    // A destination whose hosts all failed is skipped until the next retry would come anyway.
+    rem.dead_time = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(c.queue.retry_min_ms),
+                                                        std::chrono::minutes(5));
+    remote_ = std::make_unique<delivery::RemoteDeliverer>(
+        *spool_, *resolver_, std::move(rem), [this](delivery::Report r) { queue_->report(std::move(r)); }, &counters_);
+    if (Status s = remote_->init([this](const std::string& path) { return files().read(path); }); !s) {
+      log::error("server.start_failed").kv("reason", s.message());
+      return 1;
+    }
+    queue_->setRemote(remote_.get());
+  }
   if (!pending.empty()) log::info("spool.recovered").kv("messages", uint64_t(pending.size()));
   queue_->recovered(pending);
   cpu_pool_ = std::make_unique<asio::thread_pool>(kCpuThreads);
@@ -575,8 +608,11 @@ int Server::run() {
   if (greylist_) greylist_->flush();   // changes not yet saved (saves are spaced out)
   queue_->stop();       // no new attempts; those under way finish and are recorded
   deliverer_->drain();
+  remote_->stop();      // conversations under way are dropped: their recipients stay pending
   spool_->drain();
   deliverer_.reset();
+  remote_.reset();
+  resolver_.reset();
   queue_.reset();
   spool_->drain();
   spool_.reset();

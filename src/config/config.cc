@@ -82,6 +82,7 @@ class Loader {
   }
   void checkReadable(const std::string& path, const Position& p, std::string_view what, bool required);
   void loadListeners(const toml::table& root);
+  void loadRoutes(const toml::table& root);
   void loadProtect(const toml::table& t);
   void loadGreylist(const toml::table& t);
   void crossChecks();
@@ -241,7 +242,7 @@ LoadResult Loader::run(std::string_view text) {
 
   checkKeys(root, "the top level",
             {"hostname", "data_dir", "log_format", "log_level", "server", "spool", "queue", "directory", "mailbox", "tls",
-             "proxy_protocol", "smtp", "protect", "listener", "dkim"});
+             "proxy_protocol", "smtp", "protect", "listener", "dkim", "route"});
 
   if (!getString(root, "hostname", c_.hostname)) {
     if (!root.get("hostname")) error(Position{path_, 1, 1}, "'hostname' is required (the name in the greeting and Received headers)");
@@ -298,7 +299,22 @@ LoadResult Loader::run(std::string_view text) {
   }
 
   if (const toml::table* t = getTable(root, "queue")) {
-    checkKeys(*t, "[queue]", {"lifetime", "retry_min", "retry_max", "delay_warning"});
+    checkKeys(*t, "[queue]", {"lifetime", "retry_min", "retry_max", "delay_warning", "remote_port",
+                              "destination_concurrency", "initial_concurrency", "recipients_per_transaction"});
+    unsigned port = c_.queue.remote_port;
+    if (getUnsigned(*t, "remote_port", 65535, port)) {
+      if (port == 0) error(pos(*t->get("remote_port")), "'remote_port' must be a port from 1 to 65535");
+      c_.queue.remote_port = static_cast<uint16_t>(port);
+    }
+    if (getUnsigned(*t, "destination_concurrency", 1000, c_.queue.destination_concurrency) &&
+        c_.queue.destination_concurrency == 0)
+      error(pos(*t->get("destination_concurrency")), "'destination_concurrency' must be at least 1");
+    if (getUnsigned(*t, "initial_concurrency", 1000, c_.queue.initial_concurrency) && c_.queue.initial_concurrency == 0)
+      error(pos(*t->get("initial_concurrency")), "'initial_concurrency' must be at least 1");
+    c_.queue.initial_concurrency = std::min(c_.queue.initial_concurrency, c_.queue.destination_concurrency);
+    if (getUnsigned(*t, "recipients_per_transaction", 1000, c_.queue.recipients_per_transaction) &&
+        c_.queue.recipients_per_transaction == 0)
+      error(pos(*t->get("recipients_per_transaction")), "'recipients_per_transaction' must be at least 1");
     getDuration(*t, "lifetime", c_.queue.lifetime_ms);
     getDuration(*t, "retry_min", c_.queue.retry_min_ms);
     getDuration(*t, "retry_max", c_.queue.retry_max_ms);
@@ -475,6 +491,7 @@ LoadResult Loader::run(std::string_view text) {
   c_.protect.allow_networks = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
   if (const toml::table* t = getTable(root, "protect")) loadProtect(*t);
 
+  loadRoutes(root);
   loadListeners(root);
   crossChecks();
 
@@ -584,6 +601,117 @@ void Loader::loadGreylist(const toml::table& t) {
     error(pos(*t.get("max_entries")), "'max_entries' must be at least 100");
   if (g.retry_window_ms <= g.delay_ms) error(pos(t), "'retry_window' must be longer than 'delay'");
   if (g.pass_lifetime_ms < g.retry_window_ms) error(pos(t), "'pass_lifetime' must not be shorter than 'retry_window'");
+}
+
+namespace {
+// A domain in a route's list: lower case, no trailing dot; false when it cannot be one.
+bool normalizeDomain(std::string& d) {
+  if (!d.empty() && d.back() == '.') d.pop_back();
+  if (d.empty() || d.size() > 253) return false;
+  for (char& ch : d) {
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == '_')) return false;
+  }
+  return d.front() != '.' && d.find("..") == std::string::npos;
+}
+}  // namespace
+
+// [[route]]: relay hosts and TLS policies by recipient or sender domain (DESIGN.md).
+void Loader::loadRoutes(const toml::table& root) {
+  const toml::node* n = root.get("route");
+  if (!n) return;
+  const toml::array* arr = n->as_array();
+  if (!arr || !arr->is_array_of_tables()) {
+    error(pos(*n), "'route' must be written as [[route]] tables");
+    return;
+  }
+  size_t defaults = 0;
+  for (const auto& e : *arr) {
+    const toml::table& t = *e.as_table();
+    checkKeys(t, "[[route]]", {"recipient_domains", "sender_domains", "relay", "tls", "auth_file", "ca_file"});
+    Route r;
+    r.pos = pos(t);
+    for (const char* key : {"recipient_domains", "sender_domains"}) {
+      const toml::node* dn = t.get(key);
+      if (!dn) continue;
+      const toml::array* da = dn->as_array();
+      if (!da || da->empty()) {
+        error(pos(*dn), fmt::format("'{}' must be a non-empty array of domains such as [\"example.org\"]", key));
+        continue;
+      }
+      auto& out = std::string_view(key) == "recipient_domains" ? r.recipient_domains : r.sender_domains;
+      for (const auto& d : *da) {
+        std::string v = d.is_string() ? d.as_string()->get() : std::string();
+        if (!d.is_string() || !normalizeDomain(v)) {
+          error(pos(d), fmt::format("'{}': \"{}\" is not a domain name", key, v));
+          continue;
+        }
+        out.push_back(std::move(v));
+      }
+    }
+    if (!r.recipient_domains.empty() && !r.sender_domains.empty())
+      error(r.pos, "a [[route]] takes recipient_domains or sender_domains, not both (write two routes)");
+    std::string relay;
+    if (getString(t, "relay", relay)) {
+      // host:port, [v6]:port, or host alone (port 25).
+      std::string host = relay, port;
+      if (!relay.empty() && relay.front() == '[') {
+        size_t close = relay.find(']');
+        host = close == std::string::npos ? std::string() : relay.substr(1, close - 1);
+        if (close != std::string::npos && close + 1 < relay.size()) {
+          if (relay[close + 1] == ':') port = relay.substr(close + 2);
+          else host.clear();
+        }
+      } else if (size_t colon = relay.rfind(':'); colon != std::string::npos) {
+        host = relay.substr(0, colon);
+        port = relay.substr(colon + 1);
+      }
+      unsigned long p = 25;
+      bool port_ok = port.empty() || (port.find_first_not_of("0123456789") == std::string::npos && port.size() <= 5 &&
+                                      (p = std::stoul(port)) >= 1 && p <= 65535);
+      bool host_ok = !host.empty() && (IpAddress::parse(host).has_value() || normalizeDomain(host));
+      if (!host_ok || !port_ok)
+        error(pos(*t.get("relay")), fmt::format("'relay': \"{}\" is not host:port such as \"smtp.example.net:587\"", relay));
+      r.relay_host = host;
+      r.relay_port = static_cast<uint16_t>(p);
+    }
+    std::string tls;
+    if (getString(t, "tls", tls)) {
+      r.tls_given = true;
+      static const std::pair<const char*, RouteTls> kNames[] = {
+          {"none", RouteTls::kNone},     {"may", RouteTls::kMay},           {"encrypt", RouteTls::kEncrypt},
+          {"verify", RouteTls::kVerify}, {"starttls", RouteTls::kStartTls}, {"implicit", RouteTls::kImplicit}};
+      bool found = false;
+      for (const auto& [name, v] : kNames)
+        if (tls == name) r.tls = v, found = true;
+      if (!found && (tls == "dane" || tls == "mta-sts"))
+        error(pos(*t.get("tls")), fmt::format("'tls': \"{}\" is not available yet in this version (use \"verify\" "
+                                              "for a checked certificate)", tls));
+      else if (!found)
+        error(pos(*t.get("tls")), fmt::format("'tls' must be none, may, encrypt, verify, starttls or implicit, not \"{}\"", tls));
+      else if (r.relay_host.empty() && (r.tls == RouteTls::kStartTls || r.tls == RouteTls::kImplicit))
+        error(pos(*t.get("tls")), fmt::format("'tls = \"{}\"' needs a 'relay' (MX delivery takes none, may, encrypt "
+                                              "or verify)", tls));
+    } else if (!r.relay_host.empty()) {
+      // A smarthost: on 465 TLS from the first byte, else STARTTLS with a checked certificate.
+      r.tls = r.relay_port == 465 ? RouteTls::kImplicit : RouteTls::kStartTls;
+    }
+    if (getString(t, "auth_file", r.auth_file)) {
+      r.auth_file = resolvePath(r.auth_file);
+      if (r.relay_host.empty()) error(pos(*t.get("auth_file")), "'auth_file' needs a 'relay' (MX hosts take no AUTH)");
+      checkReadable(r.auth_file, pos(*t.get("auth_file")), "relay credentials", true);
+      if (r.tls == RouteTls::kNone || r.tls == RouteTls::kMay)
+        warning(pos(*t.get("auth_file")), "the relay password would be sent without required TLS; set tls = "
+                                          "\"starttls\" or \"implicit\"");
+    }
+    if (getString(t, "ca_file", r.ca_file)) {
+      r.ca_file = resolvePath(r.ca_file);
+      checkReadable(r.ca_file, pos(*t.get("ca_file")), "CA bundle", true);
+    }
+    if (r.matchesAll() && ++defaults == 2)
+      warning(r.pos, "a second default [[route]] (no recipient_domains or sender_domains) is never used: the first wins");
+    c_.routes.push_back(std::move(r));
+  }
 }
 
 void Loader::loadListeners(const toml::table& root) {
@@ -742,6 +870,18 @@ LoadResult load(const std::string& path) {
   return loadFromString(ss.str(), path);
 }
 
+const char* routeTlsName(RouteTls t) {
+  switch (t) {
+    case RouteTls::kNone: return "none";
+    case RouteTls::kMay: return "may";
+    case RouteTls::kEncrypt: return "encrypt";
+    case RouteTls::kVerify: return "verify";
+    case RouteTls::kStartTls: return "starttls";
+    case RouteTls::kImplicit: return "implicit";
+  }
+  return "?";
+}
+
 std::string describe(const Config& c) {
   std::string out;
   out += fmt::format("config: {}\nhostname: {}\ndata_dir: {}\nlog_format: {}\nlog_level: {}\n", c.path, c.hostname,
@@ -778,6 +918,19 @@ std::string describe(const Config& c) {
   out += fmt::format("queue.lifetime: {}\nqueue.retry_min: {}\nqueue.retry_max: {}\nqueue.delay_warning: {}\n",
                      formatDurationMs(c.queue.lifetime_ms), formatDurationMs(c.queue.retry_min_ms),
                      formatDurationMs(c.queue.retry_max_ms), formatDurationMs(c.queue.delay_warning_ms));
+  out += fmt::format("queue.remote_port: {}\nqueue.destination_concurrency: {}\nqueue.initial_concurrency: {}\n"
+                     "queue.recipients_per_transaction: {}\n",
+                     c.queue.remote_port, c.queue.destination_concurrency, c.queue.initial_concurrency,
+                     c.queue.recipients_per_transaction);
+  for (const auto& r : c.routes) {
+    std::string match = !r.recipient_domains.empty()   ? fmt::format("recipient_domains={}", fmt::join(r.recipient_domains, ","))
+                        : !r.sender_domains.empty()    ? fmt::format("sender_domains={}", fmt::join(r.sender_domains, ","))
+                                                       : std::string("default");
+    out += fmt::format("route: {} via={} tls={}{}\n", match,
+                       r.relay_host.empty() ? std::string("mx")
+                                            : fmt::format("{}:{}", r.relay_host, r.relay_port),
+                       routeTlsName(r.tls), r.auth_file.empty() ? "" : " auth=yes");
+  }
   out += fmt::format("dkim.keys: {}\n", c.dkim.keys_dir);
   out += fmt::format("proxy_protocol.header_timeout: {}\n", formatDurationMs(c.proxy.header_timeout_ms));
   const Protect& p = c.protect;

@@ -124,6 +124,34 @@ struct QueueSettings {
   uint64_t retry_min_ms = 5 * 60 * 1000;            // first retry; doubles up to retry_max
   uint64_t retry_max_ms = 3600 * 1000;
   uint64_t delay_warning_ms = 4 * 3600 * 1000;      // 0: never (used by outbound delivery)
+  uint16_t remote_port = 25;                        // port of MX hosts (tests, unusual networks)
+  unsigned destination_concurrency = 20;            // connections per destination at most
+  unsigned initial_concurrency = 5;                 // to start with; grows on success
+  unsigned recipients_per_transaction = 50;         // recipients of one message in one transaction
+};
+
+// [[route]] (delivery/route.h): where mail to remote recipients goes. First match wins;
+// no match: the MX hosts of the recipient's domain.
+enum class RouteTls : uint8_t {
+  kNone,       // never TLS
+  kMay,        // STARTTLS when offered (MX default)
+  kEncrypt,    // STARTTLS required, certificate not checked (MX)
+  kVerify,     // STARTTLS required, certificate checked against the host name
+  kStartTls,   // relay: STARTTLS required and verified (alias of kVerify for relays)
+  kImplicit,   // relay: TLS from the first byte, verified
+};
+const char* routeTlsName(RouteTls t);
+struct Route {
+  std::vector<std::string> recipient_domains;   // lower case; empty and sender_domains empty: default route
+  std::vector<std::string> sender_domains;
+  std::string relay_host;                        // empty: MX delivery
+  uint16_t relay_port = 25;
+  RouteTls tls = RouteTls::kMay;
+  bool tls_given = false;
+  std::string auth_file;                         // "user:password" on one line; empty: no AUTH
+  std::string ca_file;                           // extra CA bundle for checking the relay's certificate
+  Position pos;
+  bool matchesAll() const { return recipient_domains.empty() && sender_domains.empty(); }
 };
 
 struct ProxyProtocol {
@@ -206,6 +234,7 @@ struct Config {
   QueueSettings queue;
   Protect protect;
   Dkim dkim;
+  std::vector<Route> routes;
   std::vector<Listener> listeners;
 
   std::string spoolDir() const { return data_dir + "/spool"; }

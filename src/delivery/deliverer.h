@@ -47,6 +47,11 @@ struct Outcome {
   uint32_t index;
   Kind kind;
   std::string reason;   // for failures: what went wrong, for the log and the bounce
+  // Remote delivery (remote.h) only: the enhanced status code (RFC 3463) of the outcome,
+  // the server that answered ("mx.example.org[192.0.2.1]:25") and the TLS in effect.
+  std::string dsn;
+  std::string relay;
+  std::string tls;
 };
 
 struct Report {

@@ -11,7 +11,7 @@ namespace postern::queue {
 
 namespace {
 constexpr uint64_t kUsPerSecond = 1'000'000;
-constexpr std::string_view kNoOutbound = "outbound delivery is not available yet; kept in the queue";
+constexpr std::string_view kNoOutbound = "outbound delivery is not running; kept in the queue";
 }  // namespace
 
 uint64_t Queue::nowUs() { return nowUnixUs(); }
@@ -99,45 +99,60 @@ void Queue::schedulerLoop() {
 }
 
 // One attempt for every pending recipient: local ones through the deliverer, remote ones
-// answered at once (no outbound delivery yet: a deferral, so they expire and bounce).
+// through the remote deliverer (each reports once; the attempt ends after both).
 void Queue::dispatch(const std::string& qid, std::shared_ptr<const std::string> body) {
   auto msg = spool_.find(qid);
   if (!msg) {
     finishAttempt(qid);
     return;
   }
-  delivery::Job job;
-  delivery::Report remote{qid, {}};
+  delivery::Job local, remote;
+  delivery::Report unavailable{qid, {}};
   bool fresh = body != nullptr;
   for (uint32_t i = 0; i < msg->state.size(); ++i) {
     if (msg->state[i].status != spool::RcptStatus::kPending) continue;
     fresh = fresh && msg->state[i].attempts == 0;
-    if (msg->env.recipients[i].local) job.recipients.push_back(i);
-    else remote.outcomes.push_back({i, delivery::Outcome::kTemporary, std::string(kNoOutbound)});
+    if (msg->env.recipients[i].local) local.recipients.push_back(i);
+    else remote.recipients.push_back(i);
   }
   {
     std::lock_guard lock(mu_);
     stats_.attempts++;
   }
-  if (job.recipients.empty() || !deliverer_) {
-    for (uint32_t i : job.recipients)
-      remote.outcomes.push_back({i, delivery::Outcome::kTemporary, "local delivery is not running"});
-    report(std::move(remote));
+  if (!deliverer_) {
+    for (uint32_t i : local.recipients)
+      unavailable.outcomes.push_back({i, delivery::Outcome::kTemporary, "local delivery is not running"});
+    local.recipients.clear();
+  }
+  if (!remote_) {
+    for (uint32_t i : remote.recipients)
+      unavailable.outcomes.push_back({i, delivery::Outcome::kTemporary, std::string(kNoOutbound)});
+    remote.recipients.clear();
+  }
+  int parts = (local.recipients.empty() ? 0 : 1) + (remote.recipients.empty() ? 0 : 1);
+  if (parts == 0) {
+    report(std::move(unavailable));
     return;
   }
-  if (!remote.outcomes.empty()) {
-    // Recorded now; the message stays in flight until the local attempt reports too.
-    {
-      std::lock_guard lock(mu_);
-      ++in_flight_;
-      ++entries_[qid].outstanding;
-    }
-    report(std::move(remote));
+  {
+    // The attempt ends after every part has reported (dispatch counted one already).
+    std::lock_guard lock(mu_);
+    int extra = parts - 1 + (unavailable.outcomes.empty() ? 0 : 1);
+    in_flight_ += extra;
+    entries_[qid].outstanding += extra;
   }
-  job.env = std::move(msg->env);
-  job.body = std::move(body);
-  job.recheck = !fresh;
-  deliverer_->submit(std::move(job));
+  if (!unavailable.outcomes.empty()) report(std::move(unavailable));
+  if (!remote.recipients.empty()) {
+    remote.env = msg->env;
+    remote.body = body;
+    remote_->submit(std::move(remote));
+  }
+  if (!local.recipients.empty()) {
+    local.env = std::move(msg->env);
+    local.body = std::move(body);
+    local.recheck = !fresh;
+    deliverer_->submit(std::move(local));
+  }
 }
 
 void Queue::report(delivery::Report r) {
@@ -154,31 +169,46 @@ void Queue::report(delivery::Report r) {
       if (st.status != spool::RcptStatus::kPending) continue;
       st.attempts++;
       const std::string& to = msg->env.recipients[o.index].mailbox;
+      const bool remote = !msg->env.recipients[o.index].local;
       switch (o.kind) {
         case delivery::Outcome::kDelivered:
           st.status = spool::RcptStatus::kDelivered;
           st.last_error.clear();
           ++delivered;
+          if (remote)
+            log::info("delivery.sent").kv("queue_id", r.queue_id).kv("to", to).kv("status", "sent")
+                .kv("relay", o.relay).kv("dsn", o.dsn).kv("tls", o.tls)
+                .kv("delay", (now - std::min(now, msg->env.accepted_us)) / kUsPerSecond)
+                .kv("attempts", uint64_t(st.attempts)).kv("reply", o.reason);
           break;
         case delivery::Outcome::kPermanent:
           st.status = spool::RcptStatus::kFailed;
           st.last_error = o.reason;
-          failed.emplace_back(o.index, statusForLocalFailure(true, o.reason, false) + " " + o.reason);
+          failed.emplace_back(o.index, (o.dsn.empty() ? statusForLocalFailure(true, o.reason, false) : o.dsn) + " " +
+                                           o.reason);
           break;
         case delivery::Outcome::kTemporary:
           st.last_error = o.reason;
           if (past_lifetime) {
             st.status = spool::RcptStatus::kFailed;
             ++expired;
-            failed.emplace_back(o.index, statusForLocalFailure(false, o.reason, true) +
+            failed.emplace_back(o.index, (o.dsn.empty() || o.dsn[0] != '4' ? statusForLocalFailure(false, o.reason, true)
+                                                                            : "5" + o.dsn.substr(1)) +
                                              " delivery time expired; last error: " + o.reason);
             break;
           }
           st.next_attempt_us = now + backoffUs(st.attempts);
           ++deferred;
-          log::warn("delivery.deferred").kv("queue_id", r.queue_id).kv("to", to).kv("status", "deferred")
-              .kv("attempts", uint64_t(st.attempts)).kv("reason", o.reason)
-              .kv("retry_in", (st.next_attempt_us - now) / kUsPerSecond);
+          {
+            auto line = log::warn("delivery.deferred");
+            line.kv("queue_id", r.queue_id).kv("to", to).kv("status", "deferred");
+            if (remote)
+              line.kv("relay", o.relay.empty() ? std::string("none") : o.relay).kv("dsn", o.dsn)
+                  .kv("tls", o.tls.empty() ? std::string("none") : o.tls)
+                  .kv("delay", (now - std::min(now, msg->env.accepted_us)) / kUsPerSecond);
+            line.kv("attempts", uint64_t(st.attempts)).kv("reason", o.reason)
+                .kv("retry_in", (st.next_attempt_us - now) / kUsPerSecond);
+          }
           break;
       }
       changes.push_back({o.index, std::move(st)});

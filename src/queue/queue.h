@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "delivery/deliverer.h"
+#include "delivery/remote.h"
 #include "spool/spool.h"
 
 namespace postern::queue {
@@ -59,6 +60,8 @@ class Queue {
   void stop();
   // The deliverer that runs the attempts; set before any message is added.
   void setDeliverer(delivery::Deliverer* d) { deliverer_ = d; }
+  // The deliverer of remote recipients (outbound SMTP); without one they are deferred.
+  void setRemote(delivery::RemoteDeliverer* r) { remote_ = r; }
 
   // A message just committed (the body is passed when it is still in memory).
   void add(const spool::Envelope& env, std::shared_ptr<const std::string> body);
@@ -105,6 +108,7 @@ class Queue {
   LocalMailbox local_;
   NewEnvelope fresh_;
   delivery::Deliverer* deliverer_ = nullptr;
+  delivery::RemoteDeliverer* remote_ = nullptr;
   std::mutex mu_;
   std::condition_variable cv_, idle_cv_;
   std::unordered_map<std::string, Entry> entries_;

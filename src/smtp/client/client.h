@@ -102,7 +102,7 @@ class Connection {
   // Connects, reads the greeting, EHLO (HELO when EHLO gets 5xx), STARTTLS per the mode
   // (then EHLO again), AUTH when configured. Runs on the caller's executor.
   static net::awaitable<std::pair<std::unique_ptr<Connection>, std::optional<Failure>>> open(
-      tcp::endpoint server, const ClientOptions& options);
+      net::tcp::endpoint server, const ClientOptions& options);
   ~Connection();
 
   // One transaction: MAIL, RCPT..., DATA, body, final reply; pipelined when the server has

@@ -1,0 +1,562 @@
+#include "delivery/remote.h"
+
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <deque>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "log/log.h"
+#include "util/thread_name.h"
+
+namespace postern::delivery {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+namespace sc = smtp::client;
+
+// One message's remote recipients in one attempt: reported to the queue once, when every
+// part (one per destination and recipient chunk) is done.
+struct Attempt {
+  spool::Envelope env;
+  std::shared_ptr<const std::string> body;
+  bool eightbit = false;
+  bool smtputf8 = false;
+  Report report;
+  size_t parts_left = 0;
+};
+
+struct Part {
+  std::shared_ptr<Attempt> attempt;
+  std::vector<uint32_t> recipients;
+};
+
+struct Dest {
+  Destination d;
+  std::deque<std::shared_ptr<Part>> waiting;
+  unsigned active = 0;                          // worker coroutines
+  unsigned limit = 1;                           // concurrency window
+  std::vector<asio::steady_timer*> idle;        // workers holding a connection, waiting for work
+  Clock::time_point dead_until{};
+  std::string dead_reason;
+};
+
+// The outcome of trying to reach a destination.
+struct Reach {
+  std::unique_ptr<sc::Connection> conn;
+  std::string peer;                             // "mx.example.org[192.0.2.1]:25"
+  Outcome::Kind kind = Outcome::kTemporary;     // when conn is null
+  std::string dsn;
+  std::string reason;
+  bool dead = false;                            // every host failed: skip the destination for a while
+};
+
+bool hasHighBit(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+}
+
+std::string notifyText(uint8_t bits) {
+  if (bits & spool::kNotifyNever) return "NEVER";
+  std::vector<std::string_view> v;
+  if (bits & spool::kNotifySuccess) v.push_back("SUCCESS");
+  if (bits & spool::kNotifyFailure) v.push_back("FAILURE");
+  if (bits & spool::kNotifyDelay) v.push_back("DELAY");
+  return fmt::format("{}", fmt::join(v, ","));
+}
+
+sc::TlsMode tlsMode(config::RouteTls t) {
+  switch (t) {
+    case config::RouteTls::kNone: return sc::TlsMode::kNone;
+    case config::RouteTls::kMay: return sc::TlsMode::kMay;
+    case config::RouteTls::kEncrypt: return sc::TlsMode::kEncrypt;
+    case config::RouteTls::kVerify:
+    case config::RouteTls::kStartTls: return sc::TlsMode::kVerify;
+    case config::RouteTls::kImplicit: return sc::TlsMode::kImplicit;
+  }
+  return sc::TlsMode::kMay;
+}
+
+net::tcp::endpoint toAsio(const IpAddress& a, uint16_t port) {
+  if (a.isV4()) {
+    asio::ip::address_v4::bytes_type b;
+    std::copy_n(a.bytes(), 4, b.begin());
+    return {asio::ip::address_v4(b), port};
+  }
+  asio::ip::address_v6::bytes_type b;
+  std::copy_n(a.bytes(), 16, b.begin());
+  return {asio::ip::address_v6(b), port};
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The enhanced code of a reply, or the class default (RFC 3463 §3.1: X.0.0).
+std::string dsnOf(const sc::Reply& r) {
+  if (!r.enhanced.empty()) return r.enhanced;
+  return r.positive() ? "2.0.0" : r.transient() ? "4.0.0" : "5.0.0";
+}
+}  // namespace
+
+struct RemoteDeliverer::Impl {
+  Impl(spool::Spool& s, dns::Resolver& r, RemoteOptions o, ReportFn rep, Counters* c)
+      : spool(s), resolver(r), opt(std::move(o)), report(std::move(rep)), counters(c), work(io.get_executor()) {}
+
+  spool::Spool& spool;
+  dns::Resolver& resolver;
+  const RemoteOptions opt;
+  ReportFn report;
+  Counters* counters;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  std::thread thread;
+  asio::thread_pool side{1};   // body reads from the spool and reports to the queue
+  SSL_CTX* default_ctx = nullptr;
+  std::map<std::string, SSL_CTX*> ca_ctx;   // by ca_file
+  std::map<std::string, std::pair<std::string, std::string>> credentials;   // auth_file -> user, password
+  std::mt19937_64 rng{std::random_device{}()};
+
+  // Event-loop thread only.
+  std::map<std::string, Dest> dests;
+
+  std::mutex mu;
+  std::condition_variable idle_cv;
+  size_t in_flight = 0;    // submitted jobs not yet reported
+  bool stopped = false;
+  RemoteStats stats;
+
+  void count(EventId e) {
+    if (counters) counters->inc(e);
+  }
+
+  void start(std::shared_ptr<Attempt> a, std::vector<uint32_t> recipients);
+  void enqueue(const Destination& d, std::shared_ptr<Part> p);
+  void spawn(Dest& d);
+  net::awaitable<void> worker(std::string key);
+  net::awaitable<Reach> reach(const Destination& d);
+  net::awaitable<Reach> tryAddress(const Destination& d, const std::string& host, const IpAddress& addr);
+  void runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer, const std::string& tls);
+  void finishPart(Part& p, std::vector<Outcome> outcomes);
+  void failAll(Part& p, Outcome::Kind kind, const std::string& dsn, const std::string& reason);
+  sc::ClientOptions clientOptions(const Destination& d, const std::string& tls_name);
+};
+
+RemoteDeliverer::RemoteDeliverer(spool::Spool& spool, dns::Resolver& resolver, RemoteOptions options, ReportFn report,
+                                 Counters* counters)
+    : impl_(std::make_unique<Impl>(spool, resolver, std::move(options), std::move(report), counters)) {
+  impl_->thread = std::thread([i = impl_.get()] {
+    util::setThreadName("postern-smtpout");
+    i->io.run();
+  });
+}
+
+RemoteDeliverer::~RemoteDeliverer() {
+  stop();
+  if (impl_->default_ctx) SSL_CTX_free(impl_->default_ctx);
+  for (auto& [k, c] : impl_->ca_ctx) SSL_CTX_free(c);
+}
+
+Status RemoteDeliverer::init(const ReadFile& read) {
+  std::string err;
+  impl_->default_ctx = sc::makeClientContext("", err);
+  if (!impl_->default_ctx) return Status::invalid("outbound TLS: " + err);
+  for (const auto& r : impl_->opt.routes) {
+    if (!r.ca_file.empty() && !impl_->ca_ctx.count(r.ca_file)) {
+      SSL_CTX* c = sc::makeClientContext(r.ca_file, err);
+      if (!c) return Status::invalid(fmt::format("route CA bundle {}: {}", r.ca_file, err));
+      impl_->ca_ctx[r.ca_file] = c;
+    }
+    if (!r.auth_file.empty() && !impl_->credentials.count(r.auth_file)) {
+      auto text = read(r.auth_file);
+      if (!text) return Status::invalid(fmt::format("relay credentials {}: {}", r.auth_file, text.status().message()));
+      std::string line = text.value().substr(0, text.value().find('\n'));
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      size_t colon = line.find(':');
+      if (colon == std::string::npos || colon == 0)
+        return Status::invalid(fmt::format("relay credentials {}: the first line must be user:password", r.auth_file));
+      impl_->credentials[r.auth_file] = {line.substr(0, colon), line.substr(colon + 1)};
+    }
+  }
+  return Status::ok();
+}
+
+void RemoteDeliverer::submit(Job job) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopped) return;
+    ++impl_->in_flight;
+  }
+  auto a = std::make_shared<Attempt>();
+  a->env = std::move(job.env);
+  a->body = std::move(job.body);
+  a->report.queue_id = a->env.queue_id;
+  Impl* i = impl_.get();
+  // The body is read (when it is not in memory) and scanned off the event loop.
+  asio::post(i->side, [i, a, rcpts = std::move(job.recipients)]() mutable {
+    if (!a->body) {
+      auto b = i->spool.readBody(a->env.queue_id);
+      if (!b) {
+        for (uint32_t r : rcpts)
+          a->report.outcomes.push_back({r, Outcome::kTemporary,
+                                        "cannot read the message from the spool: " + b.status().message(), "4.3.0"});
+        i->report(std::move(a->report));
+        std::lock_guard lock(i->mu);
+        --i->in_flight;
+        i->idle_cv.notify_all();
+        return;
+      }
+      a->body = std::make_shared<const std::string>(std::move(b.value()));
+    }
+    a->eightbit = hasHighBit(*a->body);
+    a->smtputf8 = hasHighBit(a->env.mail_from);
+    for (uint32_t r : rcpts) a->smtputf8 = a->smtputf8 || hasHighBit(a->env.recipients[r].mailbox);
+    asio::post(i->io, [i, a, rcpts = std::move(rcpts)]() mutable { i->start(std::move(a), std::move(rcpts)); });
+  });
+}
+
+// Splits the recipients by destination and transaction size and queues the parts.
+void RemoteDeliverer::Impl::start(std::shared_ptr<Attempt> a, std::vector<uint32_t> recipients) {
+  std::map<std::string, std::pair<Destination, std::vector<uint32_t>>> groups;
+  for (uint32_t r : recipients) {
+    Destination d = route(opt.routes, a->env.mail_from, a->env.recipients[r].mailbox, opt.remote_port);
+    auto& g = groups[d.key];
+    if (g.second.empty()) g.first = std::move(d);
+    g.second.push_back(r);
+  }
+  std::vector<std::pair<Destination, std::shared_ptr<Part>>> parts;
+  for (auto& [key, g] : groups) {
+    for (size_t at = 0; at < g.second.size(); at += opt.recipients_per_transaction) {
+      auto p = std::make_shared<Part>();
+      p->attempt = a;
+      size_t end = std::min(g.second.size(), at + opt.recipients_per_transaction);
+      p->recipients.assign(g.second.begin() + at, g.second.begin() + end);
+      parts.emplace_back(g.first, std::move(p));
+    }
+  }
+  a->parts_left = parts.size();
+  if (parts.empty()) {   // nothing remote after all
+    a->parts_left = 1;
+    Part p{a, {}};
+    finishPart(p, {});
+    return;
+  }
+  for (auto& [d, p] : parts) enqueue(d, std::move(p));
+}
+
+void RemoteDeliverer::Impl::enqueue(const Destination& d, std::shared_ptr<Part> p) {
+  auto [it, fresh] = dests.try_emplace(d.key);
+  Dest& dest = it->second;
+  if (fresh) {
+    dest.d = d;
+    dest.limit = std::max(1u, opt.initial_concurrency);
+  }
+  if (Clock::now() < dest.dead_until) {
+    {
+      std::lock_guard lock(mu);
+      stats.skipped_dead++;
+    }
+    count("remote.skipped_dead");
+    failAll(*p, Outcome::kTemporary, "4.4.1",
+            fmt::format("not tried: {} failed moments ago ({})", d.key, dest.dead_reason));
+    return;
+  }
+  dest.waiting.push_back(std::move(p));
+  if (!dest.idle.empty()) {
+    asio::steady_timer* t = dest.idle.back();
+    dest.idle.pop_back();
+    t->cancel();
+    return;
+  }
+  if (dest.active < dest.limit) spawn(dest);
+}
+
+void RemoteDeliverer::Impl::spawn(Dest& d) {
+  ++d.active;
+  asio::co_spawn(io, worker(d.d.key), asio::detached);
+}
+
+// One connection's life: takes the destination's waiting transactions one after another,
+// keeping the connection for the next one while any come within idle_reuse.
+net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
+  Dest& d = dests[key];
+  std::unique_ptr<sc::Connection> conn;
+  std::string peer, tls;
+  bool used = false;
+  for (;;) {
+    if (d.waiting.empty()) {
+      if (!conn) break;
+      asio::steady_timer t(io);
+      t.expires_after(opt.idle_reuse);
+      d.idle.push_back(&t);
+      co_await t.async_wait(net::use_nothrow);
+      std::erase(d.idle, &t);
+      if (d.waiting.empty()) break;
+    }
+    std::shared_ptr<Part> p = std::move(d.waiting.front());
+    d.waiting.pop_front();
+    if (!conn) {
+      Reach r = co_await reach(d.d);
+      if (!r.conn) {
+        failAll(*p, r.kind, r.dsn, r.reason);
+        // The same answer holds for everything waiting for this destination.
+        while (!d.waiting.empty()) {
+          auto q = std::move(d.waiting.front());
+          d.waiting.pop_front();
+          failAll(*q, r.kind, r.dsn, r.reason);
+        }
+        if (r.dead) {
+          d.dead_until = Clock::now() + opt.dead_time;
+          d.dead_reason = r.reason;
+          d.limit = std::max(1u, d.limit / 2);
+          count("remote.connect_failed");
+        }
+        break;
+      }
+      conn = std::move(r.conn);
+      peer = r.peer;
+      tls = conn->tls() ? conn->tlsInfo().version : "none";
+      used = false;
+      std::lock_guard lock(mu);
+      stats.connections++;
+    }
+    const Attempt& a = *p->attempt;
+    sc::Transaction t;
+    t.mail_from = a.env.mail_from;
+    for (uint32_t idx : p->recipients) {
+      const spool::Recipient& rc = a.env.recipients[idx];
+      t.recipients.push_back({rc.mailbox, rc.notify ? notifyText(rc.notify) : std::string(), rc.orcpt});
+    }
+    t.body = a.body.get();
+    t.eightbit = a.eightbit;
+    t.smtputf8 = a.smtputf8;
+    if (a.env.ret == spool::DsnRet::kFull) t.ret = "FULL";
+    else if (a.env.ret == spool::DsnRet::kHdrs) t.ret = "HDRS";
+    t.envid = a.env.envid;
+    sc::TransactionResult res = co_await conn->send(t);
+    {
+      std::lock_guard lock(mu);
+      stats.transactions++;
+      if (used) stats.reused++;
+      if (tls != "none") stats.tls++;
+    }
+    used = true;
+    runTransaction(*p, res, peer, tls);
+    if (res.failure && !res.reusable) {
+      d.limit = std::max(1u, d.limit - 1);
+    } else if (d.limit < opt.destination_concurrency) {
+      ++d.limit;
+      // More waiting than workers: open another connection now that the window grew.
+      if (d.waiting.size() > d.idle.size() + 1 && d.active < d.limit) spawn(d);
+    }
+    if (!res.reusable) conn.reset();
+  }
+  if (conn) co_await conn->quit();
+  --d.active;
+  if (!d.waiting.empty() && d.active == 0) spawn(d);
+}
+
+// The servers of a destination, in order, until one greets us.
+net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
+  Reach out;
+  std::vector<std::string> hosts;
+  bool implicit = false;
+  if (d.relay()) {
+    hosts.push_back(d.relay_host);
+  } else {
+    dns::MxAnswer mx = co_await dns::asyncMx(resolver, d.domain);
+    if (mx.null_mx) {
+      out.kind = Outcome::kPermanent;
+      out.dsn = "5.1.10";
+      out.reason = fmt::format("{} does not accept mail (null MX, RFC 7505)", d.domain);
+      co_return out;
+    }
+    switch (mx.outcome) {
+      case dns::Outcome::kOk:
+        for (auto& h : dns::orderMx(std::move(mx.hosts), rng())) hosts.push_back(std::move(h.host));
+        break;
+      case dns::Outcome::kNoData:
+        hosts.push_back(d.domain);   // RFC 5321 §5.1: no MX, the domain itself is the host
+        implicit = true;
+        break;
+      case dns::Outcome::kNxDomain:
+      case dns::Outcome::kPermFail:
+        out.kind = Outcome::kPermanent;
+        out.dsn = "5.1.2";
+        out.reason = fmt::format("domain {} not found (MX lookup: {})", d.domain,
+                                 mx.error.empty() ? dns::outcomeName(mx.outcome) : mx.error);
+        co_return out;
+      case dns::Outcome::kTempFail:
+        out.dsn = "4.4.3";
+        out.reason = fmt::format("MX lookup for {} failed: {}", d.domain, mx.error);
+        co_return out;
+    }
+  }
+  size_t tried = 0;
+  bool temp_dns = false, loop = false;
+  std::string last;
+  for (const std::string& host : hosts) {
+    if (!d.relay() && lower(host) == lower(opt.hostname)) {
+      loop = true;   // our own name: never deliver to ourselves
+      continue;
+    }
+    std::vector<IpAddress> addrs;
+    if (auto ip = IpAddress::parse(host)) {
+      addrs.push_back(*ip);
+    } else {
+      dns::AddressAnswer aa = co_await dns::asyncAddresses(resolver, host);
+      if (aa.outcome == dns::Outcome::kTempFail) temp_dns = true;
+      if (aa.outcome != dns::Outcome::kOk) {
+        last = fmt::format("{}: address lookup: {}", host, aa.error.empty() ? dns::outcomeName(aa.outcome) : aa.error);
+        continue;
+      }
+      addrs = std::move(aa.addresses);
+    }
+    for (const IpAddress& a : addrs) {
+      if (tried++ == kMaxAddresses) break;
+      Reach r = co_await tryAddress(d, host, a);
+      if (r.conn) co_return r;
+      last = r.reason;
+    }
+    if (tried >= kMaxAddresses) break;
+  }
+  if (tried == 0 && !temp_dns) {
+    out.kind = Outcome::kPermanent;
+    if (loop) {
+      out.dsn = "5.4.6";
+      out.reason = fmt::format("mail for {} loops back to myself", d.domain);
+    } else {
+      out.dsn = implicit ? "5.1.2" : "5.4.4";
+      out.reason = implicit ? fmt::format("{} has no MX and no address ({})", d.domain, last)
+                            : fmt::format("no MX host of {} has an address ({})", d.domain, last);
+    }
+    co_return out;
+  }
+  out.dsn = tried == 0 ? "4.4.3" : "4.4.1";
+  out.reason = last.empty() ? fmt::format("no server of {} could be reached", d.key) : last;
+  out.dead = tried > 0;
+  co_return out;
+}
+
+sc::ClientOptions RemoteDeliverer::Impl::clientOptions(const Destination& d, const std::string& tls_name) {
+  sc::ClientOptions o;
+  o.helo_name = opt.hostname;
+  o.tls = tlsMode(d.tls);
+  auto c = d.ca_file.empty() ? ca_ctx.end() : ca_ctx.find(d.ca_file);
+  o.tls_ctx = c == ca_ctx.end() ? default_ctx : c->second;
+  o.tls_name = tls_name;
+  if (auto cr = credentials.find(d.auth_file); !d.auth_file.empty() && cr != credentials.end()) {
+    o.auth_user = cr->second.first;
+    o.auth_password = cr->second.second;
+  }
+  o.timeouts = opt.timeouts;
+  return o;
+}
+
+net::awaitable<Reach> RemoteDeliverer::Impl::tryAddress(const Destination& d, const std::string& host,
+                                                       const IpAddress& addr) {
+  Reach out;
+  out.peer = fmt::format("{}[{}]:{}", host, addr.toString(), d.port);
+  sc::ClientOptions o = clientOptions(d, host);
+  auto [conn, failure] = co_await sc::Connection::open(toAsio(addr, d.port), o);
+  if (!conn && failure && failure->kind == sc::Failure::kTls && o.tls == sc::TlsMode::kMay) {
+    // Opportunistic TLS that fails is not worse than none (RFC 7435 §1.3): once more in plaintext.
+    log::info("delivery.tls_fallback").kv("relay", out.peer).kv("reason", failure->text());
+    o.tls = sc::TlsMode::kNone;
+    std::tie(conn, failure) = co_await sc::Connection::open(toAsio(addr, d.port), o);
+  }
+  if (conn) {
+    conn->setPeerName(out.peer);
+    out.conn = std::move(conn);
+    co_return out;
+  }
+  out.reason = fmt::format("{}: {}", out.peer, failure ? failure->text() : std::string("no connection"));
+  log::info("delivery.connect_failed").kv("relay", out.peer).kv("reason", failure ? failure->text() : "no connection");
+  co_return out;
+}
+
+void RemoteDeliverer::Impl::runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer,
+                                           const std::string& tls) {
+  std::vector<Outcome> out;
+  auto fromReply = [&](uint32_t idx, const sc::Reply& rep, std::string_view stage) {
+    Outcome o{idx, rep.positive() ? Outcome::kDelivered : rep.transient() ? Outcome::kTemporary : Outcome::kPermanent,
+              "", dsnOf(rep), peer, tls};
+    o.reason = rep.positive() ? rep.text() : fmt::format("{} said: {} (in reply to {})", peer, rep.text(), stage);
+    out.push_back(std::move(o));
+  };
+  for (size_t i = 0; i < p.recipients.size(); ++i) {
+    uint32_t idx = p.recipients[i];
+    if (r.mail && !r.mail->positive()) {
+      fromReply(idx, *r.mail, "MAIL FROM");
+    } else if (i < r.rcpt.size() && !r.rcpt[i].positive()) {
+      fromReply(idx, r.rcpt[i], "RCPT TO");
+    } else if (r.data && !r.failure) {
+      fromReply(idx, *r.data, "end of DATA");
+    } else {
+      const std::string why = r.failure ? r.failure->text() : std::string("no reply to the message data");
+      bool perm = r.failure && r.failure->permanent();
+      std::string dsn = r.failure && r.failure->reply ? dsnOf(*r.failure->reply) : (perm ? "5.0.0" : "4.4.2");
+      out.push_back({idx, perm ? Outcome::kPermanent : Outcome::kTemporary, fmt::format("{}: {}", peer, why), dsn,
+                     peer, tls});
+    }
+  }
+  finishPart(p, std::move(out));
+}
+
+void RemoteDeliverer::Impl::failAll(Part& p, Outcome::Kind kind, const std::string& dsn, const std::string& reason) {
+  std::vector<Outcome> out;
+  for (uint32_t idx : p.recipients) out.push_back({idx, kind, reason, dsn, "", ""});
+  finishPart(p, std::move(out));
+}
+
+void RemoteDeliverer::Impl::finishPart(Part& p, std::vector<Outcome> outcomes) {
+  uint64_t ok = 0, temp = 0, perm = 0;
+  for (const auto& o : outcomes) {
+    (o.kind == Outcome::kDelivered ? ok : o.kind == Outcome::kTemporary ? temp : perm)++;
+  }
+  for (uint64_t i = 0; i < ok; ++i) count("remote.delivered");
+  for (uint64_t i = 0; i < temp; ++i) count("remote.deferred");
+  for (uint64_t i = 0; i < perm; ++i) count("remote.failed");
+  {
+    std::lock_guard lock(mu);
+    stats.delivered += ok;
+    stats.deferred += temp;
+    stats.failed += perm;
+  }
+  Attempt& a = *p.attempt;
+  for (auto& o : outcomes) a.report.outcomes.push_back(std::move(o));
+  if (--a.parts_left > 0) return;
+  asio::post(side, [this, a = p.attempt] {
+    report(std::move(a->report));
+    std::lock_guard lock(mu);
+    --in_flight;
+    idle_cv.notify_all();
+  });
+}
+
+void RemoteDeliverer::drain() {
+  std::unique_lock lock(impl_->mu);
+  impl_->idle_cv.wait(lock, [&] { return impl_->in_flight == 0 || impl_->stopped; });
+}
+
+void RemoteDeliverer::stop() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
+  impl_->idle_cv.notify_all();
+  impl_->work.reset();
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->side.join();
+}
+
+RemoteStats RemoteDeliverer::stats() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->stats;
+}
+
+}  // namespace postern::delivery

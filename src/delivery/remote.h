@@ -1,0 +1,97 @@
+// Remote delivery: the recipients of a message that live elsewhere are sent over SMTP to
+// their destination (the MX hosts of their domain, or a relay host from a [[route]]).
+//
+// Destinations: each has a queue of waiting transactions (one message, up to
+// recipients_per_transaction recipients of it), a concurrency window that starts at
+// initial_concurrency, grows by one with each delivered transaction up to
+// destination_concurrency and shrinks when connections fail, and connections that are kept
+// for the next transaction to the same destination (reuse) for a short idle time. A
+// destination whose every host failed is marked dead for a while: its transactions are
+// deferred at once instead of each one waiting for the same timeouts.
+//
+// MX delivery (RFC 5321 §5.1): MX hosts by preference (random among equals), the domain's
+// own A/AAAA when it has no MX (implicit MX), a null MX (RFC 7505) or a missing domain is a
+// permanent failure; every address of a host is tried before the next host, at most
+// kMaxAddresses in all. A 4xx/5xx greeting or a failed connection moves on to the next
+// address; a reply to MAIL/RCPT/DATA decides for the recipients it concerns.
+//
+// Threads: SMTP runs on one event-loop thread of its own; bodies are read from the spool and
+// outcomes reported to the queue on a separate thread, so neither disk reads nor the
+// queue's bookkeeping ever stall a conversation.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "config/config.h"
+#include "delivery/deliverer.h"
+#include "delivery/route.h"
+#include "dns/resolver.h"
+#include "net/asio.h"
+#include "smtp/client/client.h"
+#include "spool/spool.h"
+#include "util/counters.h"
+
+namespace postern::delivery {
+
+inline constexpr size_t kMaxAddresses = 5;   // addresses tried per delivery attempt (all MX hosts together)
+
+struct RemoteOptions {
+  std::string hostname;                                 // EHLO name; MX hosts equal to it are loops
+  uint16_t remote_port = 25;
+  unsigned destination_concurrency = 20;
+  unsigned initial_concurrency = 5;
+  unsigned recipients_per_transaction = 50;
+  std::vector<config::Route> routes;
+  std::chrono::milliseconds idle_reuse{5000};           // an idle connection waits this long for more mail
+  std::chrono::milliseconds dead_time{60'000};          // a destination whose every host failed is skipped this long
+  smtp::client::ClientTimeouts timeouts;
+};
+
+struct RemoteStats {
+  uint64_t transactions = 0;     // transactions attempted
+  uint64_t connections = 0;      // connections opened (successful greetings)
+  uint64_t reused = 0;           // transactions on a connection that had carried one before
+  uint64_t delivered = 0;        // recipients
+  uint64_t deferred = 0;
+  uint64_t failed = 0;           // permanent failures
+  uint64_t skipped_dead = 0;     // transactions deferred because their destination was dead
+  uint64_t tls = 0;              // transactions over TLS
+};
+
+class RemoteDeliverer {
+ public:
+  using ReportFn = std::function<void(Report)>;
+  // Relay credentials: "user:password" read from the route's auth_file (through the
+  // privileged reader in the server).
+  using ReadFile = std::function<Result<std::string>(const std::string& path)>;
+
+  // REQUIRES: `spool`, `resolver` and `counters` (may be null) outlive *this.
+  RemoteDeliverer(spool::Spool& spool, dns::Resolver& resolver, RemoteOptions options, ReportFn report,
+                  Counters* counters);
+  ~RemoteDeliverer();
+  // Loads credentials and TLS contexts. Errors name the file.
+  Status init(const ReadFile& read);
+
+  // The remote recipients of one message (job.recipients); reported once, all together.
+  void submit(Job job);
+  // Waits until every submitted job has been reported.
+  void drain();
+  // Drops connections and transactions under way without reporting them (their recipients
+  // stay pending in the spool and are tried again at the next start). Idempotent.
+  void stop();
+  RemoteStats stats();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace postern::delivery
