@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -75,6 +76,7 @@ class Loader {
   bool getSize(const toml::table& t, std::string_view key, uint64_t& out);
   bool getUnsigned(const toml::table& t, std::string_view key, uint64_t max, unsigned& out);
   bool getNetworks(const toml::table& t, std::string_view key, std::vector<Cidr>& out);
+  void parseDns(const toml::table& t);
   const toml::table* getTable(const toml::table& t, std::string_view key);
   std::string resolvePath(const std::string& p) const {
     if (p.empty() || p[0] == '/') return p;
@@ -206,6 +208,48 @@ bool Loader::getNetworks(const toml::table& t, std::string_view key, std::vector
   return ok;
 }
 
+void Loader::parseDns(const toml::table& t) {
+  checkKeys(t, "[dns]", {"servers", "timeout", "cache_size"});
+  if (const toml::node* n = t.get("servers")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) {
+      error(pos(*n), "'servers' must be an array of addresses such as [\"127.0.0.1:53\", \"[::1]:53\"]");
+    } else {
+      for (const auto& e : *arr) {
+        if (!e.is_string()) {
+          error(pos(e), "'servers': each entry must be a string such as \"127.0.0.1:53\"");
+          continue;
+        }
+        std::string s = e.as_string()->get();
+        // "IP:PORT", "[IPv6]:PORT", or a bare address (port 53); a bare IPv6 address too.
+        auto ep = Endpoint::parse(s);
+        if (!ep) {
+          std::string_view bare = s;
+          if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') bare = bare.substr(1, bare.size() - 2);
+          if (auto a = IpAddress::parse(bare)) ep = Endpoint{*a, kDefaultDnsPort};
+        }
+        if (!ep || ep->port == 0) {
+          error(pos(e), fmt::format("'servers': bad address \"{}\" (expected IP, IP:PORT or [IPv6]:PORT)", s));
+          continue;
+        }
+        if (std::find(c_.dns.servers.begin(), c_.dns.servers.end(), *ep) != c_.dns.servers.end()) {
+          error(pos(e), fmt::format("'servers': {} is listed twice", ep->toString()));
+          continue;
+        }
+        c_.dns.servers.push_back(*ep);
+      }
+    }
+  }
+  if (getDuration(t, "timeout", c_.dns.timeout_ms)) {
+    if (c_.dns.timeout_ms < 100 || c_.dns.timeout_ms > kMaxDnsTimeoutMs) {
+      error(pos(*t.get("timeout")), fmt::format("'timeout' must be from 100ms to {}", formatDurationMs(kMaxDnsTimeoutMs)));
+      c_.dns.timeout_ms = kDefaultDnsTimeoutMs;
+    }
+  }
+  if (getUnsigned(t, "cache_size", kMaxDnsCacheSize, c_.dns.cache_size) && c_.dns.cache_size == 0)
+    error(pos(*t.get("cache_size")), "'cache_size' must be at least 1");
+}
+
 const toml::table* Loader::getTable(const toml::table& t, std::string_view key) {
   const toml::node* n = t.get(key);
   if (!n) return nullptr;
@@ -242,7 +286,7 @@ LoadResult Loader::run(std::string_view text) {
 
   checkKeys(root, "the top level",
             {"hostname", "data_dir", "log_format", "log_level", "server", "spool", "queue", "directory", "mailbox", "tls",
-             "proxy_protocol", "smtp", "protect", "listener", "dkim", "route"});
+             "proxy_protocol", "smtp", "protect", "listener", "dkim", "dns", "route"});
 
   if (!getString(root, "hostname", c_.hostname)) {
     if (!root.get("hostname")) error(Position{path_, 1, 1}, "'hostname' is required (the name in the greeting and Received headers)");
@@ -329,6 +373,8 @@ LoadResult Loader::run(std::string_view text) {
     if (c_.queue.lifetime_ms < 1000 && t->get("lifetime"))
       error(pos(*t->get("lifetime")), "'lifetime' must be at least 1s");
   }
+
+  if (const toml::table* t = getTable(root, "dns")) parseDns(*t);
 
   c_.accounts_path = "accounts.cf";
   c_.aliases_path = "virtual.cf";
@@ -932,6 +978,11 @@ std::string describe(const Config& c) {
                        routeTlsName(r.tls), r.auth_file.empty() ? "" : " auth=yes");
   }
   out += fmt::format("dkim.keys: {}\n", c.dkim.keys_dir);
+  std::vector<std::string> dns_servers;
+  for (const auto& e : c.dns.servers) dns_servers.push_back(e.toString());
+  out += fmt::format("dns.servers: {}\ndns.timeout: {}\ndns.cache_size: {}\n",
+                     dns_servers.empty() ? std::string("system (resolv.conf)") : fmt::format("{}", fmt::join(dns_servers, ", ")),
+                     formatDurationMs(c.dns.timeout_ms), c.dns.cache_size);
   out += fmt::format("proxy_protocol.header_timeout: {}\n", formatDurationMs(c.proxy.header_timeout_ms));
   const Protect& p = c.protect;
   std::vector<std::string> allow;

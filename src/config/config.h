@@ -214,6 +214,18 @@ struct Dkim {
   std::string keys_dir;      // default: "dkim" beside the configuration file
 };
 
+// [dns]: the resolver shared by outbound routing and, later, SPF/DKIM/DMARC/DANE (dns/resolver.h).
+inline constexpr uint64_t kDefaultDnsTimeoutMs = 5000;
+inline constexpr uint64_t kMaxDnsTimeoutMs = 60'000;
+inline constexpr unsigned kDefaultDnsCacheSize = 10'000;
+inline constexpr unsigned kMaxDnsCacheSize = 10'000'000;
+inline constexpr uint16_t kDefaultDnsPort = 53;
+struct Dns {
+  std::vector<Endpoint> servers;      // empty: the system resolver (/etc/resolv.conf)
+  uint64_t timeout_ms = kDefaultDnsTimeoutMs;   // per lookup, retries included
+  unsigned cache_size = kDefaultDnsCacheSize;   // entries; least recently used dropped beyond this
+};
+
 struct Config {
   std::string path;          // the file this came from
   std::string base_dir;      // relative paths resolve against this
@@ -235,6 +247,7 @@ struct Config {
   Protect protect;
   Dkim dkim;
   std::vector<Route> routes;
+  Dns dns;
   std::vector<Listener> listeners;
 
   std::string spoolDir() const { return data_dir + "/spool"; }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "dns/message.h"
 #include "net/asio.h"
 #include "util/ip.h"
 #include "util/status.h"
@@ -50,6 +51,14 @@ struct TxtAnswer {
   std::string error;
 };
 
+// RFC 6698 records for DANE. Unvalidated for now: DANE must not use them until the
+// resolver validates DNSSEC (see resolver.cc).
+struct TlsaAnswer {
+  Outcome outcome = Outcome::kTempFail;
+  std::vector<TlsaData> records;
+  std::string error;
+};
+
 struct ResolverOptions {
   std::vector<Endpoint> servers;                 // empty: /etc/resolv.conf
   std::chrono::milliseconds timeout{5000};       // per lookup, retries included
@@ -72,11 +81,15 @@ class Resolver {
   // A and AAAA together (one answer when both have come back).
   void addresses(const std::string& host, std::function<void(AddressAnswer)> done);
   void txt(const std::string& name, std::function<void(TxtAnswer)> done);
+  // TLSA of e.g. "_25._tcp.mx.example.org" (RFC 7672 §2.2).
+  void tlsa(const std::string& name, std::function<void(TlsaAnswer)> done);
 
   struct Stats {
     uint64_t queries = 0;     // sent to a server
     uint64_t cache_hits = 0;
     uint64_t failures = 0;    // kTempFail results
+    uint64_t coalesced = 0;   // lookups that joined an identical query already in flight
+    uint64_t cache_entries = 0;
   };
   Stats stats();
 
@@ -94,5 +107,6 @@ std::vector<MxHost> orderMx(std::vector<MxHost> hosts, uint64_t seed);
 net::awaitable<MxAnswer> asyncMx(Resolver& r, std::string domain);
 net::awaitable<AddressAnswer> asyncAddresses(Resolver& r, std::string host);
 net::awaitable<TxtAnswer> asyncTxt(Resolver& r, std::string name);
+net::awaitable<TlsaAnswer> asyncTlsa(Resolver& r, std::string name);
 
 }  // namespace postern::dns

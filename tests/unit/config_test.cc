@@ -130,8 +130,51 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"TinyLifetime", std::string(kBase) + "[queue]\nlifetime = \"0s\"\n",
                   ":9:12: error: 'lifetime' must be at least 1s"},
         ErrorCase{"UnknownQueueKey", std::string(kBase) + "[queue]\nmax_age = \"1d\"\n",
-                  ":9:1: error: unknown setting 'max_age' in [queue]"}),
+                  ":9:1: error: unknown setting 'max_age' in [queue]"},
+        ErrorCase{"DnsBadServer", std::string(kBase) + "[dns]\nservers = [\"127.0.0.1:53\", \"1.2.3:53\"]\n",
+                  ":9:28: error: 'servers': bad address \"1.2.3:53\""},
+        ErrorCase{"DnsBadPort", std::string(kBase) + "[dns]\nservers = [\"127.0.0.1:99999\"]\n",
+                  ":9:12: error: 'servers': bad address"},
+        ErrorCase{"DnsServersNotArray", std::string(kBase) + "[dns]\nservers = \"127.0.0.1\"\n",
+                  ":9:11: error: 'servers' must be an array"},
+        ErrorCase{"DnsDuplicateServer", std::string(kBase) + "[dns]\nservers = [\"127.0.0.1\", \"127.0.0.1:53\"]\n",
+                  ":9:25: error: 'servers': 127.0.0.1:53 is listed twice"},
+        ErrorCase{"DnsBadTimeout", std::string(kBase) + "[dns]\ntimeout = \"soon\"\n",
+                  ":9:11: error: 'timeout': bad duration"},
+        ErrorCase{"DnsLongTimeout", std::string(kBase) + "[dns]\ntimeout = \"5m\"\n",
+                  ":9:11: error: 'timeout' must be from 100ms to"},
+        ErrorCase{"DnsZeroCache", std::string(kBase) + "[dns]\ncache_size = 0\n",
+                  ":9:14: error: 'cache_size' must be at least 1"},
+        ErrorCase{"DnsUnknownKey", std::string(kBase) + "[dns]\nserver = [\"127.0.0.1\"]\n",
+                  ":9:1: error: unknown setting 'server' in [dns] (did you mean 'servers'?)"}),
     [](const ::testing::TestParamInfo<ErrorCase>& i) { return i.param.name; });
+
+TEST_F(ConfigTest, DnsSection) {
+  auto def = load(kBase);
+  ASSERT_TRUE(def.config) << joined(def);
+  EXPECT_TRUE(def.config->dns.servers.empty());
+  EXPECT_EQ(def.config->dns.timeout_ms, kDefaultDnsTimeoutMs);
+  EXPECT_EQ(def.config->dns.cache_size, kDefaultDnsCacheSize);
+  EXPECT_NE(describe(*def.config).find("dns.servers: system (resolv.conf)\n"), std::string::npos);
+
+  auto r = load(std::string(kBase) +
+                "[dns]\nservers = [\"127.0.0.1:5353\", \"[::1]:53\", \"192.0.2.1\", \"2001:db8::1\", \"[2001:db8::2]\"]\n"
+                "timeout = \"2s\"\ncache_size = 500\n");
+  ASSERT_TRUE(r.config) << joined(r);
+  const Dns& d = r.config->dns;
+  ASSERT_EQ(d.servers.size(), 5u);
+  EXPECT_EQ(d.servers[0].toString(), "127.0.0.1:5353");
+  EXPECT_EQ(d.servers[1].toString(), "[::1]:53");
+  EXPECT_EQ(d.servers[2].toString(), "192.0.2.1:53");
+  EXPECT_EQ(d.servers[3].toString(), "[2001:db8::1]:53");
+  EXPECT_EQ(d.servers[4].toString(), "[2001:db8::2]:53");
+  EXPECT_EQ(d.timeout_ms, 2000u);
+  EXPECT_EQ(d.cache_size, 500u);
+  std::string shown = describe(*r.config);
+  EXPECT_NE(shown.find("dns.servers: 127.0.0.1:5353, [::1]:53, 192.0.2.1:53, [2001:db8::1]:53, [2001:db8::2]:53\n"),
+            std::string::npos) << shown;
+  EXPECT_NE(shown.find("dns.timeout: 2s\ndns.cache_size: 500\n"), std::string::npos) << shown;
+}
 
 TEST_F(ConfigTest, OldServiceNamesWarnAndMapToSubmissions) {
   for (const char* old : {"smtps", "ssmtp"}) {
