@@ -23,6 +23,8 @@
 
 namespace postern::smtp::client {
 
+using net::tcp;
+
 enum class TlsMode : uint8_t {
   kNone,       // never STARTTLS
   kMay,        // STARTTLS when offered; a failed handshake is retried in plaintext on a new connection by the caller
@@ -87,9 +89,16 @@ struct Transaction {
   std::string envid;                  // RFC 3461 ENVID (raw, xtext-encoded here), empty: not sent
 };
 
+// Each recipient's outcome: its `rcpt` reply when that is negative, else `data` when present
+// (the final reply, or the refusal of the DATA command), else `failure`.
 struct TransactionResult {
-  // Set when the whole transaction failed before any recipient was accepted by DATA's end:
-  // the connection is unusable afterwards unless `reusable` says otherwise.
+  // Set when the transaction as a whole failed: the connection broke or timed out (kTimeout,
+  // kProtocol; `rcpt` may then be shorter than the recipient list), MAIL was refused
+  // (kRejected with its reply), a 421 closed the session, or the transaction was refused
+  // locally (kRejected with a synthesized reply also copied to `mail` and every `rcpt`:
+  // 552 5.3.4 over the server's SIZE, 553 5.6.7 SMTPUTF8 not offered). Not set when only
+  // recipients were refused or the final reply is negative. The connection is unusable
+  // afterwards unless `reusable` says otherwise.
   std::optional<Failure> failure;
   std::optional<Reply> mail;          // MAIL FROM reply
   std::vector<Reply> rcpt;            // one per recipient, in order (empty when MAIL failed)
