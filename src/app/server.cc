@@ -490,6 +490,9 @@ int Server::run() {
   queue_->setDeliverer(deliverer_.get());
   {
     dns::ResolverOptions ro;
+    ro.servers = c.dns.servers;
+    ro.timeout = std::chrono::milliseconds(c.dns.timeout_ms);
+    ro.cache_entries = c.dns.cache_size;
     auto resolver = dns::Resolver::create(ro);
     if (!resolver) {
       log::error("server.start_failed").kv("reason", resolver.status().message());

@@ -76,6 +76,7 @@ class _Session(SMTP):
         super().__init__(*args, **kwargs)
 
     async def _handle_client(self):
+        self._mx.connections += 1
         if self._mx.greeting is not None:
             code, text = self._mx.greeting
             await self.push(f"{code} {text}")
@@ -213,6 +214,7 @@ class MxServer:
         self.record_dir = Path(record_dir) if record_dir else None
         self.hostname = hostname
         self.messages = []
+        self.connections = 0      # SMTP sessions opened (connection reuse shows as fewer than messages)
         self._messages_lock = threading.Lock()
         self._pending_mail_params = {}
         self._pending_rcpt_params = {}

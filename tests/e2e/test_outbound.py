@@ -124,7 +124,7 @@ def test_per_recipient_replies_deferral_recovery_and_bounce(tmp_path, mx_port):
         assert "550 5.1.1 no such user here" in status, status
         assert "later@example.org" not in status and "bob@example.org" not in status
         # The remote recovers: the next retry delivers.
-        del mx.rules["later@example.org"]
+        mx.set_rule("later@example.org", None)
         s.wait_event("delivery.sent", to="later@example.org", timeout=15)
         assert sorted(r for m in mx.messages for r in m.rcpt_tos) == ["bob@example.org", "later@example.org"]
         assert len(s.maildir("alice@example.test")) == 1, "exactly one bounce"
@@ -164,8 +164,8 @@ def test_relay_with_auth_over_starttls_and_implicit_tls(tmp_path, mx_port):
               f'auth_file = "{tmp_path}/relay-auth"\nca_file = "{cert}"\n')
     auth = {"sender-account": "relay-pass-1"}
     with DnsServer(records) as dns, \
-            MxServer("127.0.0.7", starttls_port, starttls=(cert, key), auth=auth) as st, \
-            MxServer("127.0.0.7", implicit_port, implicit_tls=(cert, key), auth=auth) as it, \
+            MxServer("127.0.0.7", starttls_port, starttls=(cert, key), users=auth) as st, \
+            MxServer("127.0.0.7", implicit_port, implicit_tls=(cert, key), users=auth) as it, \
             outbound(tmp_path, dns, mx_port, extra=routes) as s:
         submit(s, "someone@anywhere.example", subject="via starttls relay")
         submit(s, "someone@implicit.example", subject="via implicit relay")
@@ -183,7 +183,7 @@ def test_relay_with_wrong_password_defers(tmp_path, mx_port):
     routes = (f'[[route]]\nrelay = "relay.example.net:{port}"\nauth_file = "{tmp_path}/relay-auth"\n'
               f'ca_file = "{cert}"\n')
     with DnsServer({"relay.example.net": [("A", "127.0.0.7")]}) as dns, \
-            MxServer("127.0.0.7", port, starttls=(cert, key), auth={"sender-account": "right"}) as relay, \
+            MxServer("127.0.0.7", port, starttls=(cert, key), users={"sender-account": "right"}) as relay, \
             outbound(tmp_path, dns, mx_port, extra=routes) as s:
         submit(s, "someone@anywhere.example", subject="bad password")
         ev = s.wait_event("delivery.deferred", to="someone@anywhere.example")
