@@ -134,6 +134,8 @@ def test_delay_warning_is_sent_once_even_across_a_restart(tmp_path):
         assert b"Action: delayed\nStatus: 4." in dsn
         assert b"Will-Retry-Until: " in dsn and b"Original-Envelope-Id: slow1" in dsn
         assert b"X-Test: slow" in dsn and b"body of slow" not in dsn
+        listed = s.cli("queue", "list").stdout
+        assert listed.count(" warned") == 1, listed   # the slow message's recipient, not the other
         n = len(s.log_events("delivery.deferred"))
         wait_until(lambda: len(s.log_events("delivery.deferred")) >= n + 4, timeout=20, what="more deferrals")
         assert s.stop() == 0
