@@ -68,7 +68,23 @@ void checkCommand(std::string_view line) {
       check(canon.size() <= c.path.size());
     }
     if (c.verb == Verb::kMail && c.utf8) check(c.smtputf8);
-    if (c.verb == Verb::kRcpt) check(c.param_count == 0);
+    // RFC 3461: RCPT takes NOTIFY and ORCPT only; what is accepted decodes to printable
+    // US-ASCII (it goes into notification header fields).
+    if (c.verb == Verb::kRcpt) {
+      check(c.param_count <= 2);
+      check(c.notify == 0 || c.notify == kDsnNotifyNever || (c.notify & ~(kDsnNotifySuccess | kDsnNotifyFailure | kDsnNotifyDelay)) == 0);
+      check(c.param_count >= (c.notify != 0 ? 1u : 0u) + (c.orcpt.empty() ? 0u : 1u));
+      if (!c.orcpt.empty()) {
+        auto o = decodeOrcpt(c.orcpt);
+        check(o.has_value() && c.orcpt.size() <= kMaxOrcptLength && inside(c.orcpt, line));
+        for (unsigned char ch : *o) check(ch >= 0x20 && ch < 0x7f);
+      }
+    }
+    if (c.verb == Verb::kMail && !c.envid.empty()) {
+      auto e = decodeXtext(c.envid);
+      check(e.has_value() && c.envid.size() <= kMaxEnvidLength && inside(c.envid, line));
+      for (unsigned char ch : *e) check(ch >= 0x20 && ch < 0x7f);
+    }
   }
   if (c.verb == Verb::kBdat) check(c.argument.size() > 0);
   if (c.verb == Verb::kEhlo || c.verb == Verb::kHelo) checkHelo(c.argument);

@@ -51,6 +51,7 @@ std::string formatMessage(const spool::Pending& p, bool detailed) {
       out += st.next_attempt_us <= now ? " next=now" : fmt::format(" next={}", isoUtc(st.next_attempt_us));
     if (!st.last_error.empty()) out += fmt::format(" last_error=\"{}\"", st.last_error);
     if (detailed && r.address != r.mailbox) out += fmt::format(" rcpt=<{}>", r.address);
+    if (st.warned) out += " warned";   // a delay warning was sent
     out += "\n";
   }
   return out;

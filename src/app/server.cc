@@ -469,6 +469,7 @@ int Server::run() {
   qo.lifetime = std::chrono::milliseconds(c.queue.lifetime_ms);
   qo.retry_min = std::chrono::milliseconds(c.queue.retry_min_ms);
   qo.retry_max = std::chrono::milliseconds(c.queue.retry_max_ms);
+  qo.delay_warning = std::chrono::milliseconds(c.queue.delay_warning_ms);
   qo.hostname = c.hostname;
   // Notifications to a local sender go straight to its mailbox (after alias expansion).
   auto local_mailbox = [this](const std::string& sender) -> std::optional<std::string> {

@@ -123,7 +123,7 @@ struct QueueSettings {
   uint64_t lifetime_ms = 5ull * 24 * 3600 * 1000;   // then the sender is notified
   uint64_t retry_min_ms = 5 * 60 * 1000;            // first retry; doubles up to retry_max
   uint64_t retry_max_ms = 3600 * 1000;
-  uint64_t delay_warning_ms = 4 * 3600 * 1000;      // 0: never (used by outbound delivery)
+  uint64_t delay_warning_ms = 4 * 3600 * 1000;      // then a "delayed" DSN is sent once; 0: never
   uint16_t remote_port = 25;                        // port of MX hosts (tests, unusual networks)
   unsigned destination_concurrency = 20;            // connections per destination at most
   unsigned initial_concurrency = 5;                 // to start with; grows on success

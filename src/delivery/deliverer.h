@@ -52,6 +52,8 @@ struct Outcome {
   std::string dsn;
   std::string relay;
   std::string tls;
+  std::string reply;   // the server's reply when it decided ("550 5.1.1 no such user"); empty: no reply
+  bool dsn_passed = false;   // the server took the RFC 3461 parameters (it offered DSN): it notifies now
 };
 
 struct Report {

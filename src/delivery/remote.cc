@@ -138,7 +138,8 @@ struct RemoteDeliverer::Impl {
   net::awaitable<void> worker(std::string key);
   net::awaitable<Reach> reach(const Destination& d);
   net::awaitable<Reach> tryAddress(const Destination& d, const std::string& host, const IpAddress& addr);
-  void runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer, const std::string& tls);
+  void runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer, const std::string& tls,
+                      bool dsn_passed);
   void finishPart(Part& p, std::vector<Outcome> outcomes);
   void failAll(Part& p, Outcome::Kind kind, const std::string& dsn, const std::string& reason);
   sc::ClientOptions clientOptions(const Destination& d, const std::string& tls_name);
@@ -343,7 +344,7 @@ net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
       if (tls != "none") stats.tls++;
     }
     used = true;
-    runTransaction(*p, res, peer, tls);
+    runTransaction(*p, res, peer, tls, conn->capabilities().dsn);
     if (res.failure && !res.reusable) {
       d.limit = std::max(1u, d.limit - 1);
     } else if (d.limit < opt.destination_concurrency) {
@@ -478,12 +479,14 @@ net::awaitable<Reach> RemoteDeliverer::Impl::tryAddress(const Destination& d, co
 }
 
 void RemoteDeliverer::Impl::runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer,
-                                           const std::string& tls) {
+                                           const std::string& tls, bool dsn_passed) {
   std::vector<Outcome> out;
   auto fromReply = [&](uint32_t idx, const sc::Reply& rep, std::string_view stage) {
     Outcome o{idx, rep.positive() ? Outcome::kDelivered : rep.transient() ? Outcome::kTemporary : Outcome::kPermanent,
               "", dsnOf(rep), peer, tls};
     o.reason = rep.positive() ? rep.text() : fmt::format("{} said: {} (in reply to {})", peer, rep.text(), stage);
+    o.reply = rep.text();
+    o.dsn_passed = dsn_passed;
     out.push_back(std::move(o));
   };
   for (size_t i = 0; i < p.recipients.size(); ++i) {
@@ -499,7 +502,7 @@ void RemoteDeliverer::Impl::runTransaction(Part& p, const sc::TransactionResult&
       bool perm = r.failure && r.failure->permanent();
       std::string dsn = r.failure && r.failure->reply ? dsnOf(*r.failure->reply) : (perm ? "5.0.0" : "4.4.2");
       out.push_back({idx, perm ? Outcome::kPermanent : Outcome::kTemporary, fmt::format("{}: {}", peer, why), dsn,
-                     peer, tls});
+                     peer, tls, r.failure && r.failure->reply ? r.failure->reply->text() : std::string()});
     }
   }
   finishPart(p, std::move(out));

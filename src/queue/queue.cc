@@ -12,6 +12,47 @@ namespace postern::queue {
 namespace {
 constexpr uint64_t kUsPerSecond = 1'000'000;
 constexpr std::string_view kNoOutbound = "outbound delivery is not running; kept in the queue";
+
+// RFC 3461 §4.1: does the recipient want notifications of this kind (kNotify* bit)? Without
+// NOTIFY the default is FAILURE,DELAY.
+bool wantsNotice(const spool::Recipient& r, uint8_t bit) {
+  if (r.notify == 0) return bit != spool::kNotifySuccess;
+  if (r.notify & spool::kNotifyNever) return false;
+  return (r.notify & bit) != 0;
+}
+
+uint8_t noticeBit(DsnAction a) {
+  switch (a) {
+    case DsnAction::kFailed: return spool::kNotifyFailure;
+    case DsnAction::kDelayed: return spool::kNotifyDelay;
+    case DsnAction::kDelivered:
+    case DsnAction::kRelayed: return spool::kNotifySuccess;
+  }
+  return spool::kNotifyFailure;
+}
+
+// "5.1.1 the reason" -> a recipient block with that status and diagnostic.
+DsnRecipient dsnRecipient(const std::string& why) {
+  DsnRecipient d;
+  size_t sp = why.find(' ');
+  d.status = why.substr(0, sp);
+  d.diagnostic = sp == std::string::npos ? std::string() : why.substr(sp + 1);
+  return d;
+}
+
+// The notification block of a remote outcome: the server's reply as an "smtp" diagnostic.
+DsnRecipient remoteRecipient(const delivery::Outcome& o, const std::string& status, const std::string& prefix = "") {
+  DsnRecipient d;
+  d.status = status;
+  if (!o.reply.empty()) {
+    d.diagnostic_type = "smtp";
+    d.diagnostic = o.reply;
+    d.remote_mta = o.relay.substr(0, o.relay.find('['));
+  } else {
+    d.diagnostic = prefix + o.reason;
+  }
+  return d;
+}
 }  // namespace
 
 uint64_t Queue::nowUs() { return nowUnixUs(); }
@@ -159,10 +200,15 @@ void Queue::report(delivery::Report r) {
   auto msg = spool_.find(r.queue_id);
   uint64_t now = nowUs();
   std::vector<spool::StateChange> changes;
-  std::vector<std::pair<uint32_t, std::string>> failed;
+  Notice failed{DsnAction::kFailed, {}}, delayed{DsnAction::kDelayed, {}}, succeeded{DsnAction::kDelivered, {}},
+      relayed{DsnAction::kRelayed, {}};
   uint64_t delivered = 0, deferred = 0, expired = 0;
   if (msg) {
     bool past_lifetime = now >= msg->env.accepted_us + static_cast<uint64_t>(options_.lifetime.count()) * 1000;
+    // Delay warnings (RFC 3464 action=delayed): due once delay_warning has passed.
+    uint64_t warn_us = static_cast<uint64_t>(options_.delay_warning.count()) * 1000;
+    bool warn_due = warn_us > 0 && now >= msg->env.accepted_us + warn_us && !msg->env.mail_from.empty() &&
+                    !(msg->env.flags & spool::kBounce);
     for (const auto& o : r.outcomes) {
       if (o.index >= msg->state.size()) continue;
       spool::RcptState st = msg->state[o.index];
@@ -180,25 +226,47 @@ void Queue::report(delivery::Report r) {
                 .kv("relay", o.relay).kv("dsn", o.dsn).kv("tls", o.tls)
                 .kv("delay", (now - std::min(now, msg->env.accepted_us)) / kUsPerSecond)
                 .kv("attempts", uint64_t(st.attempts)).kv("reply", o.reason);
+          // NOTIFY=SUCCESS sent to a server without DSN: we say "relayed" (RFC 3461 §6.2.3);
+          // a server that took the parameters notifies the sender itself.
+          if (remote && !o.dsn_passed && wantsNotice(msg->env.recipients[o.index], spool::kNotifySuccess) &&
+              msg->env.recipients[o.index].notify != 0)
+            relayed.recipients.emplace_back(o.index, remoteRecipient(o, o.dsn.empty() ? "2.0.0" : o.dsn));
+          // Remote recipients: outbound delivery decides (notifySuccess).
+          if (msg->env.recipients[o.index].local && wantsNotice(msg->env.recipients[o.index], spool::kNotifySuccess))
+            succeeded.recipients.emplace_back(o.index, dsnRecipient("2.0.0 delivered to the mailbox"));
           break;
         case delivery::Outcome::kPermanent:
           st.status = spool::RcptStatus::kFailed;
           st.last_error = o.reason;
-          failed.emplace_back(o.index, (o.dsn.empty() ? statusForLocalFailure(true, o.reason, false) : o.dsn) + " " +
-                                           o.reason);
+          if (remote && !o.dsn.empty())
+            failed.recipients.emplace_back(o.index, remoteRecipient(o, o.dsn));
+          else
+            failed.recipients.emplace_back(o.index,
+                                           dsnRecipient(statusForLocalFailure(true, o.reason, false) + " " + o.reason));
           break;
         case delivery::Outcome::kTemporary:
           st.last_error = o.reason;
           if (past_lifetime) {
             st.status = spool::RcptStatus::kFailed;
             ++expired;
-            failed.emplace_back(o.index, (o.dsn.empty() || o.dsn[0] != '4' ? statusForLocalFailure(false, o.reason, true)
-                                                                            : "5" + o.dsn.substr(1)) +
-                                             " delivery time expired; last error: " + o.reason);
+            if (remote && !o.dsn.empty() && o.dsn[0] == '4')
+              failed.recipients.emplace_back(o.index, remoteRecipient(o, "5" + o.dsn.substr(1),
+                                                                      "delivery time expired; last error: "));
+            else
+              failed.recipients.emplace_back(o.index, dsnRecipient(statusForLocalFailure(false, o.reason, true) +
+                                                                   " delivery time expired; last error: " + o.reason));
             break;
           }
           st.next_attempt_us = now + backoffUs(st.attempts);
           ++deferred;
+          if (warn_due && !st.warned && wantsNotice(msg->env.recipients[o.index], spool::kNotifyDelay)) {
+            st.warned = true;   // undone if the warning cannot be stored
+            if (remote && !o.dsn.empty())
+              delayed.recipients.emplace_back(o.index, remoteRecipient(o, o.dsn));
+            else
+              delayed.recipients.emplace_back(
+                  o.index, dsnRecipient(statusForLocalFailure(false, o.reason, false) + " " + o.reason));
+          }
           {
             auto line = log::warn("delivery.deferred");
             line.kv("queue_id", r.queue_id).kv("to", to).kv("status", "deferred");
@@ -219,12 +287,15 @@ void Queue::report(delivery::Report r) {
     stats_.delivered += delivered;
     stats_.deferred += deferred;
     stats_.expired += expired;
-    stats_.bounced += failed.size();
+    stats_.bounced += failed.recipients.size();
   }
   if (msg && !changes.empty()) {
-    if (!failed.empty()) {
-      // The attempt ends when the notification is stored (finishWithNotification).
-      finishWithNotification(*msg, std::move(changes), std::move(failed), true);
+    std::vector<Notice> notices;
+    for (Notice* n : {&failed, &delayed, &succeeded, &relayed})
+      if (!n->recipients.empty()) notices.push_back(std::move(*n));
+    if (!notices.empty()) {
+      // The attempt ends when the notifications are stored (finishWithNotification).
+      finishWithNotification(*msg, std::move(changes), std::move(notices), true);
       return;
     }
     spool_.updateState(r.queue_id, std::move(changes));
@@ -255,68 +326,159 @@ void Queue::finishAttempt(const std::string& qid) {
   idle_cv_.notify_all();
 }
 
-// Recipients failed for good: the sender is told in one notification, committed to the
-// spool before the failures are recorded (a crash in between repeats the notification
-// rather than losing it).
+// Recipients failed for good (or delayed, or delivered): the sender is told in one
+// notification per kind, committed to the spool before the state changes are recorded (a
+// crash in between repeats the notification rather than losing it).
 void Queue::finishWithNotification(const spool::Pending& msg, std::vector<spool::StateChange> changes,
-                                   std::vector<std::pair<uint32_t, std::string>> failed, bool in_attempt) {
+                                   std::vector<Notice> notices, bool in_attempt) {
   const std::string& qid = msg.env.queue_id;
-  for (const auto& [idx, why] : failed)
-    log::warn("delivery.bounced").kv("queue_id", qid).kv("to", msg.env.recipients[idx].mailbox)
-        .kv("status", "bounced").kv("reason", why);
+  auto done = [this, qid, in_attempt](std::vector<spool::StateChange> ch) {
+    if (!ch.empty()) spool_.updateState(qid, std::move(ch));
+    if (in_attempt) finishAttempt(qid);
+  };
+  for (auto& n : notices) {
+    if (n.action == DsnAction::kFailed)
+      for (const auto& [idx, r] : n.recipients)
+        log::warn("delivery.bounced").kv("queue_id", qid).kv("to", msg.env.recipients[idx].mailbox)
+            .kv("status", "bounced").kv("reason", r.status + " " + r.diagnostic);
+    // RFC 3461 §4.1: only the notifications the recipient asked for.
+    std::erase_if(n.recipients, [&](const auto& p) {
+      const spool::Recipient& rcpt = msg.env.recipients[p.first];
+      if (wantsNotice(rcpt, noticeBit(n.action))) return false;
+      log::info("queue.no_notification").kv("queue_id", qid).kv("to", rcpt.mailbox).kv("action", dsnActionName(n.action))
+          .kv("reason", (rcpt.notify & spool::kNotifyNever) ? "NOTIFY=NEVER" : "not in the recipient's NOTIFY list");
+      return true;
+    });
+  }
+  std::erase_if(notices, [](const Notice& n) { return n.recipients.empty(); });
+  if (notices.empty()) return done(std::move(changes));
   if (msg.env.mail_from.empty() || (msg.env.flags & spool::kBounce)) {
     log::info("queue.no_notification").kv("queue_id", qid)
-        .kv("reason", msg.env.mail_from.empty() ? "null sender" : "the failed message is itself a notification");
-    spool_.updateState(qid, std::move(changes));
-    if (in_attempt) finishAttempt(qid);
-    return;
+        .kv("reason", msg.env.mail_from.empty() ? "null sender" : "the message is itself a notification");
+    return done(std::move(changes));
   }
   auto original = spool_.readBody(qid);
-  DsnInput in;
-  in.reporting_mta = options_.hostname;
-  in.original_queue_id = qid;
-  in.original_sender = msg.env.mail_from;
-  in.arrival_us = msg.env.accepted_us;
-  in.now_us = nowUs();
-  for (const auto& [idx, why] : failed) {
-    FailedRecipient f;
-    f.address = msg.env.recipients[idx].address;
-    f.status = why.substr(0, why.find(' '));
-    f.diagnostic = why.substr(why.find(' ') + 1);
-    in.failed.push_back(std::move(f));
-  }
-  in.original = original ? std::string_view(*original) : std::string_view();
-  spool::Envelope env = fresh_();
-  in.boundary_seed = env.queue_id;
-  auto body = std::make_shared<const std::string>(buildDsn(in));
-  env.mail_from.clear();
-  env.flags = spool::kBounce;
-  env.size = body->size();
   auto mailbox = local_ ? local_(msg.env.mail_from) : std::nullopt;
-  env.recipients.push_back({msg.env.mail_from, mailbox.value_or(msg.env.mail_from), mailbox.has_value()});
-  spool_.commit(env, body, [this, env, body, qid, in_attempt, changes = std::move(changes)](Status s) mutable {
-    if (!s) {
-      // Not stored: the recipients stay pending and are tried again after a pause.
-      log::error("queue.notification_failed").kv("queue_id", qid).kv("reason", s.message())
-          .kv("action", "the failure is retried");
-      for (auto& c : changes) {
-        c.state.status = spool::RcptStatus::kPending;
-        c.state.next_attempt_us = nowUs() + backoffUs(1);
-      }
-      spool_.updateState(qid, std::move(changes));
-      if (in_attempt) finishAttempt(qid);
-      return;
+  struct Made {
+    Notice notice;
+    spool::Envelope env;
+    std::shared_ptr<const std::string> body;
+    bool stored = false;
+  };
+  struct Batch {
+    std::mutex mu;
+    size_t remaining = 0;
+    std::vector<Made> made;
+    std::vector<spool::StateChange> changes;
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->changes = std::move(changes);
+  for (auto& n : notices) {
+    DsnInput in;
+    in.reporting_mta = options_.hostname;
+    in.original_queue_id = qid;
+    in.original_sender = msg.env.mail_from;
+    in.envid = msg.env.envid;
+    in.action = n.action;
+    in.return_full = msg.env.ret != spool::DsnRet::kHdrs;
+    in.arrival_us = msg.env.accepted_us;
+    in.now_us = nowUs();
+    in.retry_until_us = msg.env.accepted_us + static_cast<uint64_t>(options_.lifetime.count()) * 1000;
+    for (const auto& [idx, r] : n.recipients) {
+      DsnRecipient d = r;
+      d.address = msg.env.recipients[idx].address;
+      d.original_recipient = msg.env.recipients[idx].orcpt;
+      in.recipients.push_back(std::move(d));
     }
-    log::info("queue.notification").kv("queue_id", env.queue_id).kv("for", qid).kv("to", env.recipients[0].mailbox)
-        .kv("size", env.size);
+    in.original = original ? std::string_view(*original) : std::string_view();
+    Made m;
+    m.env = fresh_();
+    in.boundary_seed = m.env.queue_id;
+    m.body = std::make_shared<const std::string>(buildDsn(in));
+    m.env.mail_from.clear();
+    m.env.flags = spool::kBounce;
+    m.env.size = m.body->size();
+    spool::Recipient to;
+    to.address = msg.env.mail_from;
+    to.mailbox = mailbox.value_or(msg.env.mail_from);
+    to.local = mailbox.has_value();
+    m.env.recipients.push_back(std::move(to));
+    m.notice = std::move(n);
+    batch->made.push_back(std::move(m));
+  }
+  batch->remaining = batch->made.size();
+  // After the last commit has answered: undo what an unstored notice reported, then record.
+  auto finish = [this, batch, qid, in_attempt] {
+    std::vector<std::pair<spool::Envelope, std::shared_ptr<const std::string>>> stored;
+    for (auto& m : batch->made) {
+      if (m.stored) {
+        log::info("queue.notification").kv("queue_id", m.env.queue_id).kv("for", qid)
+            .kv("action", dsnActionName(m.notice.action)).kv("to", m.env.recipients[0].mailbox).kv("size", m.env.size);
+        stored.emplace_back(m.env, m.body);
+        continue;
+      }
+      for (const auto& [idx, r] : m.notice.recipients)
+        for (auto& c : batch->changes) {
+          if (c.index != idx) continue;
+          if (m.notice.action == DsnAction::kFailed) {   // tried again after a pause
+            c.state.status = spool::RcptStatus::kPending;
+            c.state.next_attempt_us = nowUs() + backoffUs(1);
+          } else if (m.notice.action == DsnAction::kDelayed) {
+            c.state.warned = false;   // warned on a later deferral
+          }
+        }
+    }
     {
       std::lock_guard lock(mu_);
-      stats_.notifications++;
+      stats_.notifications += stored.size();
+      for (const auto& m : batch->made)
+        if (m.stored && m.notice.action == DsnAction::kDelayed) stats_.delay_warnings += m.notice.recipients.size();
     }
-    spool_.updateState(qid, std::move(changes));
-    add(env, body);
+    if (!batch->changes.empty()) spool_.updateState(qid, std::move(batch->changes));
+    for (auto& [env, body] : stored) add(env, body);
     if (in_attempt) finishAttempt(qid);
-  });
+  };
+  for (size_t i = 0; i < batch->made.size(); ++i) {
+    Made& m = batch->made[i];
+    spool_.commit(m.env, m.body, [batch, i, qid, finish](Status s) {
+      bool last;
+      {
+        std::lock_guard lock(batch->mu);
+        batch->made[i].stored = s.isOk();
+        last = --batch->remaining == 0;
+      }
+      if (!s)
+        log::error("queue.notification_failed").kv("queue_id", qid).kv("reason", s.message())
+            .kv("action", batch->made[i].notice.action == DsnAction::kFailed ? "the failure is retried"
+                                                                             : "the notification is not sent");
+      if (last) finish();
+    });
+  }
+}
+
+void Queue::notifySuccess(const std::string& queue_id, std::vector<SuccessNotice> recipients, DsnAction action) {
+  auto msg = spool_.find(queue_id);
+  if (!msg) {
+    log::warn("queue.notification_failed").kv("queue_id", queue_id).kv("reason", "the message is no longer queued")
+        .kv("action", "the notification is not sent");
+    return;
+  }
+  Notice n{action, {}};
+  for (auto& r : recipients) {
+    if (r.index >= msg->env.recipients.size()) continue;
+    DsnRecipient d;
+    d.status = "2.0.0";
+    d.remote_mta = std::move(r.remote_mta);
+    if (!r.reply.empty()) {
+      d.diagnostic = std::move(r.reply);
+      d.diagnostic_type = "smtp";
+    }
+    n.recipients.emplace_back(r.index, std::move(d));
+  }
+  if (n.recipients.empty()) return;
+  std::vector<Notice> notices;
+  notices.push_back(std::move(n));
+  finishWithNotification(*msg, {}, std::move(notices), false);
 }
 
 Status Queue::retry(const std::string& queue_id) {
@@ -363,10 +525,12 @@ Status Queue::bounce(const std::string& queue_id) {
     st.last_error = st.last_error.empty() ? "returned to the sender by the operator"
                                           : "returned to the sender by the operator; last error: " + st.last_error;
   });
-  std::vector<std::pair<uint32_t, std::string>> failed;
-  for (const auto& c : changes) failed.emplace_back(c.index, "5.0.0 " + c.state.last_error);
+  Notice failed{DsnAction::kFailed, {}};
+  for (const auto& c : changes) failed.recipients.emplace_back(c.index, dsnRecipient("5.0.0 " + c.state.last_error));
   if (changes.empty()) return Status::ok();
-  finishWithNotification(*msg, std::move(changes), std::move(failed), false);
+  std::vector<Notice> notices;
+  notices.push_back(std::move(failed));
+  finishWithNotification(*msg, std::move(changes), std::move(notices), false);
   return Status::ok();
 }
 

@@ -8,6 +8,15 @@
 // for a permanent failure, the recipient fails for good and the sender gets one delivery
 // status notification (dsn.h) for all such recipients of the message. There is never a
 // notification about a notification (null sender, or a message we made).
+//
+// RFC 3461 DSN requests are honoured: a recipient with NOTIFY=NEVER, or a NOTIFY list
+// without FAILURE, fails without a notification (still logged); RET=HDRS returns only the
+// original's header; ENVID and ORCPT are reported (Original-Envelope-Id, Original-Recipient).
+// A local delivery to a recipient with NOTIFY=SUCCESS gets a "delivered" notification
+// (notifySuccess() for remote ones). After `delay_warning` since acceptance, the first
+// temporary failure of a recipient that has not been warned (RcptState::warned, kept in the
+// spool) sends one "delayed" notification for all such recipients of the message, unless
+// its NOTIFY excludes DELAY.
 #pragma once
 
 #include <chrono>
@@ -26,6 +35,7 @@
 
 #include "delivery/deliverer.h"
 #include "delivery/remote.h"
+#include "queue/dsn.h"
 #include "spool/spool.h"
 
 namespace postern::queue {
@@ -34,6 +44,7 @@ struct QueueOptions {
   std::chrono::milliseconds lifetime{5ll * 24 * 3600 * 1000};
   std::chrono::milliseconds retry_min{300'000};
   std::chrono::milliseconds retry_max{3'600'000};
+  std::chrono::milliseconds delay_warning{0};   // 0: no delay warnings
   std::string hostname;   // Reporting-MTA and the notifications' From
 };
 
@@ -44,6 +55,14 @@ struct QueueStats {
   uint64_t bounced = 0;          // recipients failed for good
   uint64_t notifications = 0;    // DSN messages made
   uint64_t expired = 0;          // recipients failed because lifetime passed
+  uint64_t delay_warnings = 0;   // recipients warned that their delivery is delayed
+};
+
+// A recipient reported to notifySuccess().
+struct SuccessNotice {
+  uint32_t index = 0;        // in the message's envelope
+  std::string remote_mta;    // the server that took it (Remote-MTA); empty: none
+  std::string reply;         // its reply, e.g. "250 2.0.0 Ok: queued as X" (Diagnostic-Code: smtp)
 };
 
 class Queue {
@@ -69,6 +88,15 @@ class Queue {
   void recovered(const std::vector<spool::Pending>& pending);
   // The deliverer's outcome of one attempt.
   void report(delivery::Report r);
+  // A success notification (RFC 3461 §5.2.2; RFC 3464 action `delivered` or `relayed`) to
+  // the sender of `queue_id`, about those of `recipients` that asked for one (NOTIFY
+  // SUCCESS); nothing for a null sender or a notification. report() does this itself for
+  // local deliveries. Outbound delivery calls it for remote recipients, kRelayed when the
+  // server did not offer DSN (a DSN-aware server was passed NOTIFY and reports itself),
+  // BEFORE reporting them delivered with report(): the spool forgets a message once every
+  // recipient is finished. Best effort: a notification that cannot be stored is logged.
+  void notifySuccess(const std::string& queue_id, std::vector<SuccessNotice> recipients,
+                     DsnAction action = DsnAction::kRelayed);
 
   // Operator actions (postern queue ...). Not found: Status::notFound.
   Status retry(const std::string& queue_id);   // every pending recipient, now
@@ -97,9 +125,17 @@ class Queue {
   void schedulerLoop();
   void schedule(const std::string& qid, uint64_t due_us, std::shared_ptr<const std::string> body);  // REQUIRES: mu_
   void dispatch(const std::string& qid, std::shared_ptr<const std::string> body);
-  // `in_attempt`: part of a delivery attempt, which ends once the notification is stored.
+  // One notification to the sender of a message: what happened to some of its recipients.
+  struct Notice {
+    DsnAction action = DsnAction::kFailed;
+    std::vector<std::pair<uint32_t, DsnRecipient>> recipients;   // index -> status, diagnostic
+  };
+  // Stores the notifications (those the recipients' NOTIFY asks for; none for a null
+  // sender or a notification) before `changes` are recorded. A failure or delay notice that
+  // cannot be stored undoes its recipients' change (retried later / warned again).
+  // `in_attempt`: part of a delivery attempt, which ends once the notifications are stored.
   void finishWithNotification(const spool::Pending& msg, std::vector<spool::StateChange> changes,
-                              std::vector<std::pair<uint32_t, std::string>> failed, bool in_attempt);
+                              std::vector<Notice> notices, bool in_attempt);
   void finishAttempt(const std::string& qid);
   uint64_t backoffUs(uint32_t attempts) const;
 

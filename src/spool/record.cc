@@ -106,6 +106,13 @@ void putRecordV1(std::string& out, RecordType type, std::string_view prefix, std
   out.append(prefix);
 }
 
+bool hasDsnFields(const Envelope& env) {
+  if (env.ret != DsnRet::kUnset || !env.envid.empty()) return true;
+  for (const auto& r : env.recipients)
+    if (r.notify != 0 || !r.orcpt.empty()) return true;
+  return false;
+}
+
 std::string messagePrefix(const Envelope& env, std::string_view tail, int version) {
   std::string p;
   putStr(p, env.queue_id);
@@ -114,12 +121,23 @@ std::string messagePrefix(const Envelope& env, std::string_view tail, int versio
   putU64(p, env.seq);
   putU64(p, env.size);
   putStr(p, env.mail_from);
-  if (version >= 2) putU32(p, env.flags);
+  bool dsn = version >= 2 && hasDsnFields(env);
+  if (version >= 2) putU32(p, (env.flags & ~kDsnFields) | (dsn ? kDsnFields : 0));
   putU32(p, static_cast<uint32_t>(env.recipients.size()));
   for (const auto& r : env.recipients) {
     putStr(p, r.address);
     putStr(p, r.mailbox);
     p.push_back(r.local ? 1 : 0);
+  }
+  if (dsn) {
+    std::string ext;
+    ext.push_back(static_cast<char>(env.ret));
+    putStr(ext, env.envid);
+    for (const auto& r : env.recipients) {
+      ext.push_back(static_cast<char>(r.notify));
+      putStr(ext, r.orcpt);
+    }
+    putStr(p, ext);
   }
   putU32(p, static_cast<uint32_t>(tail.size()));
   return p;
@@ -170,7 +188,7 @@ void encodeState(std::string& out, uint32_t nonce, std::string_view queue_id, st
   putU32(p, static_cast<uint32_t>(changes.size()));
   for (const auto& c : changes) {
     putU32(p, c.index);
-    p.push_back(static_cast<char>(c.state.status));
+    p.push_back(static_cast<char>(static_cast<uint8_t>(c.state.status) | (c.state.warned ? kStateWarned : 0)));
     putU32(p, c.state.attempts);
     putU64(p, c.state.next_attempt_us);
     putStr(p, c.state.last_error);
@@ -331,6 +349,23 @@ bool decodeMessage(std::string_view payload, int version, Envelope& env, std::st
     r.local = rd.u8() != 0;
     env.recipients.push_back(std::move(r));
   }
+  env.ret = DsnRet::kUnset;
+  env.envid.clear();
+  if (env.flags & kDsnFields) {
+    env.flags &= ~kDsnFields;
+    Reader ext{rd.str()};
+    uint8_t ret = ext.u8();
+    if (!rd.ok || !ext.ok || ret > static_cast<uint8_t>(DsnRet::kHdrs)) return false;
+    env.ret = static_cast<DsnRet>(ret);
+    env.envid = std::string(ext.str());
+    for (auto& r : env.recipients) {
+      r.notify = ext.u8();
+      r.orcpt = std::string(ext.str());
+    }
+    // One encoding per envelope (the fuzz target re-encodes what decodes): the extension
+    // holds exactly these fields, and only when one of them is set.
+    if (!ext.ok || ext.pos != ext.in.size() || !hasDsnFields(env)) return false;
+  }
   uint32_t tl = rd.u32();
   if (!rd.ok || payload.size() - rd.pos != tl || env.queue_id.empty()) return false;
   tail_offset_in_payload = rd.pos;
@@ -364,6 +399,8 @@ bool decodeState(std::string_view payload, std::string_view& queue_id, std::vect
     StateChange c;
     c.index = rd.u32();
     uint8_t st = rd.u8();
+    c.state.warned = (st & kStateWarned) != 0;
+    st &= static_cast<uint8_t>(~kStateWarned);
     if (st > kMaxRcptStatus) return false;
     c.state.status = static_cast<RcptStatus>(st);
     c.state.attempts = rd.u32();

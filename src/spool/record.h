@@ -23,10 +23,21 @@
 //              With kRelocated in its flags the tail is the whole body and replaces what
 //              earlier segments held (compaction); a kState record with the recipients'
 //              state follows it.
+//              Envelope: str queue id | u64 accepted_us | u32 pid | u64 seq | u64 size |
+//              str mail_from | u32 flags (format 2) | u32 n | n x (str address | str mailbox
+//              | u8 local) | [extension] | u32 tail length | tail. The extension is there
+//              only with kDsnFields in flags (records written before it never have it):
+//              u32 length | that many bytes: u8 ret (DsnRet) | str envid | n x (u8 notify |
+//              str orcpt), written only when one of them is set (each envelope has one
+//              encoding). Later fields get a flag bit and a block of their own.
+//   (str = u32 length | bytes)
 //   kDone    : queue id, recipient indexes       - format 1: those recipients are finished
 //   kAbort   : queue id                          - the transaction's chunks are garbage
 //   kState   : queue id, (index, status, attempts, next attempt, last error)...
-//              - format 2: the delivery state of some recipients; the last one wins
+//              - format 2: the delivery state of some recipients; the last one wins.
+//              str queue id | u32 n | n x (u32 index | u8 status | u32 attempts |
+//              u64 next attempt | str last error). The status byte's bit 7 (kStateWarned)
+//              is RcptState::warned; records written before it never set it.
 //
 // A message's body is its kChunk records in file order followed by the kMessage tail; its
 // size is in the envelope, and recovery checks it.
@@ -73,6 +84,7 @@ enum class DsnRet : uint8_t { kUnset = 0, kFull = 1, kHdrs = 2 };
 // Envelope flags (format 2).
 inline constexpr uint32_t kRelocated = 1u << 0;   // the tail is the whole body (compaction)
 inline constexpr uint32_t kBounce = 1u << 1;      // a delivery status notification we made
+inline constexpr uint32_t kDsnFields = 1u << 2;   // the record has the DSN extension; only on the record
 
 struct Envelope {
   std::string queue_id;
@@ -82,7 +94,7 @@ struct Envelope {
   std::string mail_from;      // empty: null reverse-path
   std::vector<Recipient> recipients;
   uint64_t size = 0;          // body bytes (chunks + tail)
-  uint32_t flags = 0;         // kBounce; kRelocated only on the record
+  uint32_t flags = 0;         // kBounce; kRelocated and kDsnFields only on the record
   DsnRet ret = DsnRet::kUnset;   // RFC 3461 §4.3
   std::string envid;             // RFC 3461 §4.4 ENVID, decoded from xtext; empty: not given
 };
@@ -98,6 +110,7 @@ enum class RcptStatus : uint8_t {
   kDeleted = 3,     // removed by the operator (postern queue delete)
 };
 inline constexpr uint8_t kMaxRcptStatus = 3;
+inline constexpr uint8_t kStateWarned = 0x80;   // in a kState record's status byte
 bool finished(RcptStatus s);
 
 struct RcptState {
@@ -105,6 +118,7 @@ struct RcptState {
   uint32_t attempts = 0;
   uint64_t next_attempt_us = 0;   // 0: as soon as possible
   std::string last_error;
+  bool warned = false;            // a delay warning (RFC 3464 action=delayed) was sent
   bool operator==(const RcptState&) const = default;
 };
 

@@ -1,5 +1,5 @@
 // Tests for the SMTP command parser (smtp/proto/command.h): RFC 5321 §4.1.1 / §4.1.2,
-// RFC 1870, 6152, 6531, 4954, 3030, 3207.
+// RFC 1870, 6152, 6531, 4954, 3030, 3207, 3461.
 //
 // Reply table: what parseCommand() returns for bad syntax. Sequence errors (503) and policy
 // (552 size, 530 auth, 553 sender) belong to the session. Texts are abbreviated here.
@@ -17,7 +17,16 @@
 //   same parameter twice (case-insensitive)                   501   5.5.4     Duplicate parameter
 //   more than kMaxParams (16) parameters                      501   5.5.4     Too many parameters
 //   unknown MAIL parameter (detail = keyword)                 555   5.5.4     Unsupported MAIL parameter
-//   any RCPT parameter: none supported (detail = keyword)     555   5.5.4     Unsupported RCPT parameter
+//   RCPT parameter other than NOTIFY, ORCPT (detail = keyword) 555  5.5.4     Unsupported RCPT parameter
+//   RET other than FULL / HDRS                                501   5.5.4     Bad RET parameter: ...
+//   ENVID not xtext, or decoding to a non-printable byte      501   5.5.4     Bad ENVID parameter: must be xtext...
+//   ENVID longer than 100 characters                          501   5.5.4     Bad ENVID parameter: longer than 100...
+//   NOTIFY item not NEVER / SUCCESS / FAILURE / DELAY, empty  501   5.5.4     Bad NOTIFY parameter: must be NEVER...
+//   NOTIFY=NEVER with another value                           501   5.5.4     Bad NOTIFY parameter: NEVER cannot...
+//   NOTIFY listing a value twice                              501   5.5.4     Bad NOTIFY parameter: a value is listed twice
+//   ORCPT not addr-type ";" xtext (printable when decoded)    501   5.5.4     Bad ORCPT parameter: must be addr-type;xtext
+//   ORCPT longer than 500 characters                          501   5.5.4     Bad ORCPT parameter: longer than 500...
+//   RET, ENVID, NOTIFY or ORCPT twice                         501   5.5.4     Duplicate parameter
 //   SIZE without value, non-digits, more than 20 digits       501   5.5.4     Bad SIZE parameter
 //   BODY other than 7BIT / 8BITMIME                           501   5.5.4     BODY must be 7BIT or 8BITMIME
 //   SMTPUTF8=value                                            501   5.5.4     SMTPUTF8 takes no value
@@ -108,7 +117,21 @@ const CmdCase kCases[] = {
     {"MAIL FROM:<a@b.c> -X=1", 501, "5.5.4", Verb::kUnknown},
     {"MAIL FROM:<a@b.c> X=a=b", 501, "5.5.4", Verb::kUnknown},
     {"MAIL FROM:<a@b.c> FOO=bar", 555, "5.5.4", Verb::kUnknown},
-    {"MAIL FROM:<a@b.c> RET=HDRS", 555, "5.5.4", Verb::kUnknown},
+    // RFC 3461 §4.3, §4.4: RET and ENVID
+    {"MAIL FROM:<a@b.c> RET=HDRS", 0, "", Verb::kMail},
+    {"MAIL FROM:<a@b.c> ret=full ENVID=QQ314159", 0, "", Verb::kMail},
+    {"MAIL FROM:<> RET=HDRS ENVID=a+2Bb+3Dc", 0, "", Verb::kMail},
+    {"MAIL FROM:<a@b.c> ENVID=" + std::string(100, 'x'), 0, "", Verb::kMail},
+    {"MAIL FROM:<a@b.c> RET=BODY", 501, "5.5.4", Verb::kUnknown},
+    {"MAIL FROM:<a@b.c> RET", 501, "5.5.4", Verb::kUnknown},
+    {"MAIL FROM:<a@b.c> RET=", 501, "5.5.4", Verb::kUnknown},
+    {"MAIL FROM:<a@b.c> RET=FULL RET=HDRS", 501, "5.5.4", Verb::kUnknown},
+    {"MAIL FROM:<a@b.c> ENVID", 501, "5.5.4", Verb::kUnknown},
+    {"MAIL FROM:<a@b.c> ENVID=bad+2", 501, "5.5.4", Verb::kUnknown},
+    {"MAIL FROM:<a@b.c> ENVID=a+0D+0ABcc:x", 501, "5.5.4", Verb::kUnknown},   // decodes to CR LF
+    {"MAIL FROM:<a@b.c> ENVID=" + std::string(101, 'x'), 501, "5.5.4", Verb::kUnknown},
+    {"MAIL FROM:<a@b.c> ENVID=x ENVID=y", 501, "5.5.4", Verb::kUnknown},
+    {"MAIL FROM:<a@b.c> NOTIFY=NEVER", 555, "5.5.4", Verb::kUnknown},   // a RCPT parameter
     {"MAIL FROM:<a@b.c> BINARYMIME", 555, "5.5.4", Verb::kUnknown},
     {"MAIL FROM:<\xc3\xbc@b.c>", 553, "5.6.7", Verb::kUnknown},
     {"MAIL FROM:<a@\xc3\xbc.example>", 553, "5.6.7", Verb::kUnknown},
@@ -136,7 +159,32 @@ const CmdCase kCases[] = {
     {"RCPT TO:x@y.z", 501, "5.5.4", Verb::kUnknown},
     {"RCPT FROM:<x@y.z>", 501, "5.5.4", Verb::kUnknown},
     {"RCPT", 501, "5.5.4", Verb::kUnknown},
-    {"RCPT TO:<x@y.z> NOTIFY=NEVER", 555, "5.5.4", Verb::kUnknown},
+    // RFC 3461 §4.1, §4.2: NOTIFY and ORCPT
+    {"RCPT TO:<x@y.z> NOTIFY=NEVER", 0, "", Verb::kRcpt},
+    {"RCPT TO:<x@y.z> NOTIFY=SUCCESS,FAILURE,DELAY", 0, "", Verb::kRcpt},
+    {"RCPT TO:<x@y.z> notify=delay,success", 0, "", Verb::kRcpt},
+    {"RCPT TO:<x@y.z> ORCPT=rfc822;x+40y.z", 0, "", Verb::kRcpt},
+    {"RCPT TO:<x@y.z> NOTIFY=FAILURE ORCPT=rfc822;x@y.z", 0, "", Verb::kRcpt},
+    {"RCPT TO:<Postmaster> NOTIFY=NEVER", 0, "", Verb::kRcpt},
+    {"RCPT TO:<x@y.z> NOTIFY=NEVER,SUCCESS", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> NOTIFY=FAILURE,NEVER", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> NOTIFY=SUCCESS,SUCCESS", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> NOTIFY=ALWAYS", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> NOTIFY=SUCCESS,", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> NOTIFY=,DELAY", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> NOTIFY", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> NOTIFY=NEVER NOTIFY=NEVER", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> ORCPT=x@y.z", 501, "5.5.4", Verb::kUnknown},   // no addr-type
+    {"RCPT TO:<x@y.z> ORCPT=;x@y.z", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> ORCPT=rfc822;", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> ORCPT=rfc(822);x@y.z", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> ORCPT=rfc822;x+0Ay", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> ORCPT=rfc822;x+4", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> ORCPT", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> ORCPT=rfc822;" + std::string(494, 'a'), 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> ORCPT=rfc822;a ORCPT=rfc822;b", 501, "5.5.4", Verb::kUnknown},
+    {"RCPT TO:<x@y.z> RET=FULL", 555, "5.5.4", Verb::kUnknown},   // a MAIL parameter
+    {"RCPT TO:<x@y.z> X-FOO=1", 555, "5.5.4", Verb::kUnknown},
     {"RCPT TO:<x@y.z> =x", 501, "5.5.4", Verb::kUnknown},
     // DATA, RSET, QUIT, NOOP, HELP, VRFY, EXPN, STARTTLS
     {"DATA", 0, "", Verb::kData},
@@ -314,9 +362,47 @@ TEST(Command, UnknownParamDetail) {
   ASSERT_TRUE(std::holds_alternative<CommandError>(r));
   EXPECT_EQ(std::get<CommandError>(r).code, 555);
   EXPECT_EQ(std::get<CommandError>(r).detail, "X-FOO");
-  r = parseCommand("RCPT TO:<a@b.c> NOTIFY=NEVER");
+  r = parseCommand("RCPT TO:<a@b.c> NOTIFY=NEVER X-BAR");
   ASSERT_TRUE(std::holds_alternative<CommandError>(r));
-  EXPECT_EQ(std::get<CommandError>(r).detail, "NOTIFY");
+  EXPECT_EQ(std::get<CommandError>(r).detail, "X-BAR");
+}
+
+TEST(Command, DsnMailParams) {
+  Command c = parseOk("MAIL FROM:<a@b.c>");
+  EXPECT_EQ(c.ret, DsnRetParam::kUnspecified);
+  EXPECT_TRUE(c.envid.empty());
+  c = parseOk("MAIL FROM:<a@b.c> RET=hdrs ENVID=QQ+2B314159");
+  EXPECT_EQ(c.ret, DsnRetParam::kHdrs);
+  EXPECT_EQ(c.envid, "QQ+2B314159");
+  EXPECT_EQ(decodeXtext(c.envid), "QQ+314159");
+  c = parseOk("MAIL FROM:<a@b.c> RET=FULL");
+  EXPECT_EQ(c.ret, DsnRetParam::kFull);
+}
+
+TEST(Command, DsnRcptParams) {
+  Command c = parseOk("RCPT TO:<x@y.z>");
+  EXPECT_EQ(c.notify, 0);
+  EXPECT_TRUE(c.orcpt.empty());
+  c = parseOk("RCPT TO:<x@y.z> NOTIFY=NEVER");
+  EXPECT_EQ(c.notify, kDsnNotifyNever);
+  c = parseOk("RCPT TO:<x@y.z> NOTIFY=Delay,Success ORCPT=rfc822;Joe+2BX+40y.z");
+  EXPECT_EQ(c.notify, kDsnNotifyDelay | kDsnNotifySuccess);
+  EXPECT_EQ(c.orcpt, "rfc822;Joe+2BX+40y.z");
+  EXPECT_EQ(decodeOrcpt(c.orcpt), "rfc822;Joe+X@y.z");
+  c = parseOk("RCPT TO:<x@y.z> NOTIFY=FAILURE");
+  EXPECT_EQ(c.notify, kDsnNotifyFailure);
+}
+
+TEST(Command, XtextDecoding) {
+  EXPECT_EQ(decodeXtext("abc"), "abc");
+  EXPECT_EQ(decodeXtext("a+20b+2b"), "a b+");
+  EXPECT_EQ(decodeXtext("a+0Db"), std::nullopt) << "a CR could forge a header field";
+  EXPECT_EQ(decodeXtext("a+7F"), std::nullopt);
+  EXPECT_EQ(decodeXtext("a+2"), std::nullopt);
+  EXPECT_EQ(decodeXtext("a=b"), std::nullopt);
+  EXPECT_EQ(decodeXtext(""), std::nullopt);
+  EXPECT_EQ(decodeOrcpt("x-local;a+3Bb"), "x-local;a;b");
+  EXPECT_EQ(decodeOrcpt("rfc822"), std::nullopt);
 }
 
 TEST(Command, ParamLimit) {

@@ -149,6 +149,137 @@ TEST(SpoolRecord, FormatOneStillReads) {
   EXPECT_EQ(out, idx);
 }
 
+Envelope makeDsnEnv(const std::string& qid) {
+  Envelope e = makeEnv(qid, 3);
+  e.ret = DsnRet::kHdrs;
+  e.envid = "QQ314159 + more";
+  e.recipients[0].notify = kNotifySuccess | kNotifyFailure;
+  e.recipients[0].orcpt = "rfc822;r0@x.test";
+  e.recipients[2].notify = kNotifyNever;
+  return e;
+}
+
+void expectDsnFields(const Envelope& d) {
+  EXPECT_EQ(d.ret, DsnRet::kHdrs);
+  EXPECT_EQ(d.envid, "QQ314159 + more");
+  ASSERT_EQ(d.recipients.size(), 3u);
+  EXPECT_EQ(d.recipients[0].notify, kNotifySuccess | kNotifyFailure);
+  EXPECT_EQ(d.recipients[0].orcpt, "rfc822;r0@x.test");
+  EXPECT_EQ(d.recipients[1].notify, 0);
+  EXPECT_EQ(d.recipients[1].orcpt, "");
+  EXPECT_EQ(d.recipients[2].notify, kNotifyNever);
+}
+
+bool decodeOne(const std::string& rec, Envelope& d, std::string_view& tail) {
+  ScannedRecord r = scanRecord(rec, 2, kNonce);
+  if (r.status != ScanStatus::kRecord) return false;
+  size_t off;
+  return decodeMessage(r.payload, 2, d, tail, off);
+}
+
+TEST(SpoolRecord, DsnFieldsRoundTrip) {
+  Envelope e = makeDsnEnv("Q9");
+  e.flags = kBounce;
+  std::string rec = encodeMessage(kNonce, e, "body");
+  Envelope d;
+  std::string_view tail;
+  ASSERT_TRUE(decodeOne(rec, d, tail));
+  expectDsnFields(d);
+  EXPECT_EQ(d.flags, kBounce) << "kDsnFields stays on the record";
+  EXPECT_EQ(tail, "body");
+  // Only a RET, only an ENVID, only an ORCPT: each alone brings the extension.
+  for (int k = 0; k < 3; ++k) {
+    Envelope one = makeEnv("Q10");
+    if (k == 0) one.ret = DsnRet::kFull;
+    if (k == 1) one.envid = "x";
+    if (k == 2) one.recipients[1].orcpt = "rfc822;a@b";
+    Envelope out;
+    ASSERT_TRUE(decodeOne(encodeMessage(kNonce, one, "t"), out, tail)) << k;
+    EXPECT_EQ(out.ret, one.ret);
+    EXPECT_EQ(out.envid, one.envid);
+    EXPECT_EQ(out.recipients[1].orcpt, one.recipients[1].orcpt);
+  }
+}
+
+// A record as Postern wrote it before DSN, laid out byte by byte (not with the encoder):
+// it still decodes, with the DSN fields at their defaults. Without DSN fields the encoder
+// writes exactly that layout.
+std::string le32(uint32_t v) { return std::string{char(v), char(v >> 8), char(v >> 16), char(v >> 24)}; }
+std::string le64(uint64_t v) { return le32(uint32_t(v)) + le32(uint32_t(v >> 32)); }
+std::string str(std::string_view s) { return le32(uint32_t(s.size())) + std::string(s); }
+
+TEST(SpoolRecord, RecordWithoutDsnFieldsStillDecodes) {
+  std::string payload = str("OLD2") + le64(1'700'000'000'123'456ull) + le32(4242) + le64(7) + le64(8) +
+                        str("sender@remote.test") + le32(kBounce) + le32(1) + str("r0@x.test") + str("m0@x.test") +
+                        std::string(1, '\1') + le32(8) + "old body";
+  Envelope d;
+  std::string_view tail;
+  size_t off;
+  ASSERT_TRUE(decodeMessage(payload, 2, d, tail, off));
+  EXPECT_EQ(d.queue_id, "OLD2");
+  EXPECT_EQ(d.flags, kBounce);
+  EXPECT_EQ(d.ret, DsnRet::kUnset);
+  EXPECT_TRUE(d.envid.empty());
+  ASSERT_EQ(d.recipients.size(), 1u);
+  EXPECT_EQ(d.recipients[0].notify, 0);
+  EXPECT_TRUE(d.recipients[0].orcpt.empty());
+  EXPECT_EQ(tail, "old body");
+
+  Envelope same = makeEnv("OLD2", 1);
+  same.size = 8;
+  same.flags = kBounce;
+  std::string rec = encodeMessage(kNonce, same, "old body");
+  EXPECT_EQ(rec.substr(kRecordHeaderSizeV2), payload);
+
+  // A state record of before RcptState::warned.
+  std::string st = str("OLD2") + le32(1) + le32(0) + std::string(1, '\0') + le32(2) + le64(99) + str("busy");
+  std::string_view qid;
+  std::vector<StateChange> changes;
+  ASSERT_TRUE(decodeState(st, qid, changes));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].state, (RcptState{RcptStatus::kPending, 2, 99, "busy", false}));
+}
+
+TEST(SpoolRecord, DsnExtensionMustHoldExactlyItsFields) {
+  Envelope e = makeEnv("Q11", 1);
+  e.envid = "E";
+  std::string rec = encodeMessage(kNonce, e, "t");
+  std::string payload(scanRecord(rec, 2, kNonce).payload);
+  // The extension: u32 length | u8 ret | str envid("E") | u8 notify | str orcpt("").
+  std::string ext = std::string(1, '\0') + str("E") + std::string(1, '\0') + str("");
+  size_t at = payload.find(le32(uint32_t(ext.size())) + ext);
+  ASSERT_NE(at, std::string::npos);
+  std::string rest = payload.substr(at + 4 + ext.size());
+  auto with = [&](const std::string& x) { return payload.substr(0, at) + le32(uint32_t(x.size())) + x + rest; };
+  Envelope d;
+  std::string_view tail;
+  size_t off;
+  ASSERT_TRUE(decodeMessage(with(ext), 2, d, tail, off));
+  EXPECT_EQ(d.envid, "E");
+  EXPECT_EQ(tail, "t");
+  EXPECT_FALSE(decodeMessage(with(ext + "x"), 2, d, tail, off)) << "bytes past the fields";
+  EXPECT_FALSE(decodeMessage(with(ext.substr(0, ext.size() - 2)), 2, d, tail, off)) << "cut short";
+  std::string defaults = std::string(1, '\0') + str("") + std::string(1, '\0') + str("");
+  EXPECT_FALSE(decodeMessage(with(defaults), 2, d, tail, off)) << "nothing set: the record has no extension";
+  std::string bad_ret = std::string(1, '\3') + str("E") + std::string(1, '\0') + str("");
+  EXPECT_FALSE(decodeMessage(with(bad_ret), 2, d, tail, off));
+}
+
+TEST(SpoolRecord, WarnedRoundTrips) {
+  std::string st;
+  std::vector<StateChange> changes = {{0, {RcptStatus::kPending, 3, 5, "later", true}},
+                                      {1, {RcptStatus::kFailed, 4, 0, "gone", true}},
+                                      {2, {RcptStatus::kDelivered, 1, 0, "", false}}};
+  encodeState(st, kNonce, "Q12", changes);
+  ScannedRecord r = scanRecord(st, 2, kNonce);
+  ASSERT_EQ(r.status, ScanStatus::kRecord);
+  std::string_view qid;
+  std::vector<StateChange> out;
+  ASSERT_TRUE(decodeState(r.payload, qid, out));
+  ASSERT_EQ(out.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(out[i].state, changes[i].state) << i;
+}
+
 class SpoolTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -205,6 +336,28 @@ TEST_F(SpoolTest, CommittedMessagesSurviveReopenUntilDone) {
   EXPECT_TRUE(pending.empty());
   // Recovery deleted the finished segments; only the new active one is left.
   EXPECT_EQ(segments().size(), 1u);
+}
+
+TEST_F(SpoolTest, DsnFieldsAndWarnedSurviveReopen) {
+  {
+    auto sp = Spool::open(io::posixEnv(), dir_, nullptr);
+    ASSERT_TRUE(sp) << sp.status().message();
+    ASSERT_TRUE(commitSync(**sp, makeDsnEnv("D"), "message D"));
+    (*sp)->updateState("D", {{1, {RcptStatus::kPending, 2, 77, "busy", true}}});
+    auto found = (*sp)->find("D");
+    ASSERT_TRUE(found);
+    expectDsnFields(found->env);
+    EXPECT_TRUE(found->state[1].warned);
+    (*sp)->drain();
+  }
+  std::vector<Pending> pending;
+  auto sp = Spool::open(io::posixEnv(), dir_, &pending);
+  ASSERT_TRUE(sp);
+  ASSERT_EQ(pending.size(), 1u);
+  expectDsnFields(pending[0].env);
+  EXPECT_FALSE(pending[0].state[0].warned);
+  EXPECT_TRUE(pending[0].state[1].warned);
+  EXPECT_EQ(pending[0].state[1].attempts, 2u);
 }
 
 TEST_F(SpoolTest, OnDurableReportsEachCommitOnceAfterItsSync) {

@@ -1,4 +1,4 @@
-// RFC 5321 §4.1.1 / §4.1.2 command parsing with RFC 1870, 6152, 6531, 4954, 3030 and 3207.
+// RFC 5321 §4.1.1 / §4.1.2 command parsing with RFC 1870, 6152, 6531, 4954, 3030, 3207 and 3461.
 #include "smtp/proto/command.h"
 
 #include <cstdint>
@@ -52,6 +52,18 @@ constexpr CommandError kBadSize{501, "5.5.4", "Bad SIZE parameter", {}};
 constexpr CommandError kBadBody{501, "5.5.4", "BODY must be 7BIT or 8BITMIME", {}};
 constexpr CommandError kBadSmtputf8{501, "5.5.4", "SMTPUTF8 takes no value", {}};
 constexpr CommandError kBadAuthParam{501, "5.5.4", "Bad AUTH parameter", {}};
+// RFC 3461 §4 (DSN parameters).
+constexpr CommandError kBadRet{501, "5.5.4", "Bad RET parameter: must be RET=FULL or RET=HDRS", {}};
+constexpr CommandError kBadEnvid{501, "5.5.4", "Bad ENVID parameter: must be xtext of printable US-ASCII", {}};
+constexpr CommandError kLongEnvid{501, "5.5.4", "Bad ENVID parameter: longer than 100 characters", {}};
+constexpr CommandError kBadNotify{501, "5.5.4",
+                                  "Bad NOTIFY parameter: must be NEVER or a list of SUCCESS, FAILURE, DELAY", {}};
+constexpr CommandError kNotifyNeverMixed{501, "5.5.4", "Bad NOTIFY parameter: NEVER cannot be combined with other values",
+                                         {}};
+constexpr CommandError kNotifyRepeated{501, "5.5.4", "Bad NOTIFY parameter: a value is listed twice", {}};
+constexpr CommandError kBadOrcpt{501, "5.5.4", "Bad ORCPT parameter: must be addr-type;xtext (e.g. rfc822;user@example.org)",
+                                 {}};
+constexpr CommandError kLongOrcpt{501, "5.5.4", "Bad ORCPT parameter: longer than 500 characters", {}};
 constexpr CommandError kNeedSmtputf8{553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter", {}};
 constexpr CommandError kDataSyntax{501, "5.5.4", "Syntax: DATA", {}};
 constexpr CommandError kRsetSyntax{501, "5.5.4", "Syntax: RSET", {}};
@@ -119,19 +131,77 @@ bool isEsmtpValue(std::string_view v) {
   return isValidUtf8(v);
 }
 
+bool isHex(char h) { return (h >= '0' && h <= '9') || (h >= 'A' && h <= 'F') || (h >= 'a' && h <= 'f'); }
+int hexValue(char h) {
+  if (h >= '0' && h <= '9') return h - '0';
+  if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+  return h - 'A' + 10;
+}
+
 // RFC 3461 §4 xtext = *( xchar / hexchar ), hexchar = "+" 2HEXDIG (RFC 4954 §5 AUTH=).
 bool isXtext(std::string_view v) {
   for (size_t i = 0; i < v.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(v[i]);
     if (c == '+') {
-      auto hex = [](char h) { return (h >= '0' && h <= '9') || (h >= 'A' && h <= 'F') || (h >= 'a' && h <= 'f'); };
-      if (i + 2 >= v.size() || !hex(v[i + 1]) || !hex(v[i + 2])) return false;
+      if (i + 2 >= v.size() || !isHex(v[i + 1]) || !isHex(v[i + 2])) return false;
       i += 2;
     } else if (c < 33 || c > 126 || c == '=') {
       return false;
     }
   }
   return !v.empty();
+}
+
+// xtext (above) whose hexchars decode to printable US-ASCII (space included): what DSN
+// parameters may carry, since they are copied into notification header fields.
+bool isPrintableXtext(std::string_view v) {
+  if (!isXtext(v)) return false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] != '+') continue;
+    int c = hexValue(v[i + 1]) * 16 + hexValue(v[i + 2]);
+    if (c < 0x20 || c > 0x7E) return false;
+    i += 2;
+  }
+  return true;
+}
+
+// RFC 5322 §3.2.3 atext: the characters of an atom (RFC 3461 §4.2 addr-type = atom).
+bool isAtext(unsigned char c) {
+  if (isAlnum(c)) return true;
+  for (char a : std::string_view("!#$%&'*+-/=?^_`{|}~"))
+    if (c == static_cast<unsigned char>(a)) return true;
+  return false;
+}
+
+// RFC 3461 §4.2 original-recipient-address = addr-type ";" xtext.
+bool isOrcptValue(std::string_view v) {
+  size_t semi = v.find(';');
+  if (semi == 0 || semi == std::string_view::npos) return false;
+  for (unsigned char c : v.substr(0, semi))
+    if (!isAtext(c)) return false;
+  return isPrintableXtext(v.substr(semi + 1));
+}
+
+// RFC 3461 §4.1 NOTIFY = "NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" ).
+const CommandError* parseNotify(std::string_view v, uint8_t& bits) {
+  bits = 0;
+  if (v.empty()) return &kBadNotify;
+  for (;;) {
+    size_t comma = v.find(',');
+    std::string_view item = v.substr(0, comma);
+    uint8_t bit = 0;
+    if (ieq(item, "NEVER")) bit = kDsnNotifyNever;
+    else if (ieq(item, "SUCCESS")) bit = kDsnNotifySuccess;
+    else if (ieq(item, "FAILURE")) bit = kDsnNotifyFailure;
+    else if (ieq(item, "DELAY")) bit = kDsnNotifyDelay;
+    else return &kBadNotify;
+    if (bits & bit) return &kNotifyRepeated;
+    bits |= bit;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  if ((bits & kDsnNotifyNever) && bits != kDsnNotifyNever) return &kNotifyNeverMixed;
+  return nullptr;
 }
 
 // RFC 1870 §3 size-value = 1*20DIGIT; values above UINT64_MAX saturate (the caller's
@@ -279,6 +349,17 @@ MaybeError parseMail(Command& cmd) {
       if (!prm.has_value || !isXtext(prm.value)) return withDetail(kBadAuthParam, prm.keyword);
       cmd.has_auth = true;
       cmd.auth = prm.value;
+    } else if (ieq(prm.keyword, "RET")) {  // RFC 3461 §4.3
+      if (ieq(prm.value, "FULL"))
+        cmd.ret = DsnRetParam::kFull;
+      else if (ieq(prm.value, "HDRS"))
+        cmd.ret = DsnRetParam::kHdrs;
+      else
+        return withDetail(kBadRet, prm.keyword);
+    } else if (ieq(prm.keyword, "ENVID")) {  // RFC 3461 §4.4
+      if (!prm.has_value || !isPrintableXtext(prm.value)) return withDetail(kBadEnvid, prm.keyword);
+      if (prm.value.size() > kMaxEnvidLength) return withDetail(kLongEnvid, prm.keyword);
+      cmd.envid = prm.value;
     } else {
       return withDetail(kUnknownMailParam, prm.keyword);
     }
@@ -304,7 +385,18 @@ MaybeError parseRcpt(Command& cmd) {
     cmd.utf8 = mb->utf8;
   }
   if (const CommandError* e = splitParams(p.rest, cmd, kRcptSyntax)) return *e;
-  if (cmd.param_count > 0) return withDetail(kUnknownRcptParam, cmd.params[0].keyword);
+  for (size_t i = 0; i < cmd.param_count; ++i) {
+    const Param& prm = cmd.params[i];
+    if (ieq(prm.keyword, "NOTIFY")) {  // RFC 3461 §4.1
+      if (const CommandError* e = parseNotify(prm.value, cmd.notify)) return withDetail(*e, prm.keyword);
+    } else if (ieq(prm.keyword, "ORCPT")) {  // RFC 3461 §4.2
+      if (!prm.has_value || !isOrcptValue(prm.value)) return withDetail(kBadOrcpt, prm.keyword);
+      if (prm.value.size() > kMaxOrcptLength) return withDetail(kLongOrcpt, prm.keyword);
+      cmd.orcpt = prm.value;
+    } else {
+      return withDetail(kUnknownRcptParam, prm.keyword);
+    }
+  }
   return std::nullopt;
 }
 
@@ -345,6 +437,29 @@ MaybeError parseAuth(Command& cmd) {
 }
 
 }  // namespace
+
+std::optional<std::string> decodeXtext(std::string_view v) {
+  if (!isPrintableXtext(v)) return std::nullopt;
+  std::string out;
+  out.reserve(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '+') {
+      out += static_cast<char>(hexValue(v[i + 1]) * 16 + hexValue(v[i + 2]));
+      i += 2;
+    } else {
+      out += v[i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> decodeOrcpt(std::string_view v) {
+  if (!isOrcptValue(v)) return std::nullopt;
+  size_t semi = v.find(';');
+  auto addr = decodeXtext(v.substr(semi + 1));
+  if (!addr) return std::nullopt;
+  return std::string(v.substr(0, semi + 1)) + *addr;
+}
 
 std::string_view verbName(Verb v) {
   for (const auto& e : kVerbs)

@@ -1,5 +1,6 @@
 // MAIL (RFC 5321 §4.1.1.2, with RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8,
-// RFC 4954 §5 AUTH=) and RCPT (§4.1.1.3), with the relay and sender policy.
+// RFC 4954 §5 AUTH=, RFC 3461 §4.3/§4.4 RET= and ENVID=) and RCPT (§4.1.1.3, with RFC 3461
+// §4.1/§4.2 NOTIFY= and ORCPT=), with the relay and sender policy.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -34,7 +35,7 @@ void Session::onMail(const Command& cmd) {
       return reject(rejection::kAuthRequired, 530, "5.7.0", "Must issue a STARTTLS command first, then authenticate");
     return reject(rejection::kAuthRequired, 530, "5.7.0", "Authentication required");
   }
-  // The parser has checked every parameter's syntax (SIZE, BODY, SMTPUTF8, AUTH).
+  // The parser has checked every parameter's syntax (SIZE, BODY, SMTPUTF8, AUTH, RET, ENVID).
   bool utf8 = cmd.smtputf8;
   uint64_t size = cmd.has_size ? cmd.size : 0;
   if (size > ctx_.config.smtp.max_message_size)
@@ -63,6 +64,10 @@ void Session::onMail(const Command& cmd) {
   transaction_start_ = std::chrono::steady_clock::now();
   env_ = spool::newEnvelope(ctx_.next_seq.fetch_add(1, std::memory_order_relaxed));
   env_.mail_from = cmd.null_path ? std::string() : std::string(cmd.path);
+  env_.ret = cmd.ret == DsnRetParam::kFull   ? spool::DsnRet::kFull
+             : cmd.ret == DsnRetParam::kHdrs ? spool::DsnRet::kHdrs
+                                             : spool::DsnRet::kUnset;
+  if (!cmd.envid.empty()) env_.envid = decodeXtext(cmd.envid).value_or(std::string());
   reply(250, "2.1.0", "Ok");
 }
 
@@ -145,9 +150,10 @@ bool Session::refuseBadMailboxName(const Command& cmd, const std::string& rcpt,
 
 void Session::onRcptChecked(const Command& cmd) {
   ++rcpt_attempts_;
-  for (size_t i = 0; i < cmd.param_count; ++i)
-    return reject(rejection::kSyntaxError, 555, "5.5.4",
-                  fmt::format("Unsupported RCPT parameter {}", cmd.params[i].keyword));
+  // The parser accepts only NOTIFY and ORCPT (RFC 3461 §4.1, §4.2), syntax checked.
+  static_assert(kDsnNotifyNever == spool::kNotifyNever && kDsnNotifySuccess == spool::kNotifySuccess &&
+                kDsnNotifyFailure == spool::kNotifyFailure && kDsnNotifyDelay == spool::kNotifyDelay);
+  std::string orcpt = cmd.orcpt.empty() ? std::string() : decodeOrcpt(cmd.orcpt).value_or(std::string());
   if (rcpt_display_.size() >= ctx_.config.smtp.max_recipients) {
     ctx_.counters.inc("smtp.too_many_recipients");
     reply(452, "4.5.3", "Too many recipients");
@@ -184,7 +190,7 @@ void Session::onRcptChecked(const Command& cmd) {
   if (res.outcome == Outcome::kNotLocal) {
     if (!authenticated)
       return reject(rejection::kRelayDenied, 554, "5.7.1", fmt::format("<{}>: Relay access denied", cmd.path));
-    env_.recipients.push_back({std::string(cmd.path), rcpt, false});
+    env_.recipients.push_back({std::string(cmd.path), rcpt, false, cmd.notify, orcpt});
   } else if (res.outcome == Outcome::kUnknownUser) {
     return reject(rejection::kUnknownRecipient, 550, "5.1.1",
                   fmt::format("<{}>: Recipient address rejected: User unknown", cmd.path));
@@ -197,7 +203,7 @@ void Session::onRcptChecked(const Command& cmd) {
     for (const auto& t : res.targets) {
       bool dup = false;
       for (const auto& r : env_.recipients) dup = dup || r.mailbox == t.address;
-      if (!dup) env_.recipients.push_back({std::string(cmd.path), t.address, t.local_mailbox});
+      if (!dup) env_.recipients.push_back({std::string(cmd.path), t.address, t.local_mailbox, cmd.notify, orcpt});
     }
   }
   rcpt_display_.emplace_back(cmd.path);

@@ -359,6 +359,7 @@ void Session::onHelo(const Command& cmd, bool extended) {
   lines.push_back(fmt::format("SIZE {}", ctx_.config.smtp.max_message_size));
   lines.push_back("8BITMIME");
   lines.push_back("ENHANCEDSTATUSCODES");
+  lines.push_back("DSN");   // RFC 3461: RET, ENVID, NOTIFY, ORCPT (smtp/proto/command.h)
   lines.push_back("SMTPUTF8");
   lines.push_back("CHUNKING");
   if (!stream_.isTls() && tlsAvailable() && info_.listener->service->offers_starttls) lines.push_back("STARTTLS");
