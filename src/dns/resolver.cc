@@ -234,12 +234,14 @@ class Resolver::Loop {
   // Any thread: runs `task` on the resolver thread. While shutting down, `task` runs at once
   // (its lookups then fail with "shutting down").
   void submit(std::function<void()> task);
-  // Any thread: a cached answer, counted as a hit.
-  std::optional<Records> cached(const std::string& name, uint16_t type) {
+  // Any thread: a cached answer, counted as a hit (unless `count` is false: the caller
+  // counts the hits it uses).
+  std::optional<Records> cached(const std::string& name, uint16_t type, bool count = true) {
     auto r = cache_.get(Key{name, type}, Clock::now());
-    if (r) cache_hits_.fetch_add(1, std::memory_order_relaxed);
+    if (r && count) cache_hits_.fetch_add(1, std::memory_order_relaxed);
     return r;
   }
+  void countHits(uint64_t n) { cache_hits_.fetch_add(n, std::memory_order_relaxed); }
   // Resolver thread: the answer for (name, type), from the cache or the network.
   void fetch(const std::string& name, uint16_t type, int depth, Done done);
   // Counts a result given to a caller.
@@ -744,11 +746,13 @@ void Resolver::addresses(const std::string& host, std::function<void(AddressAnsw
     return;
   }
   Loop* loop = loop_.get();
-  // Both halves cached: answered here. (Counted as hits only then.)
+  // Both halves cached: answered here. (Counted as hits only then; otherwise the thread
+  // looks both up again, and counts what it finds.)
   {
-    auto v4 = loop->cached(*name, kTypeA);
+    auto v4 = loop->cached(*name, kTypeA, false);
     if (v4) {
-      if (auto v6 = loop->cached(*name, kTypeAaaa)) {
+      if (auto v6 = loop->cached(*name, kTypeAaaa, false)) {
+        loop->countHits(2);
         AddressAnswer a = combine(*v4, *v6);
         loop->counted(a.outcome);
         done(std::move(a));

@@ -103,7 +103,9 @@ class Resolver {
 // among equal preferences (`seed` drives the shuffle; tests pass a fixed one).
 std::vector<MxHost> orderMx(std::vector<MxHost> hosts, uint64_t seed);
 
-// Coroutine forms: resume on the awaiting coroutine's executor.
+// Coroutine forms: resume on the awaiting coroutine's executor. The result is posted to that
+// executor from the resolver thread, so the Resolver must be destroyed (its thread joined)
+// before the io_contexts whose coroutines await it.
 net::awaitable<MxAnswer> asyncMx(Resolver& r, std::string domain);
 net::awaitable<AddressAnswer> asyncAddresses(Resolver& r, std::string host);
 net::awaitable<TxtAnswer> asyncTxt(Resolver& r, std::string name);

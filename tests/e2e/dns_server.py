@@ -1,5 +1,5 @@
-"""A loopback authoritative DNS responder for tests (RFC 1035 messages over UDP), on
-127.0.0.1 and a free port, built on Debian's python3-dnslib.
+"""A loopback authoritative DNS responder for tests (RFC 1035 messages over UDP, and TCP
+for answers over 512 bytes), on 127.0.0.1 and a free port, built on Debian's python3-dnslib.
 
     with DnsServer({"example.org": [("MX", "10 mx1.example.org")],
                     "mx1.example.org": [("A", "127.0.0.5"), ("AAAA", "::1", 30)]}) as dns:
@@ -47,6 +47,9 @@ from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, SOA, TLSA, TXT, A, DNSReco
 DEFAULT_TTL = 300            # seconds, for records written without one
 DEFAULT_NEGATIVE_TTL = 60    # the made-up SOA's TTL and MINIMUM
 MAX_QUERY = 4096             # bytes read per datagram
+MAX_UDP_REPLY = 512          # RFC 1035 §4.2.1: longer answers are truncated (TC), then asked over TCP
+TCP_IDLE_SECONDS = 10        # a TCP connection with no query for this long is closed
+BIND_ATTEMPTS = 20           # tries at finding a port free for both UDP and TCP
 MAX_CNAME_CHASE = 16         # CNAMEs followed within one answer
 MAX_STRING = 255             # one character-string (RFC 1035 §3.3)
 SUPPORTED = ("A", "AAAA", "MX", "TXT", "CNAME", "TLSA", "SOA")
@@ -127,9 +130,7 @@ class DnsServer:
         self.ttl = ttl
         self.queries = []          # (name, type name) in arrival order
         self._lock = threading.Lock()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._sock.bind((host, port))
+        self._sock, self._tcp = _bind(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread = None
@@ -159,7 +160,7 @@ class DnsServer:
             self._wake_w.send(b"x")
             self._thread.join(timeout=10)
             self._thread = None
-        for s in (self._sock, self._wake_r, self._wake_w):
+        for s in (self._sock, self._tcp, self._wake_r, self._wake_w):
             s.close()
 
     def __enter__(self):
@@ -170,20 +171,59 @@ class DnsServer:
 
     def _serve(self):
         while True:
-            ready, _, _ = select.select([self._sock, self._wake_r], [], [])
+            ready, _, _ = select.select([self._sock, self._tcp, self._wake_r], [], [])
             if self._wake_r in ready:
                 return
+            if self._tcp in ready:
+                try:
+                    conn, _ = self._tcp.accept()
+                except OSError:
+                    conn = None
+                if conn is not None:
+                    threading.Thread(target=self._serve_tcp, args=(conn,), daemon=True).start()
+            if self._sock not in ready:
+                continue
             try:
                 data, peer = self._sock.recvfrom(MAX_QUERY)
             except OSError:
                 continue
-            try:
-                reply = self._reply(data)
-            except Exception as e:   # a bad record in the test's data: say so, keep serving
-                print(f"dns_server: cannot answer: {e!r}", file=sys.stderr, flush=True)
-                reply = None
+            reply = self._safe_reply(data)
+            if reply is not None and len(reply) > MAX_UDP_REPLY:
+                reply = self._truncated(data)   # TC: the client asks again over TCP
             if reply is not None:
                 self._sock.sendto(reply, peer)
+
+    def _serve_tcp(self, conn):
+        """Queries over TCP (RFC 1035 §4.2.2: two length bytes before each message)."""
+        conn.settimeout(TCP_IDLE_SECONDS)
+        with conn:
+            while True:
+                head = _recv_exact(conn, 2)
+                if head is None:
+                    return
+                data = _recv_exact(conn, int.from_bytes(head, "big"))
+                if data is None:
+                    return
+                reply = self._safe_reply(data)
+                if reply is not None:
+                    try:
+                        conn.sendall(len(reply).to_bytes(2, "big") + reply)
+                    except OSError:
+                        return
+
+    def _safe_reply(self, data):
+        try:
+            return self._reply(data)
+        except Exception as e:   # a bad record in the test's data: say so, keep serving
+            print(f"dns_server: cannot answer: {e!r}", file=sys.stderr, flush=True)
+            return None
+
+    @staticmethod
+    def _truncated(data):
+        request = DNSRecord.parse(data)
+        reply = request.reply()
+        reply.header.tc = 1
+        return reply.pack()
 
     def _rrs(self, name):
         return [_parse_record(r) for r in self.records.get(name, [])]
@@ -261,6 +301,39 @@ class DnsServer:
                 if soa is not None:
                     reply.add_auth(soa)
         return reply.pack()
+
+
+def _bind(host, port):
+    """A UDP and a TCP socket on the same port (a free one when `port` is 0)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(BIND_ATTEMPTS):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        udp.bind((host, port))
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind((host, udp.getsockname()[1]))
+            tcp.listen(16)
+            return udp, tcp
+        except OSError:
+            udp.close()
+            tcp.close()
+            if port:
+                raise
+    raise OSError(f"no port free for both UDP and TCP on {host}")
+
+
+def _recv_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        try:
+            chunk = conn.recv(n - len(data))
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return data
 
 
 class _Records(dict):

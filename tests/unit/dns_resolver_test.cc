@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ const char* kZone = R"({
     "loop2.example": [["CNAME", "loop1.example"]],
     "txt.example": [["TXT", ["v=spf1 ", "ip4:192.0.2.0/24 ", "-all"]], ["TXT", "second"]],
     "short.example": [["A", "127.0.0.8", 1]],
+    "big.example": [["TXT", "LONGTEXT"]],
     "halfbroken.example": [["A", "127.0.0.9"]],
     "_25._tcp.mx1.example.org": [["TLSA", "3 1 1 0a0b0c"]],
     "zone.example": [["SOA", "ns.zone.example host.zone.example 1 3600 600 86400 1", 1]]
@@ -53,13 +55,16 @@ class ServerProcess {
  public:
   bool start(std::string* error) {
     zone_path_ = ::testing::TempDir() + "/dns_resolver_test_zone." + std::to_string(::getpid()) + ".json";
-    std::ofstream(zone_path_) << kZone;
+    std::string zone = kZone;
+    zone.replace(zone.find("LONGTEXT"), 8, std::string(700, 'k'));   // 3 character-strings, > 512 bytes
+    std::ofstream(zone_path_) << zone;
     int out[2];
     if (::pipe(out) != 0) return fail(error, "pipe");
     std::string script = std::string(POSTERN_SOURCE_DIR) + "/tests/e2e/dns_server.py";
     pid_ = ::fork();
     if (pid_ < 0) return fail(error, "fork");
     if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);   // a crashed test binary leaves no server behind
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
       ::close(out[1]);
@@ -234,6 +239,13 @@ TEST_F(DnsResolverTest, Txt) {
   EXPECT_EQ(txt("example.org").outcome, Outcome::kNoData);
 }
 
+TEST_F(DnsResolverTest, AnswerLargerThan512Bytes) {
+  TxtAnswer a = txt("big.example");
+  ASSERT_EQ(a.outcome, Outcome::kOk) << a.error;
+  ASSERT_EQ(a.records.size(), 1u);
+  EXPECT_EQ(a.records[0], std::string(700, 'k'));
+}
+
 TEST_F(DnsResolverTest, Tlsa) {
   auto a = wait<TlsaAnswer>([&](auto done) { resolver_->tlsa("_25._tcp.mx1.example.org", done); });
   ASSERT_EQ(a.outcome, Outcome::kOk) << a.error;
@@ -368,6 +380,10 @@ TEST_F(DnsResolverTest, AwaitableResumesOnTheCallersExecutor) {
       },
       asio::detached);
   io.run();
+  // The resolver thread may still be inside asio::post (signalling the io_context) when the
+  // coroutine has already finished: stop it before the io_context goes away. The daemon
+  // must do the same: destroy the Resolver before the io_contexts that await it.
+  resolver_.reset();
   EXPECT_EQ(got.outcome, Outcome::kOk);
   EXPECT_EQ(addrs.outcome, Outcome::kOk);
   EXPECT_EQ(resumed_on, std::this_thread::get_id());
