@@ -615,8 +615,8 @@ int Server::run() {
   remote_->stop();      // conversations under way are dropped: their recipients stay pending
   spool_->drain();
   deliverer_.reset();
+  resolver_.reset();    // before remote_: its answers are posted to remote_'s event loop
   remote_.reset();
-  resolver_.reset();
   queue_.reset();
   spool_->drain();
   spool_.reset();

@@ -286,7 +286,8 @@ class MxServer:
         kwargs = dict(hostname=self.hostname, ident="mx_server", enable_SMTPUTF8=True,
                       data_size_limit=self.size or None, decode_data=False,
                       authenticator=self._authenticate if self.users else None,
-                      auth_require_tls=self.auth_require_tls,
+                      # aiosmtpd counts only STARTTLS as TLS: on implicit TLS the session is encrypted already.
+                      auth_require_tls=self.auth_require_tls and not self.implicit_tls,
                       auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in self.auth_mechanisms])
         if self.starttls:
             kwargs["tls_context"] = self._ssl_context(self.starttls)

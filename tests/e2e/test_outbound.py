@@ -119,7 +119,7 @@ def test_per_recipient_replies_deferral_recovery_and_bounce(tmp_path, mx_port):
         b = bounce_in(s, "alice@example.test")
         assert b["From"].lower().startswith("mail delivery") or "MAILER-DAEMON" in b["From"]
         status = report_fields(b)
-        assert "Final-Recipient: rfc822;nobody@example.org" in status, status
+        assert "Final-Recipient: rfc822; nobody@example.org" in status, status
         assert "Action: failed" in status and "Status: 5.1.1" in status, status
         assert "550 5.1.1 no such user here" in status, status
         assert "later@example.org" not in status and "bob@example.org" not in status
@@ -136,7 +136,7 @@ def test_null_mx_and_missing_domain_bounce_at_once(tmp_path, mx_port):
         submit(s, "x@nullmx.example", subject="null mx")
         b = bounce_in(s, "alice@example.test")
         status = report_fields(b)
-        assert "Final-Recipient: rfc822;x@nullmx.example" in status and "Status: 5.1.10" in status, status
+        assert "Final-Recipient: rfc822; x@nullmx.example" in status and "Status: 5.1.10" in status, status
         submit(s, "y@gone.example", subject="no domain")
         wait_until(lambda: len(s.maildir("alice@example.test")) == 2, timeout=15, what="second bounce")
         b2 = email.message_from_bytes(s.maildir("alice@example.test")[-1].read_bytes())
