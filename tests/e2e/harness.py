@@ -138,6 +138,10 @@ class Postern:
         if self.protect_toml:
             lines += [self.protect_toml, ""]
         lines += [self.extra_toml, ""]
+        if "[dns]" not in self.extra_toml:
+            # Hermetic: remote domains are looked up at a closed loopback port (an instant
+            # "connection refused", so remote mail defers at once), never on the network.
+            lines += ["[dns]", 'servers = ["127.0.0.1:9"]', 'timeout = "1s"', ""]
         for entry in self.listeners:
             service, mode = entry[0], entry[1]
             extra = entry[2] if len(entry) > 2 else ""
