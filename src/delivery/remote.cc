@@ -148,6 +148,7 @@ struct RemoteDeliverer::Impl {
 RemoteDeliverer::RemoteDeliverer(spool::Spool& spool, dns::Resolver& resolver, RemoteOptions options, ReportFn report,
                                  Counters* counters)
     : impl_(std::make_unique<Impl>(spool, resolver, std::move(options), std::move(report), counters)) {
+  asio::post(impl_->side, [] { util::setThreadName("postern-outfile"); });
   impl_->thread = std::thread([i = impl_.get()] {
     util::setThreadName("postern-smtpout");
     i->io.run();

@@ -249,9 +249,8 @@ void Queue::report(delivery::Report r) {
           if (past_lifetime) {
             st.status = spool::RcptStatus::kFailed;
             ++expired;
-            if (remote && !o.dsn.empty() && o.dsn[0] == '4')
-              failed.recipients.emplace_back(o.index, remoteRecipient(o, "5" + o.dsn.substr(1),
-                                                                      "delivery time expired; last error: "));
+            if (remote && !o.reply.empty())   // RFC 3463 4.4.7, the last remote reply as the diagnostic
+              failed.recipients.emplace_back(o.index, remoteRecipient(o, "4.4.7"));
             else
               failed.recipients.emplace_back(o.index, dsnRecipient(statusForLocalFailure(false, o.reason, true) +
                                                                    " delivery time expired; last error: " + o.reason));

@@ -258,7 +258,7 @@ def test_threads_are_named_by_stage(server):
     thread's name is what ps, pgrep and killall match)."""
     task = Path(f"/proc/{server.proc.pid}/task")
     expected = ("postern-io1", "postern-spool", "postern-queue", "postern-deliv0", "postern-deliv1",
-                "postern-cpu0", "postern-cpu1", "postern-log")
+                "postern-cpu0", "postern-cpu1", "postern-log", "postern-smtpout", "postern-outfile", "postern-dns")
     # The I/O threads start last, after the listeners: wait for every name, not just one.
     names = wait_until(lambda: (n := sorted((t / "comm").read_text().strip() for t in task.iterdir()))
                        and all(e in n for e in expected) and n, timeout=5, what=f"threads named {expected}")

@@ -29,7 +29,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PROXY_NOT_CARRIED = {
     "../mailserver.env:10",   # POSTMASTER_ADDRESS
     "../mailserver.env:27",   # ENABLE_IMAP=1
-    "../mailserver.env:79", "../mailserver.env:80", "../mailserver.env:81", "../mailserver.env:82",   # RELAY_*
     "postfix-main.cf:4",      # smtpd_banner
     "postfix-main.cf:6",      # smtpd_sender_restrictions (continued on line 7)
     "postfix-main.cf:8",      # disable_vrfy_command
@@ -39,8 +38,7 @@ PROXY_NOT_CARRIED = {
     "postfix-aliases.cf:2",   # /dev/null
     "postfix-regexp.cf:2",    # a real pattern
     "dovecot.cf:2", "dovecot.cf:3", "dovecot.cf:4",
-    "postfix-relaymap.cf:1", "postfix-relaymap.cf:2",
-    "postfix-sasl-password.cf:1",
+    "postfix-relaymap.cf:2",   # a domain excluded from the relay
     "opendkim/TrustedHosts",
 }
 PROXY_MAPPED = {
@@ -52,6 +50,9 @@ PROXY_MAPPED = {
     "postfix-virtual.cf:2", "postfix-virtual.cf:3", "postfix-virtual.cf:4",
     "postfix-aliases.cf:1", "postfix-regexp.cf:1", "dovecot.cf:1",
     "dovecot-quotas.cf:1",   # [directory] quotas: quotas.cf
+    # [[route]]: RELAY_* becomes the default route, the relay map a sender-domain route.
+    "../mailserver.env:79", "../mailserver.env:80", "../mailserver.env:81", "../mailserver.env:82",
+    "postfix-relaymap.cf:1", "postfix-sasl-password.cf:1",
     # [dkim]: the keys are copied to dkim/<domain>/<selector>.key; the tables say nothing more.
     "opendkim/KeyTable:1", "opendkim/SigningTable:1",
     "opendkim/keys/example.com/mail.private",
@@ -162,8 +163,10 @@ def test_proxy_fixture_report_and_toml(tmp_path):
     assert len(smtps_warnings) == 1
     assert "'smtps' is the old name of 'submissions' (port 465" in smtps_warnings[0]
     assert "ENABLE_IMAP=1: Postern has no IMAP yet" in rep["not carried over"]["../mailserver.env:27"]
-    assert rep["not carried over"]["../mailserver.env:82"].startswith("RELAY_PASSWORD=(not shown): ")
-    assert "outbound relay routes are not implemented yet (issue 12)" in rep["not carried over"]["postfix-relaymap.cf:1"]
+    assert rep["mapped"]["../mailserver.env:82"].startswith("RELAY_PASSWORD=(not shown) -> [[route]] auth_file")
+    assert rep["mapped"]["postfix-relaymap.cf:1"].endswith(
+        '[[route]] sender_domains = ["example.org"] relay = "smtp.mailgun.example:587" tls = "starttls" '
+        'auth_file = "relay-auth-example.org"')
     assert "note  environment read from ../mailserver.env" in r.stdout
 
     conf = tomllib.loads((out / "postern.toml").read_text())
@@ -178,7 +181,17 @@ def test_proxy_fixture_report_and_toml(tmp_path):
         {"service": "submission", "address": "0.0.0.0:587", "proxy_protocol": "off"},
         {"service": "submissions", "address": "0.0.0.0:465", "proxy_protocol": "required"},
     ]
-    assert "route" not in conf
+    # The relay map's sender route first, then RELAY_HOST as the default route.
+    assert conf["route"] == [
+        {"sender_domains": ["example.org"], "relay": "smtp.mailgun.example:587", "tls": "starttls",
+         "auth_file": "relay-auth-example.org"},
+        {"relay": "smtp.relay.example:587", "tls": "starttls", "auth_file": "relay-auth"},
+    ], conf["route"]
+    for name, line in (("relay-auth", "relay-user:relay-password-do-not-print"),
+                       ("relay-auth-example.org", "postmaster@example.org:mailgun-secret-do-not-print")):
+        f = out / name
+        assert f.read_text().splitlines()[0] == line
+        assert f.stat().st_mode & 0o777 == 0o600
     assert conf["dkim"] == {"keys": "dkim"}
     if "server" in conf:   # once the configuration has [server] user
         assert conf["server"]["user"] == "postern"
@@ -186,7 +199,7 @@ def test_proxy_fixture_report_and_toml(tmp_path):
     # Files: what Postern reads as it is, 0600 in 0700 folders.
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
         "accounts.cf", "dkim/example.com/mail.key", "dkim/example.org/mail.key", "postern.toml", "quotas.cf",
-        "tls/cert.pem", "tls/key.pem", "virtual.cf"]
+        "relay-auth", "relay-auth-example.org", "tls/cert.pem", "tls/key.pem", "virtual.cf"]
     assert (out / "quotas.cf").read_text() == "user1@example.com:50M\n"
     for p in [out, out / "tls", out / "dkim" / "example.com", out / "dkim" / "example.org"]:
         assert stat.S_IMODE(p.stat().st_mode) == 0o700, p

@@ -18,8 +18,9 @@ class RouteTest : public ::testing::Test {
     std::ofstream(dir_ + "/relay-auth") << "user:secret\n";
   }
   config::LoadResult load(const std::string& routes) {
-    std::string text = "hostname = \"mail.example.test\"\ndata_dir = \"data\"\n[directory]\naccounts = \"accounts.cf\"\n"
-                       "[[listener]]\nservice = \"smtp\"\naddress = \"127.0.0.1:25\"\n" + routes;
+    // The snippet first: a top-level key such as `route = 5` must not fall into a table.
+    std::string text = "hostname = \"mail.example.test\"\ndata_dir = \"data\"\n" + routes +
+                       "\n[directory]\naccounts = \"accounts.cf\"\n[[listener]]\nservice = \"smtp\"\naddress = \"127.0.0.1:25\"\n";
     return config::loadFromString(text, dir_ + "/postern.toml");
   }
   static std::string joined(const config::LoadResult& r) {
