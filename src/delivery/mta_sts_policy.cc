@@ -403,7 +403,7 @@ StsHttpParse parseStsHttpResponse(std::string_view buf, bool eof) {
 
 Result<std::string> checkStsHttpResponse(const StsHttpResponse& r) {
   if (r.status >= 300 && r.status < 400)
-    return Status::invalid(fmt::format("HTTP {} redirect{}{} (redirects are not followed, RFC 8461 §3.3)", r.status,
+    return Status::invalid(fmt::format("HTTP {} redirect{}{} (redirects are not followed, RFC 8461 section 3.3)", r.status,
                                        r.location.empty() ? "" : " to ", shown(r.location)));
   if (r.status != 200) return Status::invalid(fmt::format("HTTP {} (only 200 carries a policy)", r.status));
   if (r.content_type.empty()) return Status::invalid("no Content-Type (text/plain is required)");
