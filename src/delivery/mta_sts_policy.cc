@@ -342,6 +342,7 @@ StsHttpParse parseStsHttpResponse(std::string_view buf, bool eof) {
     done.state = StsHttpParse::State::kDone;
     StsHttpResponse& r = done.response;
     r.status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+    if (r.status < 100) return failed(fmt::format("bad status code {}", r.status));
 
     std::optional<uint64_t> content_length;
     bool chunked = false;
