@@ -2,12 +2,12 @@
 // mta_sts.h.
 #include "delivery/mta_sts.h"
 
-#include <asio/experimental/awaitable_operators.hpp>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 #include <unistd.h>
+#include <asio/experimental/awaitable_operators.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -37,6 +37,20 @@ std::optional<StsMode> modeFromName(std::string_view s) {
   if (s == "testing") return StsMode::kTesting;
   if (s == "none") return StsMode::kNone;
   return std::nullopt;
+}
+
+// What a failed lookup says, for the error text. (Spelled out here rather than through
+// dns::outcomeName so this module links without the resolver's implementation.)
+std::string lookupError(dns::Outcome o, const std::string& error) {
+  if (!error.empty()) return error;
+  switch (o) {
+    case dns::Outcome::kOk: return "no records";
+    case dns::Outcome::kNxDomain: return "no such domain";
+    case dns::Outcome::kNoData: return "no records";
+    case dns::Outcome::kTempFail: return "temporary failure";
+    case dns::Outcome::kPermFail: return "permanent failure";
+  }
+  return "failed";
 }
 
 Policy fromCached(const CachedPolicy& c, std::string error) {
@@ -91,12 +105,13 @@ bool mxAllowed(const Policy& p, std::string_view mx_host) {
 std::string formatStsCache(const std::vector<CachedPolicy>& entries) {
   json list = json::array();
   for (const auto& e : entries) {
-    list.push_back({{"domain", e.domain},
-                    {"id", e.id},
-                    {"mode", stsModeName(e.policy.mode)},
-                    {"mx", e.policy.mx},
-                    {"max_age", e.policy.max_age},
-                    {"fetched", std::chrono::duration_cast<std::chrono::seconds>(e.fetched.time_since_epoch()).count()}});
+    list.push_back(
+        {{"domain", e.domain},
+         {"id", e.id},
+         {"mode", stsModeName(e.policy.mode)},
+         {"mx", e.policy.mx},
+         {"max_age", e.policy.max_age},
+         {"fetched", std::chrono::duration_cast<std::chrono::seconds>(e.fetched.time_since_epoch()).count()}});
   }
   json doc = {{"version", kCacheFormatVersion}, {"policies", std::move(list)}};
   return doc.dump(1) + "\n";
@@ -171,8 +186,7 @@ Result<std::unique_ptr<MtaSts>> MtaSts::create(MtaStsOptions options) {
   SSL_CTX_set_verify(m->tls_, SSL_VERIFY_PEER, nullptr);
   if (m->options_.system_trust && SSL_CTX_set_default_verify_paths(m->tls_) != 1)
     return Status::io("cannot load the system's CA certificates: " + net::lastTlsError());
-  if (!m->options_.ca_file.empty() &&
-      SSL_CTX_load_verify_locations(m->tls_, m->options_.ca_file.c_str(), nullptr) != 1)
+  if (!m->options_.ca_file.empty() && SSL_CTX_load_verify_locations(m->tls_, m->options_.ca_file.c_str(), nullptr) != 1)
     return Status::invalid(fmt::format("CA file '{}': {}", m->options_.ca_file, net::lastTlsError()));
   ERR_clear_error();
 
@@ -193,7 +207,9 @@ Result<std::unique_ptr<MtaSts>> MtaSts::create(MtaStsOptions options) {
   return m;
 }
 
-SysClock::time_point MtaSts::now() const { return options_.now ? options_.now() : SysClock::now(); }
+SysClock::time_point MtaSts::now() const {
+  return options_.now ? options_.now() : SysClock::now();
+}
 
 std::optional<CachedPolicy> MtaSts::cached(const std::string& domain) const {
   std::lock_guard lock(mu_);
@@ -208,36 +224,59 @@ size_t MtaSts::cacheSize() const {
 }
 
 void MtaSts::store(CachedPolicy entry) {
-  std::lock_guard lock(mu_);
-  cache_[entry.domain] = std::move(entry);
-  if (cache_.size() > options_.max_entries) {
-    const auto now = this->now();
-    std::erase_if(cache_, [&](const auto& kv) { return !(now < kv.second.expires()); });
-    while (cache_.size() > options_.max_entries) {
-      auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
-        return a.second.fetched < b.second.fetched;
-      });
-      cache_.erase(oldest);
+  std::string text;
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    cache_[entry.domain] = std::move(entry);
+    if (cache_.size() > options_.max_entries) {
+      const auto now = this->now();
+      std::erase_if(cache_, [&](const auto& kv) { return !(now < kv.second.expires()); });
+      while (cache_.size() > options_.max_entries) {
+        auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
+          return a.second.fetched < b.second.fetched;
+        });
+        cache_.erase(oldest);
+      }
     }
+    if (options_.cache_file.empty()) return;
+    text = snapshotLocked();
+    generation = ++generation_;
   }
-  persistLocked();
+  persist(text, generation);
 }
 
 void MtaSts::forget(const std::string& domain) {
-  std::lock_guard lock(mu_);
-  if (cache_.erase(domain) > 0) persistLocked();
+  std::string text;
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (cache_.erase(domain) == 0 || options_.cache_file.empty()) return;
+    text = snapshotLocked();
+    generation = ++generation_;
+  }
+  persist(text, generation);
 }
 
-void MtaSts::persistLocked() {
-  if (options_.cache_file.empty()) return;
+std::string MtaSts::snapshotLocked() const {
   std::vector<CachedPolicy> entries;
   entries.reserve(cache_.size());
   for (const auto& [domain, e] : cache_) entries.push_back(e);
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.domain < b.domain; });
-  if (Status s = replaceFile(options_.cache_file, formatStsCache(entries)); !s) {
+  return formatStsCache(entries);
+}
+
+void MtaSts::persist(const std::string& text, uint64_t generation) {
+  // The file is written outside mu_ so lookups on other threads do not wait for the fsync;
+  // file_mu_ and the generation keep an older snapshot from overwriting a newer one.
+  std::lock_guard lock(file_mu_);
+  if (generation <= written_generation_) return;
+  if (Status s = replaceFile(options_.cache_file, text); !s) {
     count("mta_sts.cache_write_failed");
     log::warn("mta_sts.cache_write_failed").kv("file", options_.cache_file).kv("error", s.message());
+    return;
   }
+  written_generation_ = generation;
 }
 
 net::awaitable<Policy> MtaSts::policyFor(std::string domain) {
@@ -249,17 +288,18 @@ net::awaitable<Policy> MtaSts::policyFor(std::string domain) {
 
   std::optional<CachedPolicy> have = cached(d);
   if (have && !(now() < have->expires())) {
-    forget(d);   // an expired policy no longer applies (§5.1)
+    forget(d);  // an expired policy no longer applies (§5.1)
     have.reset();
   }
-  auto keepOrNone = [&](std::string why) { return have ? fromCached(*have, std::move(why)) : noPolicy(std::move(why)); };
+  auto keepOrNone = [&](std::string why) {
+    return have ? fromCached(*have, std::move(why)) : noPolicy(std::move(why));
+  };
 
   // §5: a missing record does not end an unexpired cached policy (a domain opts out by
   // publishing mode "none" first, §8.3); a failed lookup keeps it too.
   if (txt.outcome == dns::Outcome::kNxDomain || txt.outcome == dns::Outcome::kNoData) co_return keepOrNone("");
   if (txt.outcome != dns::Outcome::kOk)
-    co_return keepOrNone(fmt::format("TXT lookup of {} failed: {}", txt_name,
-                                     txt.error.empty() ? dns::outcomeName(txt.outcome) : txt.error));
+    co_return keepOrNone(fmt::format("TXT lookup of {} failed: {}", txt_name, lookupError(txt.outcome, txt.error)));
   const StsRecord record = selectStsRecord(txt.records);
   if (record.kind == StsRecord::Kind::kNone) co_return keepOrNone("");
   if (record.kind == StsRecord::Kind::kInvalid) {
@@ -273,13 +313,19 @@ net::awaitable<Policy> MtaSts::policyFor(std::string domain) {
   if (!fetched) {
     const std::string why = "policy fetch failed: " + fetched.status().message();
     count("mta_sts.fetch_failed");
-    log::warn("mta_sts.fetch_failed").kv("domain", d).kv("id", record.id).kv("error", fetched.status().message())
+    log::warn("mta_sts.fetch_failed")
+        .kv("domain", d)
+        .kv("id", record.id)
+        .kv("error", fetched.status().message())
         .kv("kept_cached", have.has_value());
     if (have) count("mta_sts.stale_kept");
     co_return keepOrNone(why);
   }
   count("mta_sts.fetched");
-  log::info("mta_sts.fetched").kv("domain", d).kv("id", record.id).kv("mode", stsModeName(fetched->mode))
+  log::info("mta_sts.fetched")
+      .kv("domain", d)
+      .kv("id", record.id)
+      .kv("mode", stsModeName(fetched->mode))
       .kv("max_age", uint64_t{fetched->max_age});
   CachedPolicy entry{d, record.id, *fetched, now()};
   Policy p;
@@ -289,8 +335,10 @@ net::awaitable<Policy> MtaSts::policyFor(std::string domain) {
   p.max_age = entry.policy.max_age;
   p.source = PolicySource::kFetched;
   // max_age 0: valid for this delivery only, nothing to keep.
-  if (entry.policy.max_age > 0) store(std::move(entry));
-  else if (have) forget(d);
+  if (entry.policy.max_age > 0)
+    store(std::move(entry));
+  else if (have)
+    forget(d);
   co_return p;
 }
 
@@ -298,8 +346,7 @@ net::awaitable<Result<StsPolicyText>> MtaSts::fetch(std::string domain) {
   const std::string host = "mta-sts." + domain;
   const dns::AddressAnswer answer = co_await options_.addresses(host);
   if (answer.outcome != dns::Outcome::kOk || answer.addresses.empty())
-    co_return Status::notFound(fmt::format("no address for {}: {}", host,
-                                           answer.error.empty() ? dns::outcomeName(answer.outcome) : answer.error));
+    co_return Status::notFound(fmt::format("no address for {}: {}", host, lookupError(answer.outcome, answer.error)));
   const auto deadline = std::chrono::steady_clock::now() + options_.fetch_timeout;
   std::string failures;
   for (const IpAddress& a : answer.addresses) {
@@ -355,8 +402,10 @@ net::awaitable<void> MtaSts::exchange(net::Stream& stream, const std::string& ho
     // fails the handshake; OpenSSL's verify result says which check failed.
     const long verify = stream.ssl() ? SSL_get_verify_result(stream.ssl()) : X509_V_OK;
     ERR_clear_error();
-    if (stream.expired()) reason = "timed out";
-    else if (verify != X509_V_OK) reason = fmt::format("certificate: {}", X509_verify_cert_error_string(verify));
+    if (stream.expired())
+      reason = "timed out";
+    else if (verify != X509_V_OK)
+      reason = fmt::format("certificate: {}", X509_verify_cert_error_string(verify));
     attempt.result = Status::io(fmt::format("{}: TLS handshake: {}", where, reason));
     co_return;
   }
@@ -364,7 +413,7 @@ net::awaitable<void> MtaSts::exchange(net::Stream& stream, const std::string& ho
     attempt.result = Status::io(fmt::format("{}: certificate not verified", where));
     co_return;
   }
-  attempt.answered = true;   // from here on the verified server speaks for the domain
+  attempt.answered = true;  // from here on the verified server speaks for the domain
 
   const std::string request = stsPolicyRequest(host);
   if (auto ec = co_await stream.writeAll(request); ec) {

@@ -55,13 +55,13 @@ inline constexpr size_t kStsDefaultMaxEntries = 10'000;
 inline constexpr size_t kStsMaxCacheFileBytes = 64 * 1024 * 1024;
 
 struct MtaStsOptions {
-  TxtLookup txt;                 // REQUIRES: set
-  AddressLookup addresses;       // REQUIRES: set
-  uint16_t port = kStsDefaultPort;                       // tests point this at a local server
-  std::chrono::milliseconds fetch_timeout = kStsDefaultFetchTimeout;   // connect to last byte
-  std::string ca_file;           // extra trust anchors (PEM), used beside the system's
-  bool system_trust = true;      // the system's default CA paths
-  std::string cache_file;        // e.g. <data_dir>/mta-sts-cache.json; empty: memory only
+  TxtLookup txt;                                                      // REQUIRES: set
+  AddressLookup addresses;                                            // REQUIRES: set
+  uint16_t port = kStsDefaultPort;                                    // tests point this at a local server
+  std::chrono::milliseconds fetch_timeout = kStsDefaultFetchTimeout;  // connect to last byte
+  std::string ca_file;       // extra trust anchors (PEM), used beside the system's
+  bool system_trust = true;  // the system's default CA paths
+  std::string cache_file;    // e.g. <data_dir>/mta-sts-cache.json; empty: memory only
   size_t max_entries = kStsDefaultMaxEntries;
   // Wall clock for policy ages (they outlive restarts); empty: system_clock::now.
   std::function<std::chrono::system_clock::time_point()> now;
@@ -69,18 +69,18 @@ struct MtaStsOptions {
 };
 
 enum class PolicySource : uint8_t {
-  kNone,      // no policy applies (no record, or nothing usable and nothing cached)
-  kCache,     // the cached policy (id unchanged, or kept after a failed refresh)
-  kFetched,   // fetched just now
+  kNone,     // no policy applies (no record, or nothing usable and nothing cached)
+  kCache,    // the cached policy (id unchanged, or kept after a failed refresh)
+  kFetched,  // fetched just now
 };
-const char* policySourceName(PolicySource s);   // "none", "cache", "fetched"
+const char* policySourceName(PolicySource s);  // "none", "cache", "fetched"
 
 // What applies to one recipient domain.
 struct Policy {
-  StsMode mode = StsMode::kNone;   // kNone also when there is no policy at all (source kNone)
-  std::vector<std::string> mx;     // patterns, lower case ("mx1.example.net", "*.example.net")
-  std::string id;                  // the TXT id the policy was fetched under
-  uint32_t max_age = 0;            // seconds
+  StsMode mode = StsMode::kNone;  // kNone also when there is no policy at all (source kNone)
+  std::vector<std::string> mx;    // patterns, lower case ("mx1.example.net", "*.example.net")
+  std::string id;                 // the TXT id the policy was fetched under
+  uint32_t max_age = 0;           // seconds
   PolicySource source = PolicySource::kNone;
   // Why the result is not a freshly validated policy: the TXT lookup failed, the record was
   // malformed, the fetch failed (and the cached policy was kept or there was none), ...
@@ -145,15 +145,19 @@ class MtaSts {
                                 FetchAttempt& attempt);
   void store(CachedPolicy entry);
   void forget(const std::string& domain);
-  void persistLocked();   // REQUIRES: mu_ held
+  std::string snapshotLocked() const;  // REQUIRES: mu_ held. The cache file's text.
+  void persist(const std::string& text, uint64_t generation);
   void count(EventId e) {
     if (options_.counters) options_.counters->inc(e);
   }
 
   MtaStsOptions options_;
-  SSL_CTX* tls_ = nullptr;   // owned
+  SSL_CTX* tls_ = nullptr;  // owned
   mutable std::mutex mu_;
-  std::unordered_map<std::string, CachedPolicy> cache_;   // by domain; guarded by mu_
+  std::unordered_map<std::string, CachedPolicy> cache_;  // by domain; guarded by mu_
+  uint64_t generation_ = 0;                              // snapshots taken; guarded by mu_
+  std::mutex file_mu_;                                   // held while writing the cache file
+  uint64_t written_generation_ = 0;                      // newest snapshot on disk; file_mu_
 };
 
 }  // namespace postern::delivery

@@ -18,13 +18,25 @@ constexpr size_t kMaxChunkLineBytes = 1024;
 // Chunk sizes in hex: more digits than this would already exceed any limit here.
 constexpr size_t kMaxChunkSizeDigits = 8;
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
-bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
-bool isAlnum(char c) { return isAlpha(c) || isDigit(c); }
-bool isNameChar(char c) { return isAlnum(c) || c == '_' || c == '-' || c == '.'; }
+bool isWsp(char c) {
+  return c == ' ' || c == '\t';
+}
+bool isAlpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool isAlnum(char c) {
+  return isAlpha(c) || isDigit(c);
+}
+bool isNameChar(char c) {
+  return isAlnum(c) || c == '_' || c == '-' || c == '.';
+}
 // §3.1 sts-ext-value: %x21-3A / %x3C / %x3E-7E (no ";", "=", blanks, controls).
-bool isTxtValueChar(char c) { return c >= 0x21 && c <= 0x7e && c != ';' && c != '='; }
+bool isTxtValueChar(char c) {
+  return c >= 0x21 && c <= 0x7e && c != ';' && c != '=';
+}
 
 std::string_view trimWsp(std::string_view s) {
   while (!s.empty() && isWsp(s.front())) s.remove_prefix(1);
@@ -93,7 +105,7 @@ Result<std::string> parseStsRecord(std::string_view t) {
     if (p >= t.size() || t[p] != ';') return Status::invalid(fmt::format("expected ';' at offset {}", p));
     ++p;
     while (p < t.size() && isWsp(t[p])) ++p;
-    if (p == t.size()) break;   // the optional final separator
+    if (p == t.size()) break;  // the optional final separator
     const size_t name_start = p;
     while (p < t.size() && isNameChar(t[p])) ++p;
     const std::string_view name = t.substr(name_start, p - name_start);
@@ -106,7 +118,8 @@ Result<std::string> parseStsRecord(std::string_view t) {
     if (value.empty()) return Status::invalid(fmt::format("field '{}' has an empty value", shown(name)));
     ++fields;
     if (name == "id" && !have_id) {
-      if (!isStsId(value)) return Status::invalid(fmt::format("id '{}' is not 1 to 32 letters and digits", shown(value)));
+      if (!isStsId(value))
+        return Status::invalid(fmt::format("id '{}' is not 1 to 32 letters and digits", shown(value)));
       id = std::string(value);
       have_id = true;
     }
@@ -146,7 +159,8 @@ StsRecord selectStsRecord(const std::vector<std::string>& records) {
 
 Result<StsPolicyText> parseStsPolicy(std::string_view body) {
   if (body.size() > kStsMaxPolicyBytes)
-    return Status::invalid(fmt::format("policy of {} bytes is over the {} byte limit", body.size(), kStsMaxPolicyBytes));
+    return Status::invalid(
+        fmt::format("policy of {} bytes is over the {} byte limit", body.size(), kStsMaxPolicyBytes));
   StsPolicyText out;
   bool have_version = false, have_mode = false, have_max_age = false;
   size_t number = 0;
@@ -163,22 +177,27 @@ Result<StsPolicyText> parseStsPolicy(std::string_view body) {
     const std::string_view value = trimWsp(line.substr(colon + 1));
     if (!isFieldName(key)) return Status::invalid(fmt::format("line {}: bad key '{}'", number, shown(key)));
     if (key == "version") {
-      if (have_version) continue;   // §3.2: the first occurrence counts
-      if (value != "STSv1") return Status::invalid(fmt::format("line {}: version '{}' is not STSv1", number, shown(value)));
+      if (have_version) continue;  // §3.2: the first occurrence counts
+      if (value != "STSv1")
+        return Status::invalid(fmt::format("line {}: version '{}' is not STSv1", number, shown(value)));
       have_version = true;
     } else if (key == "mode") {
       if (have_mode) continue;
-      if (value == "enforce") out.mode = StsMode::kEnforce;
-      else if (value == "testing") out.mode = StsMode::kTesting;
-      else if (value == "none") out.mode = StsMode::kNone;
-      else return Status::invalid(fmt::format("line {}: unknown mode '{}'", number, shown(value)));
+      if (value == "enforce")
+        out.mode = StsMode::kEnforce;
+      else if (value == "testing")
+        out.mode = StsMode::kTesting;
+      else if (value == "none")
+        out.mode = StsMode::kNone;
+      else
+        return Status::invalid(fmt::format("line {}: unknown mode '{}'", number, shown(value)));
       have_mode = true;
     } else if (key == "max_age") {
       if (have_max_age) continue;
       auto v = value.size() <= kMaxAgeDigits ? parseDecimal(value, kStsMaxAge) : std::nullopt;
       if (!v)
-        return Status::invalid(fmt::format("line {}: max_age '{}' is not a number from 0 to {}", number, shown(value),
-                                           kStsMaxAge));
+        return Status::invalid(
+            fmt::format("line {}: max_age '{}' is not a number from 0 to {}", number, shown(value), kStsMaxAge));
       out.max_age = static_cast<uint32_t>(*v);
       have_max_age = true;
     } else if (key == "mx") {
@@ -278,7 +297,9 @@ StsHttpParse needMore(std::string_view buf, bool eof, std::string_view what) {
   return {};
 }
 
-std::string bodyTooLarge() { return fmt::format("policy body over {} bytes", kStsMaxPolicyBytes); }
+std::string bodyTooLarge() {
+  return fmt::format("policy body over {} bytes", kStsMaxPolicyBytes);
+}
 
 // The chunked body starting at `pos` (RFC 9112 §7.1), extensions and trailers skipped.
 StsHttpParse dechunk(std::string_view buf, size_t pos, bool eof, StsHttpParse done) {
@@ -327,7 +348,7 @@ StsHttpParse dechunk(std::string_view buf, size_t pos, bool eof, StsHttpParse do
 
 StsHttpParse parseStsHttpResponse(std::string_view buf, bool eof) {
   size_t pos = 0;
-  for (;;) {   // once per response head: 1xx interim responses are skipped
+  for (;;) {  // once per response head: 1xx interim responses are skipped
     Line status_line = lineAt(buf, pos);
     if (status_line.next == std::string_view::npos) {
       if (buf.size() - pos > kStsMaxHttpHeadBytes) return failed("response head too long");
@@ -359,7 +380,8 @@ StsHttpParse parseStsHttpResponse(std::string_view buf, bool eof) {
       if (h.text.empty()) break;
       if (isWsp(h.text[0])) return failed("folded header line");
       const size_t colon = h.text.find(':');
-      if (colon == std::string_view::npos || colon == 0) return failed(fmt::format("bad header line '{}'", shown(h.text)));
+      if (colon == std::string_view::npos || colon == 0)
+        return failed(fmt::format("bad header line '{}'", shown(h.text)));
       const std::string_view name = h.text.substr(0, colon);
       const std::string_view value = trimWsp(h.text.substr(colon + 1));
       if (iequals(name, "content-type")) {
@@ -404,8 +426,8 @@ StsHttpParse parseStsHttpResponse(std::string_view buf, bool eof) {
 
 Result<std::string> checkStsHttpResponse(const StsHttpResponse& r) {
   if (r.status >= 300 && r.status < 400)
-    return Status::invalid(fmt::format("HTTP {} redirect{}{} (redirects are not followed, RFC 8461 section 3.3)", r.status,
-                                       r.location.empty() ? "" : " to ", shown(r.location)));
+    return Status::invalid(fmt::format("HTTP {} redirect{}{} (redirects are not followed, RFC 8461 section 3.3)",
+                                       r.status, r.location.empty() ? "" : " to ", shown(r.location)));
   if (r.status != 200) return Status::invalid(fmt::format("HTTP {} (only 200 carries a policy)", r.status));
   if (r.content_type.empty()) return Status::invalid("no Content-Type (text/plain is required)");
   if (r.content_type != "text/plain")

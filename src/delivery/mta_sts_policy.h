@@ -38,20 +38,20 @@ inline constexpr size_t kMaxDomainLength = 253;
 inline constexpr size_t kMaxLabelLength = 63;
 
 enum class StsMode : uint8_t { kNone, kTesting, kEnforce };
-const char* stsModeName(StsMode m);   // "none", "testing", "enforce"
+const char* stsModeName(StsMode m);  // "none", "testing", "enforce"
 
 // ---- §3.1 TXT record ------------------------------------------------------------------------
 
 // The TXT lookup for _mta-sts.<domain>, reduced to what §3.1 makes of it.
 struct StsRecord {
   enum class Kind : uint8_t {
-    kNone,      // no record beginning with "v=STSv1": the domain publishes no MTA-STS
-    kValid,     // exactly one STSv1 record, syntactically valid: `id` is set
-    kInvalid,   // more than one STSv1 record, or the one is malformed: treated as none
+    kNone,     // no record beginning with "v=STSv1": the domain publishes no MTA-STS
+    kValid,    // exactly one STSv1 record, syntactically valid: `id` is set
+    kInvalid,  // more than one STSv1 record, or the one is malformed: treated as none
   };
   Kind kind = Kind::kNone;
   std::string id;
-  std::string error;   // for kInvalid: why
+  std::string error;  // for kInvalid: why
 };
 
 // One TXT record's text (its strings already concatenated) against the §3.1 ABNF:
@@ -76,8 +76,8 @@ StsRecord selectStsRecord(const std::vector<std::string>& records);
 
 struct StsPolicyText {
   StsMode mode = StsMode::kNone;
-  std::vector<std::string> mx;   // patterns as published, lower case, no trailing dot
-  uint32_t max_age = 0;          // seconds, <= kStsMaxAge
+  std::vector<std::string> mx;  // patterns as published, lower case, no trailing dot
+  uint32_t max_age = 0;         // seconds, <= kStsMaxAge
 };
 
 // The policy body: "key: value" lines ended by LF or CRLF (the last one may lack it).
@@ -108,10 +108,10 @@ bool stsMxMatchesAny(const std::vector<std::string>& patterns, std::string_view 
 std::string stsPolicyRequest(std::string_view policy_host);
 
 struct StsHttpResponse {
-  int status = 0;                 // 200, 301, 404, ...
-  std::string content_type;       // the media type only, lower case ("text/plain")
-  std::string location;           // for 3xx: where it pointed (reported, never followed)
-  std::string body;               // de-chunked
+  int status = 0;            // 200, 301, 404, ...
+  std::string content_type;  // the media type only, lower case ("text/plain")
+  std::string location;      // for 3xx: where it pointed (reported, never followed)
+  std::string body;          // de-chunked
 };
 
 // Parses an HTTP/1.x response accumulated so far in `buf`. `eof` says the peer has closed
@@ -122,8 +122,8 @@ struct StsHttpResponse {
 struct StsHttpParse {
   enum class State : uint8_t { kNeedMore, kDone, kError };
   State state = State::kNeedMore;
-  StsHttpResponse response;   // for kDone
-  std::string error;          // for kError
+  StsHttpResponse response;  // for kDone
+  std::string error;         // for kError
 };
 StsHttpParse parseStsHttpResponse(std::string_view buf, bool eof);
 

@@ -28,29 +28,29 @@ using SysClock = std::chrono::system_clock;
 TEST(MtaStsRecord, Table) {
   struct Case {
     const char* text;
-    const char* id;   // nullptr: invalid
+    const char* id;  // nullptr: invalid
   };
   const Case cases[] = {
       {"v=STSv1; id=20160831085700Z;", "20160831085700Z"},
       {"v=STSv1; id=20160831085700Z", "20160831085700Z"},
       {"v=STSv1;id=abc", "abc"},
       {"v=STSv1 ;\tid=abc ; ", "abc"},
-      {"v=STSv1; id=abc; ext=1; other-x.y=v:a/b", "abc"},         // extensions ignored
-      {"v=STSv1; foo=bar; id=XYZ123;", "XYZ123"},                  // id need not come first
-      {"v=STSv1; id=first; id=second", "first"},                    // the first occurrence counts
-      {"v=STSv1; id=12345678901234567890123456789012", "12345678901234567890123456789012"},   // 32
-      {"v=STSv1; id=123456789012345678901234567890123", nullptr},  // 33 characters
+      {"v=STSv1; id=abc; ext=1; other-x.y=v:a/b", "abc"},  // extensions ignored
+      {"v=STSv1; foo=bar; id=XYZ123;", "XYZ123"},          // id need not come first
+      {"v=STSv1; id=first; id=second", "first"},           // the first occurrence counts
+      {"v=STSv1; id=12345678901234567890123456789012", "12345678901234567890123456789012"},  // 32
+      {"v=STSv1; id=123456789012345678901234567890123", nullptr},                            // 33 characters
       {"v=STSv1; id=", nullptr},
-      {"v=STSv1; id=ab-c", nullptr},                                // only letters and digits
+      {"v=STSv1; id=ab-c", nullptr},  // only letters and digits
       {"v=STSv1; id=ab c", nullptr},
-      {"v=STSv1;", nullptr},                                        // no fields
+      {"v=STSv1;", nullptr},  // no fields
       {"v=STSv1", nullptr},
-      {"v=STSv1; ext=1", nullptr},                                  // no id
-      {"v=STSv1; ID=abc", nullptr},                                 // %s"id=": case-sensitive
-      {"v=STSv1 id=abc", nullptr},                                  // separator is ';'
+      {"v=STSv1; ext=1", nullptr},   // no id
+      {"v=STSv1; ID=abc", nullptr},  // %s"id=": case-sensitive
+      {"v=STSv1 id=abc", nullptr},   // separator is ';'
       {"v=STSv1; id=abc;; ", nullptr},
       {"v=STSv1; =abc; id=x", nullptr},
-      {"v=STSv1; _x=1; id=x", nullptr},                             // names start alphanumeric
+      {"v=STSv1; _x=1; id=x", nullptr},  // names start alphanumeric
       {"v=STSv1; x=a=b; id=x", nullptr},
       {"v=STSv2; id=abc", nullptr},
       {"v=stsv1; id=abc", nullptr},
@@ -71,7 +71,7 @@ TEST(MtaStsRecord, SelectCountsOnlyStsRecords) {
   using K = StsRecord::Kind;
   EXPECT_EQ(selectStsRecord({}).kind, K::kNone);
   EXPECT_EQ(selectStsRecord({"v=spf1 -all", "hello"}).kind, K::kNone);
-  EXPECT_EQ(selectStsRecord({"v=STSv10; id=a"}).kind, K::kNone);   // not a candidate
+  EXPECT_EQ(selectStsRecord({"v=STSv10; id=a"}).kind, K::kNone);  // not a candidate
   auto one = selectStsRecord({"v=spf1 -all", "v=STSv1; id=abc"});
   EXPECT_EQ(one.kind, K::kValid);
   EXPECT_EQ(one.id, "abc");
@@ -95,16 +95,24 @@ TEST(MtaStsPolicy, Valid) {
   const Case cases[] = {
       {"version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmx: backupmx.example.com\r\n"
        "max_age: 604800\r\n",
-       StsMode::kEnforce, {"mail.example.com", "*.example.net", "backupmx.example.com"}, 604800},
-      {"version: STSv1\nmode: testing\nmx: MX.Example.COM.\nmax_age: 86400", StsMode::kTesting, {"mx.example.com"},
+       StsMode::kEnforce,
+       {"mail.example.com", "*.example.net", "backupmx.example.com"},
+       604800},
+      {"version: STSv1\nmode: testing\nmx: MX.Example.COM.\nmax_age: 86400",
+       StsMode::kTesting,
+       {"mx.example.com"},
        86400},
       {"version: STSv1\nmode: none\nmax_age: 0\n", StsMode::kNone, {}, 0},
-      {"version:STSv1\nmode:\tenforce  \nmx:mx.example.com\nmax_age:31557600\n", StsMode::kEnforce,
-       {"mx.example.com"}, 31557600},
+      {"version:STSv1\nmode:\tenforce  \nmx:mx.example.com\nmax_age:31557600\n",
+       StsMode::kEnforce,
+       {"mx.example.com"},
+       31557600},
       // Unknown keys ignored; repeated non-mx keys: the first counts; blank lines tolerated.
       {"version: STSv1\n\nfuture_key: anything at all\nmode: testing\nmode: enforce\nmx: a.example\n"
        "max_age: 5\nmax_age: 6\nversion: STSv2\n",
-       StsMode::kTesting, {"a.example"}, 5},
+       StsMode::kTesting,
+       {"a.example"},
+       5},
   };
   for (const auto& c : cases) {
     auto r = parseStsPolicy(c.body);
@@ -118,24 +126,24 @@ TEST(MtaStsPolicy, Valid) {
 TEST(MtaStsPolicy, Invalid) {
   const char* cases[] = {
       "",
-      "mode: enforce\nmx: a.example\nmax_age: 1\n",                       // no version
-      "version: STSv1\nmx: a.example\nmax_age: 1\n",                      // no mode
-      "version: STSv1\nmode: enforce\nmx: a.example\n",                   // no max_age
-      "version: STSv1\nmode: enforce\nmax_age: 1\n",                      // enforce without mx
-      "version: STSv1\nmode: testing\nmax_age: 1\n",                      // testing without mx
+      "mode: enforce\nmx: a.example\nmax_age: 1\n",      // no version
+      "version: STSv1\nmx: a.example\nmax_age: 1\n",     // no mode
+      "version: STSv1\nmode: enforce\nmx: a.example\n",  // no max_age
+      "version: STSv1\nmode: enforce\nmax_age: 1\n",     // enforce without mx
+      "version: STSv1\nmode: testing\nmax_age: 1\n",     // testing without mx
       "version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1\n",
       "version: STSv1\nmode: Enforce\nmx: a.example\nmax_age: 1\n",
       "version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1\n",
       "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n",
       "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n",
-      "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 00000000001\n",   // 11 digits
+      "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 00000000001\n",  // 11 digits
       "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1d\n",
       "version: STSv1\nmode: enforce\nmx: a..example\nmax_age: 1\n",
       "version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 1\n",
       "version: STSv1\nmode: enforce\nmx: mx*.example\nmax_age: 1\n",
       "version: STSv1\nmode: enforce\nmx: \nmax_age: 1\n",
-      "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1\njunk line\n",   // no ':'
-      "version: STSv1\nmode: enforce\n mx: a.example\nmax_age: 1\n",           // key with a blank
+      "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1\njunk line\n",  // no ':'
+      "version: STSv1\nmode: enforce\n mx: a.example\nmax_age: 1\n",            // key with a blank
       "Version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1\n",             // keys are case-sensitive
   };
   for (const char* c : cases) EXPECT_FALSE(parseStsPolicy(c)) << c;
@@ -169,7 +177,7 @@ TEST(MtaStsMatch, Table) {
       {"*.example.net", "mx1.example.net", true},
       {"*.example.net", "MX1.EXAMPLE.NET.", true},
       {"*.Example.NET", "mx1.example.net", true},
-      {"*.example.net", "example.net", false},             // the '*' stands for exactly one label
+      {"*.example.net", "example.net", false},  // the '*' stands for exactly one label
       {"*.example.net", "a.b.example.net", false},
       {"*.example.net", ".example.net", false},
       {"*.example.net", "mx1.example.net.evil", false},
@@ -179,8 +187,7 @@ TEST(MtaStsMatch, Table) {
       {"", "", false},
       {"*.example.net", "", false},
   };
-  for (const auto& c : cases)
-    EXPECT_EQ(stsMxMatches(c.pattern, c.host), c.match) << c.pattern << " vs " << c.host;
+  for (const auto& c : cases) EXPECT_EQ(stsMxMatches(c.pattern, c.host), c.match) << c.pattern << " vs " << c.host;
 }
 
 TEST(MtaStsMatch, MxAllowed) {
@@ -194,7 +201,7 @@ TEST(MtaStsMatch, MxAllowed) {
   EXPECT_TRUE(mxAllowed(p, "b.mail.example.org"));
   EXPECT_FALSE(mxAllowed(p, "evil.example.com"));
   p.mode = StsMode::kTesting;
-  EXPECT_FALSE(mxAllowed(p, "evil.example.com"));   // the caller reports, and delivers anyway
+  EXPECT_FALSE(mxAllowed(p, "evil.example.com"));  // the caller reports, and delivers anyway
   p.mode = StsMode::kNone;
   EXPECT_TRUE(mxAllowed(p, "evil.example.com"));
 }
@@ -202,8 +209,8 @@ TEST(MtaStsMatch, MxAllowed) {
 TEST(MtaStsMatch, NormalizeDomain) {
   EXPECT_EQ(normalizeDomain("Example.ORG."), "example.org");
   EXPECT_EQ(normalizeDomain("a-b.example"), "a-b.example");
-  for (const char* bad : {"", ".", "a..b", "-a.example", "a-.example", "a_b.example", "a b", "a.example..",
-                          "xn--\xc3\xa9.example"})
+  for (const char* bad :
+       {"", ".", "a..b", "-a.example", "a-.example", "a_b.example", "a b", "a.example..", "xn--\xc3\xa9.example"})
     EXPECT_EQ(normalizeDomain(bad), "") << bad;
   EXPECT_EQ(normalizeDomain(std::string(64, 'a') + ".example"), "");
   EXPECT_EQ(normalizeDomain(std::string(63, 'a') + ".example"), std::string(63, 'a') + ".example");
@@ -265,7 +272,7 @@ TEST(MtaStsHttp, InterimResponseSkipped) {
 
 TEST(MtaStsHttp, Checks) {
   auto redirect = parseStsHttpResponse("HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.example/p\r\n\r\n", false);
-  ASSERT_EQ(redirect.state, State::kDone);   // the head is enough for a non-200
+  ASSERT_EQ(redirect.state, State::kDone);  // the head is enough for a non-200
   auto c = checkStsHttpResponse(redirect.response);
   ASSERT_FALSE(c);
   EXPECT_NE(c.status().message().find("301 redirect to https://elsewhere.example/p"), std::string::npos);
@@ -273,7 +280,7 @@ TEST(MtaStsHttp, Checks) {
   r.status = 404;
   EXPECT_FALSE(checkStsHttpResponse(r));
   r.status = 200;
-  EXPECT_FALSE(checkStsHttpResponse(r));   // no Content-Type
+  EXPECT_FALSE(checkStsHttpResponse(r));  // no Content-Type
   r.content_type = "text/html";
   EXPECT_FALSE(checkStsHttpResponse(r));
   r.content_type = "text/plain";
@@ -282,8 +289,8 @@ TEST(MtaStsHttp, Checks) {
 
 TEST(MtaStsHttp, Limits) {
   // Body over 64 KiB by Content-Length: refused from the head alone.
-  auto big = parseStsHttpResponse(
-      fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", kStsMaxPolicyBytes + 1), false);
+  auto big =
+      parseStsHttpResponse(fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", kStsMaxPolicyBytes + 1), false);
   EXPECT_EQ(big.state, State::kError);
   // Without a length: refused once more than 64 KiB has arrived.
   std::string close_framed = "HTTP/1.1 200 OK\r\n\r\n" + std::string(kStsMaxPolicyBytes + 1, 'x');
@@ -292,9 +299,9 @@ TEST(MtaStsHttp, Limits) {
   std::string head = "HTTP/1.1 200 OK\r\n";
   while (head.size() <= kStsMaxHttpHeadBytes) head += "X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
   EXPECT_EQ(parseStsHttpResponse(head, false).state, State::kError);
-  for (const char* bad : {"HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n", "SMTP 220\r\n\r\n",
-                          "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "HTTP/1.1 200 OK\r\n folded\r\n\r\n",
-                          "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"})
+  for (const char* bad :
+       {"HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n", "SMTP 220\r\n\r\n", "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n folded\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"})
     EXPECT_EQ(parseStsHttpResponse(bad, false).state, State::kError) << bad;
 }
 
@@ -309,7 +316,9 @@ TEST(MtaStsHttp, RequestNamesTheHost) {
 // ---- cache file -----------------------------------------------------------------------------
 
 TEST(MtaStsCacheFile, RoundTripAndDamage) {
-  CachedPolicy a{"example.org", "abc1", {StsMode::kEnforce, {"mx.example.org", "*.example.net"}, 86400},
+  CachedPolicy a{"example.org",
+                 "abc1",
+                 {StsMode::kEnforce, {"mx.example.org", "*.example.net"}, 86400},
                  SysClock::time_point(std::chrono::seconds(1'700'000'000))};
   CachedPolicy b{"example.com", "z", {StsMode::kNone, {}, 0}, SysClock::time_point(std::chrono::seconds(5))};
   const std::string text = formatStsCache({a, b});
@@ -323,15 +332,19 @@ TEST(MtaStsCacheFile, RoundTripAndDamage) {
   EXPECT_EQ((*back)[0].policy.max_age, 86400u);
   EXPECT_EQ((*back)[0].fetched, a.fetched);
   EXPECT_EQ((*back)[1].policy.mode, StsMode::kNone);
-  for (const char* bad : {
-           "", "[]", "{\"version\":2,\"policies\":[]}", "{\"version\":1}",
-           R"({"version":1,"policies":[{"domain":"Example.org","id":"a","mode":"none","mx":[],"max_age":1,"fetched":1}]})",
-           R"({"version":1,"policies":[{"domain":"example.org","id":"","mode":"none","mx":[],"max_age":1,"fetched":1}]})",
-           R"({"version":1,"policies":[{"domain":"example.org","id":"a","mode":"strict","mx":[],"max_age":1,"fetched":1}]})",
-           R"({"version":1,"policies":[{"domain":"example.org","id":"a","mode":"none","mx":["a..b"],"max_age":1,"fetched":1}]})",
-           R"({"version":1,"policies":[{"domain":"example.org","id":"a","mode":"none","mx":[],"max_age":-1,"fetched":1}]})",
-           R"({"version":1,"policies":[{"domain":"example.org","id":"a","mode":"none","mx":[],"max_age":1}]})",
-       })
+  for (
+      const char* bad : {
+          "",
+          "[]",
+          "{\"version\":2,\"policies\":[]}",
+          "{\"version\":1}",
+          R"({"version":1,"policies":[{"domain":"Example.org","id":"a","mode":"none","mx":[],"max_age":1,"fetched":1}]})",
+          R"({"version":1,"policies":[{"domain":"example.org","id":"","mode":"none","mx":[],"max_age":1,"fetched":1}]})",
+          R"({"version":1,"policies":[{"domain":"example.org","id":"a","mode":"strict","mx":[],"max_age":1,"fetched":1}]})",
+          R"({"version":1,"policies":[{"domain":"example.org","id":"a","mode":"none","mx":["a..b"],"max_age":1,"fetched":1}]})",
+          R"({"version":1,"policies":[{"domain":"example.org","id":"a","mode":"none","mx":[],"max_age":-1,"fetched":1}]})",
+          R"({"version":1,"policies":[{"domain":"example.org","id":"a","mode":"none","mx":[],"max_age":1}]})",
+      })
     EXPECT_FALSE(parseStsCache(bad)) << bad;
   // Every truncation of a valid file is refused, never half-read.
   for (size_t n = 0; n + 2 < text.size(); ++n) EXPECT_FALSE(parseStsCache(text.substr(0, n))) << n;
@@ -381,8 +394,8 @@ class PolicyServer {
       ::dup2(fds[1], 1);
       ::close(fds[0]);
       ::close(fds[1]);
-      ::execl("/usr/bin/python3", "python3", script.c_str(), "--cert", cert.c_str(), "--key", key.c_str(),
-              "--response", response_.c_str(), "--log", log_.c_str(), static_cast<char*>(nullptr));
+      ::execl("/usr/bin/python3", "python3", script.c_str(), "--cert", cert.c_str(), "--key", key.c_str(), "--response",
+              response_.c_str(), "--log", log_.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     ::close(fds[1]);
@@ -441,7 +454,7 @@ class MtaStsLive : public ::testing::Test {
     }
     // Both certificates are trusted: the .net one chains fine but names the wrong host.
     std::ofstream(*certs_ + "/ca.pem") << readText(*certs_ + "/mta-sts.example.org.crt")
-                                      << readText(*certs_ + "/mta-sts.example.net.crt");
+                                       << readText(*certs_ + "/mta-sts.example.net.crt");
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(*certs_);
@@ -467,6 +480,10 @@ class MtaStsLive : public ::testing::Test {
       txt_queries_.push_back(name);
       dns::TxtAnswer a;
       a.outcome = txt_records_.empty() ? dns::Outcome::kNxDomain : dns::Outcome::kOk;
+      if (txt_fails_) {
+        a.outcome = dns::Outcome::kTempFail;
+        a.error = "SERVFAIL";
+      }
       a.records = txt_records_;
       co_return a;
     };
@@ -474,7 +491,7 @@ class MtaStsLive : public ::testing::Test {
       address_queries_.push_back(host);
       dns::AddressAnswer a;
       a.outcome = dns::Outcome::kOk;
-      a.addresses = {*IpAddress::parse("127.0.0.1")};
+      for (const char* addr : addresses_) a.addresses.push_back(*IpAddress::parse(addr));
       co_return a;
     };
     o.port = server_ ? server_->port() : 1;
@@ -496,6 +513,8 @@ class MtaStsLive : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<PolicyServer> server_;
   std::vector<std::string> txt_records_;
+  bool txt_fails_ = false;
+  std::vector<const char*> addresses_ = {"127.0.0.1"};
   std::vector<std::string> txt_queries_, address_queries_;
   SysClock::time_point now_ = SysClock::time_point(std::chrono::seconds(1'800'000'000));
   Counters counters_;
@@ -546,7 +565,7 @@ TEST_F(MtaStsLive, CachedOnSecondCall) {
   EXPECT_EQ(p.mode, StsMode::kEnforce);
   EXPECT_EQ(p.id, "a1");
   EXPECT_EQ(server_->requests().size(), 1u);
-  EXPECT_EQ(txt_queries_.size(), 2u);   // the TXT record is checked every time (§5)
+  EXPECT_EQ(txt_queries_.size(), 2u);  // the TXT record is checked every time (§5)
 }
 
 TEST_F(MtaStsLive, IdChangeTriggersRefetch) {
@@ -642,7 +661,7 @@ TEST_F(MtaStsLive, UntrustedCertificateRefused) {
   server_->respond(200, "text/plain", kEnforcePolicy);
   publish("a1");
   MtaStsOptions o = options();
-  o.ca_file.clear();   // nothing trusted
+  o.ca_file.clear();  // nothing trusted
   auto sts = make(std::move(o));
   Policy p = run(sts->policyFor("example.org"));
   EXPECT_EQ(p.source, PolicySource::kNone);
@@ -700,6 +719,47 @@ TEST_F(MtaStsLive, NoRecordMeansNoPolicy) {
   EXPECT_NE(p.error.find("invalid TXT record"), std::string::npos) << p.error;
   EXPECT_TRUE(address_queries_.empty());
   EXPECT_EQ(run(sts->policyFor("bad domain")).source, PolicySource::kNone);
+}
+
+TEST_F(MtaStsLive, TxtLookupFailureKeepsCachedPolicy) {
+  startServer();
+  server_->respond(200, "text/plain", kEnforcePolicy);
+  publish("a1");
+  auto sts = make(options());
+  txt_fails_ = true;
+  Policy none = run(sts->policyFor("example.org"));
+  EXPECT_EQ(none.source, PolicySource::kNone);
+  EXPECT_NE(none.error.find("SERVFAIL"), std::string::npos) << none.error;
+  txt_fails_ = false;
+  EXPECT_EQ(run(sts->policyFor("example.org")).source, PolicySource::kFetched);
+  txt_fails_ = true;
+  Policy kept = run(sts->policyFor("example.org"));
+  EXPECT_EQ(kept.source, PolicySource::kCache);
+  EXPECT_EQ(kept.mode, StsMode::kEnforce);
+  EXPECT_NE(kept.error.find("SERVFAIL"), std::string::npos) << kept.error;
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
+TEST_F(MtaStsLive, MaxAgeZeroIsNotCached) {
+  startServer();
+  server_->respond(200, "text/plain", "version: STSv1\nmode: enforce\nmx: mx1.example.org\nmax_age: 0\n");
+  publish("a1");
+  auto sts = make(options());
+  EXPECT_EQ(run(sts->policyFor("example.org")).source, PolicySource::kFetched);
+  EXPECT_EQ(run(sts->policyFor("example.org")).source, PolicySource::kFetched);
+  EXPECT_EQ(sts->cacheSize(), 0u);
+  EXPECT_EQ(server_->requests().size(), 2u);
+}
+
+TEST_F(MtaStsLive, UnreachableAddressIsSkipped) {
+  startServer();
+  server_->respond(200, "text/plain", kEnforcePolicy);
+  publish("a1");
+  addresses_ = {"127.0.0.2", "127.0.0.1"};  // the server listens on 127.0.0.1 only
+  auto sts = make(options());
+  Policy p = run(sts->policyFor("example.org"));
+  EXPECT_EQ(p.source, PolicySource::kFetched) << p.error;
+  EXPECT_EQ(server_->requests().size(), 1u);
 }
 
 TEST_F(MtaStsLive, SilentServerTimesOut) {
