@@ -191,8 +191,10 @@ Result<std::unique_ptr<MtaSts>> MtaSts::create(MtaStsOptions options) {
   ERR_clear_error();
 
   const std::string& file = m->options_.cache_file;
-  if (!file.empty() && fileStamp(file).exists) {
-    auto text = readFile(file);
+  if (const FileStamp stamp = fileStamp(file); !file.empty() && stamp.exists) {
+    auto text = stamp.size > int64_t(kStsMaxCacheFileBytes)
+                    ? Result<std::string>(Status::invalid(fmt::format("over {} bytes", kStsMaxCacheFileBytes)))
+                    : readFile(file);
     auto entries = text ? parseStsCache(*text) : Result<std::vector<CachedPolicy>>(text.status());
     if (!entries) {
       // Losing the cache costs refetches, not mail: start empty rather than refuse to run.
@@ -366,7 +368,7 @@ net::awaitable<MtaSts::FetchAttempt> MtaSts::fetchFrom(const std::string& host, 
   auto ex = co_await asio::this_coro::executor;
   const net::tcp::endpoint ep(asio::ip::make_address(address.toString()), options_.port);
   const std::string where = fmt::format("{}[{}]:{}", host, address.toString(), options_.port);
-  FetchAttempt attempt{Status::io("not attempted"), false};
+  FetchAttempt attempt{Status::io(fmt::format("{}: timed out", where)), false};
 
   net::tcp::socket socket(ex);
   asio::steady_timer timer(ex);

@@ -108,6 +108,9 @@ Result<std::vector<CachedPolicy>> parseStsCache(std::string_view text);
 
 // The policy cache and fetcher; one per process. Thread-safe: policyFor may run on several
 // event-loop threads at once (the cache is behind a mutex never held across a co_await).
+// With a cache file, each change to the cache (a policy fetched, an expired one dropped)
+// rewrites the file (temporary file, fsync, rename) on the calling thread: a few KiB, and
+// only when a policy changes, never on a cache hit.
 class MtaSts {
  public:
   // Builds the TLS client context and loads the cache file if there is one. A cache file
@@ -122,8 +125,10 @@ class MtaSts {
   // Runs on the caller's executor.
   net::awaitable<Policy> policyFor(std::string domain);
 
-  // §3.3: fetches and parses the policy of `domain` (normalized, e.g. "example.org") from
-  // https://mta-sts.<domain>/.well-known/mta-sts.txt, no cache involved.
+  // §3.3: fetches and parses the policy of `domain` from
+  // https://mta-sts.<domain>/.well-known/mta-sts.txt, no cache involved. The addresses are
+  // tried in order until one accepts a verified TLS connection; that server's answer stands.
+  // REQUIRES: `domain` is normalized (normalizeDomain), e.g. "example.org".
   net::awaitable<Result<StsPolicyText>> fetch(std::string domain);
 
   // The cached entry for a domain (tests, `postern` diagnostics).
