@@ -28,6 +28,9 @@ namespace {
 
 // After the fetch deadline, how long a stuck TLS stream gets before its socket is closed.
 constexpr std::chrono::seconds kWatchdogGrace{2};
+// A caller joining another's fetch waits at most this many fetch timeouts (the address
+// lookup comes before the fetch's own deadline starts).
+constexpr int kJoinWait = 2;
 // One read from the policy server.
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr int kCacheFormatVersion = 1;
@@ -61,6 +64,16 @@ Policy fromCached(const CachedPolicy& c, std::string error) {
   p.max_age = c.policy.max_age;
   p.source = PolicySource::kCache;
   p.error = std::move(error);
+  return p;
+}
+
+Policy fetchedPolicy(const std::string& id, const StsPolicyText& text) {
+  Policy p;
+  p.mode = text.mode;
+  p.mx = text.mx;
+  p.id = id;
+  p.max_age = text.max_age;
+  p.source = PolicySource::kFetched;
   return p;
 }
 
@@ -281,7 +294,25 @@ void MtaSts::persist(const std::string& text, uint64_t generation) {
   written_generation_ = generation;
 }
 
+void MtaSts::finishFetch(const std::string& domain, std::optional<StsPolicyText> policy, std::string error) {
+  std::vector<std::shared_ptr<asio::steady_timer>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inflight_.find(domain);
+    if (it == inflight_.end()) return;
+    Inflight& f = *it->second;
+    f.done = true;
+    f.policy = std::move(policy);
+    f.error = std::move(error);
+    waiters = std::move(f.waiters);
+    inflight_.erase(it);
+  }
+  // Each waiter's timer is cancelled on its own executor (timers are not thread-safe).
+  for (auto& w : waiters) asio::post(w->get_executor(), [w] { w->cancel(); });
+}
+
 net::awaitable<Policy> MtaSts::policyFor(std::string domain) {
+  auto ex = co_await asio::this_coro::executor;
   const std::string d = normalizeDomain(domain);
   if (d.empty()) co_return noPolicy("not a domain name");
 
@@ -311,7 +342,52 @@ net::awaitable<Policy> MtaSts::policyFor(std::string domain) {
   }
   if (have && have->id == record.id) co_return fromCached(*have, "");
 
+  // One fetch per domain at a time: a caller arriving while one runs waits for its result
+  // instead of fetching again (a queue run starts many deliveries to one domain at once).
+  std::shared_ptr<Inflight> joined;
+  std::shared_ptr<asio::steady_timer> wake;
+  std::optional<Policy> ready;
+  {
+    std::lock_guard lock(mu_);
+    auto c = cache_.find(d);
+    if (c != cache_.end() && c->second.id == record.id && now() < c->second.expires()) {
+      ready = fromCached(c->second, "");  // a fetch finished since `have` was read
+    } else if (auto it = inflight_.find(d); it != inflight_.end()) {
+      joined = it->second;
+      wake = std::make_shared<asio::steady_timer>(ex);
+      wake->expires_after(kJoinWait * options_.fetch_timeout + kWatchdogGrace);
+      joined->waiters.push_back(wake);
+    } else {
+      inflight_.emplace(d, std::make_shared<Inflight>());
+    }
+  }
+  if (ready) co_return std::move(*ready);
+  if (joined) {
+    co_await wake->async_wait(net::use_nothrow);
+    {
+      std::lock_guard lock(mu_);
+      if (!joined->done)
+        ready = keepOrNone("timed out waiting for a concurrent policy fetch");
+      else if (!joined->policy)
+        ready = keepOrNone("policy fetch failed: " + joined->error);
+      else
+        ready = fetchedPolicy(record.id, *joined->policy);
+    }
+    co_return std::move(*ready);
+  }
+  struct Finish {  // completes the in-flight entry however the fetch ends
+    MtaSts& m;
+    const std::string& domain;
+    bool done = false;
+    ~Finish() {
+      if (!done) m.finishFetch(domain, std::nullopt, "interrupted");
+    }
+  } finish{*this, d};
+
   Result<StsPolicyText> fetched = co_await fetch(d);
+  finish.done = true;
+  finishFetch(d, fetched ? std::optional<StsPolicyText>(*fetched) : std::nullopt,
+              fetched ? std::string() : fetched.status().message());
   if (!fetched) {
     const std::string why = "policy fetch failed: " + fetched.status().message();
     count("mta_sts.fetch_failed");
@@ -330,12 +406,7 @@ net::awaitable<Policy> MtaSts::policyFor(std::string domain) {
       .kv("mode", stsModeName(fetched->mode))
       .kv("max_age", uint64_t{fetched->max_age});
   CachedPolicy entry{d, record.id, *fetched, now()};
-  Policy p;
-  p.mode = entry.policy.mode;
-  p.mx = entry.policy.mx;
-  p.id = entry.id;
-  p.max_age = entry.policy.max_age;
-  p.source = PolicySource::kFetched;
+  Policy p = fetchedPolicy(record.id, entry.policy);
   // max_age 0: valid for this delivery only, nothing to keep.
   if (entry.policy.max_age > 0)
     store(std::move(entry));

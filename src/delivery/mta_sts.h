@@ -108,6 +108,9 @@ Result<std::vector<CachedPolicy>> parseStsCache(std::string_view text);
 
 // The policy cache and fetcher; one per process. Thread-safe: policyFor may run on several
 // event-loop threads at once (the cache is behind a mutex never held across a co_await).
+// Concurrent lookups of one domain share one fetch; a waiting caller is woken on its own
+// executor. REQUIRES: each caller's executor runs on one thread (an io_context per thread,
+// as the server has) or is a strand.
 // With a cache file, each change to the cache (a policy fetched, an expired one dropped)
 // rewrites the file (temporary file, fsync, rename) on the calling thread: a few KiB, and
 // only when a policy changes, never on a cache hit.
@@ -150,6 +153,15 @@ class MtaSts {
                                 FetchAttempt& attempt);
   void store(CachedPolicy entry);
   void forget(const std::string& domain);
+  // A policy fetch in progress for one domain, and the callers waiting for it.
+  struct Inflight {
+    std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // each on its caller's executor
+    bool done = false;
+    std::optional<StsPolicyText> policy;  // when done: the result, or none and `error`
+    std::string error;
+  };
+  // Records the result, removes the entry and wakes the waiters.
+  void finishFetch(const std::string& domain, std::optional<StsPolicyText> policy, std::string error);
   std::string snapshotLocked() const;  // REQUIRES: mu_ held. The cache file's text.
   void persist(const std::string& text, uint64_t generation);
   void count(EventId e) {
@@ -159,10 +171,11 @@ class MtaSts {
   MtaStsOptions options_;
   SSL_CTX* tls_ = nullptr;  // owned
   mutable std::mutex mu_;
-  std::unordered_map<std::string, CachedPolicy> cache_;  // by domain; guarded by mu_
-  uint64_t generation_ = 0;                              // snapshots taken; guarded by mu_
-  std::mutex file_mu_;                                   // held while writing the cache file
-  uint64_t written_generation_ = 0;                      // newest snapshot on disk; file_mu_
+  std::unordered_map<std::string, CachedPolicy> cache_;                  // by domain; guarded by mu_
+  std::unordered_map<std::string, std::shared_ptr<Inflight>> inflight_;  // by domain; mu_
+  uint64_t generation_ = 0;                                              // snapshots taken; guarded by mu_
+  std::mutex file_mu_;                                                   // held while writing the cache file
+  uint64_t written_generation_ = 0;                                      // newest snapshot on disk; file_mu_
 };
 
 }  // namespace postern::delivery

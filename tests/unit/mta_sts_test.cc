@@ -762,6 +762,49 @@ TEST_F(MtaStsLive, UnreachableAddressIsSkipped) {
   EXPECT_EQ(server_->requests().size(), 1u);
 }
 
+TEST_F(MtaStsLive, ConcurrentLookupsShareOneFetch) {
+  startServer();
+  server_->respond(200, "text/plain", kEnforcePolicy);
+  publish("a1");
+  auto sts = make(options());
+  asio::io_context io;
+  std::vector<Policy> results;
+  for (int i = 0; i < 5; ++i)
+    asio::co_spawn(io, sts->policyFor("example.org"), [&](std::exception_ptr e, Policy p) {
+      ASSERT_FALSE(e);
+      results.push_back(std::move(p));
+    });
+  io.run();
+  ASSERT_EQ(results.size(), 5u);
+  for (const auto& p : results) {
+    EXPECT_EQ(p.source, PolicySource::kFetched) << p.error;
+    EXPECT_EQ(p.mode, StsMode::kEnforce);
+    EXPECT_EQ(p.id, "a1");
+  }
+  EXPECT_EQ(server_->requests().size(), 1u);
+
+  // A shared failure reaches every waiter, and the next lookup tries again.
+  server_->respond(404, "text/plain", "");
+  publish("b2");
+  results.clear();
+  for (int i = 0; i < 3; ++i)
+    asio::co_spawn(io, sts->policyFor("example.org"), [&](std::exception_ptr e, Policy p) {
+      ASSERT_FALSE(e);
+      results.push_back(std::move(p));
+    });
+  io.restart();
+  io.run();
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& p : results) {
+    EXPECT_EQ(p.source, PolicySource::kCache);
+    EXPECT_NE(p.error.find("HTTP 404"), std::string::npos) << p.error;
+  }
+  EXPECT_EQ(server_->requests().size(), 2u);
+  server_->respond(200, "text/plain", kTestingPolicy);
+  EXPECT_EQ(run(sts->policyFor("example.org")).mode, StsMode::kTesting);
+  EXPECT_EQ(server_->requests().size(), 3u);
+}
+
 TEST_F(MtaStsLive, SilentServerTimesOut) {
   // A listener that never accepts: the kernel completes TCP, the TLS handshake never does.
   asio::io_context io;
