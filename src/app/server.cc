@@ -507,6 +507,10 @@ int Server::run() {
     rem.initial_concurrency = c.queue.initial_concurrency;
     rem.recipients_per_transaction = c.queue.recipients_per_transaction;
     rem.routes = c.routes;
+    rem.mta_sts = c.queue.mta_sts;
+    rem.mta_sts_cache = c.stateDir() + "/mta-sts-cache.json";
+    rem.mta_sts_port = c.queue.mta_sts_port;
+    rem.ca_file = c.queue.ca_file;
     // A destination whose hosts all failed is skipped until the next retry would come anyway.
     rem.dead_time = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(c.queue.retry_min_ms),
                                                         std::chrono::minutes(5));

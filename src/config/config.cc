@@ -344,7 +344,21 @@ LoadResult Loader::run(std::string_view text) {
 
   if (const toml::table* t = getTable(root, "queue")) {
     checkKeys(*t, "[queue]", {"lifetime", "retry_min", "retry_max", "delay_warning", "remote_port",
-                              "destination_concurrency", "initial_concurrency", "recipients_per_transaction"});
+                              "destination_concurrency", "initial_concurrency", "recipients_per_transaction",
+                              "mta_sts", "ca_file", "mta_sts_port"});
+    if (const toml::node* n = t->get("mta_sts")) {
+      if (!n->is_boolean()) error(pos(*n), "'mta_sts' must be true or false");
+      else c_.queue.mta_sts = n->as_boolean()->get();
+    }
+    if (getString(*t, "ca_file", c_.queue.ca_file)) {
+      c_.queue.ca_file = resolvePath(c_.queue.ca_file);
+      checkReadable(c_.queue.ca_file, pos(*t->get("ca_file")), "CA bundle", true);
+    }
+    unsigned sts_port = c_.queue.mta_sts_port;
+    if (getUnsigned(*t, "mta_sts_port", 65535, sts_port)) {
+      if (sts_port == 0) error(pos(*t->get("mta_sts_port")), "'mta_sts_port' must be a port from 1 to 65535");
+      c_.queue.mta_sts_port = static_cast<uint16_t>(sts_port);
+    }
     unsigned port = c_.queue.remote_port;
     if (getUnsigned(*t, "remote_port", 65535, port)) {
       if (port == 0) error(pos(*t->get("remote_port")), "'remote_port' must be a port from 1 to 65535");
@@ -730,7 +744,14 @@ void Loader::loadRoutes(const toml::table& root) {
       bool found = false;
       for (const auto& [name, v] : kNames)
         if (tls == name) r.tls = v, found = true;
-      if (!found && (tls == "dane" || tls == "mta-sts"))
+      if (!found && tls == "mta-sts") {
+        // MTA-STS is honoured on every MX route but "none": the name is accepted for "may".
+        r.tls = RouteTls::kMay;
+        found = true;
+        if (!r.relay_host.empty())
+          error(pos(*t.get("tls")), "'tls = \"mta-sts\"' is for MX delivery; a relay takes starttls or implicit");
+      }
+      if (!found && tls == "dane")
         error(pos(*t.get("tls")), fmt::format("'tls': \"{}\" is not available yet in this version (use \"verify\" "
                                               "for a checked certificate)", tls));
       else if (!found)
@@ -965,9 +986,10 @@ std::string describe(const Config& c) {
                      formatDurationMs(c.queue.lifetime_ms), formatDurationMs(c.queue.retry_min_ms),
                      formatDurationMs(c.queue.retry_max_ms), formatDurationMs(c.queue.delay_warning_ms));
   out += fmt::format("queue.remote_port: {}\nqueue.destination_concurrency: {}\nqueue.initial_concurrency: {}\n"
-                     "queue.recipients_per_transaction: {}\n",
+                     "queue.recipients_per_transaction: {}\nqueue.mta_sts: {}\nqueue.ca_file: {}\n",
                      c.queue.remote_port, c.queue.destination_concurrency, c.queue.initial_concurrency,
-                     c.queue.recipients_per_transaction);
+                     c.queue.recipients_per_transaction, c.queue.mta_sts ? "true" : "false",
+                     c.queue.ca_file.empty() ? std::string("(system CA store)") : c.queue.ca_file);
   for (const auto& r : c.routes) {
     std::string match = !r.recipient_domains.empty()   ? fmt::format("recipient_domains={}", fmt::join(r.recipient_domains, ","))
                         : !r.sender_domains.empty()    ? fmt::format("sender_domains={}", fmt::join(r.sender_domains, ","))

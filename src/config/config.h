@@ -128,6 +128,9 @@ struct QueueSettings {
   unsigned destination_concurrency = 20;            // connections per destination at most
   unsigned initial_concurrency = 5;                 // to start with; grows on success
   unsigned recipients_per_transaction = 50;         // recipients of one message in one transaction
+  bool mta_sts = true;                              // honour recipient domains' MTA-STS policies (RFC 8461)
+  std::string ca_file;                              // extra CA bundle for MX certificates and MTA-STS fetches
+  uint16_t mta_sts_port = 443;                      // port of policy hosts (tests only)
 };
 
 // [[route]] (delivery/route.h): where mail to remote recipients goes. First match wins;

@@ -54,6 +54,7 @@ struct Outcome {
   std::string tls;
   std::string reply;   // the server's reply when it decided ("550 5.1.1 no such user"); empty: no reply
   bool dsn_passed = false;   // the server took the RFC 3461 parameters (it offered DSN): it notifies now
+  std::string tls_policy;    // what required TLS for this delivery: "mta-sts"; empty: the route alone
 };
 
 struct Report {

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <climits>
 #include <deque>
 #include <random>
 
@@ -47,6 +48,7 @@ struct Dest {
 struct Reach {
   std::unique_ptr<sc::Connection> conn;
   std::string peer;                             // "mx.example.org[192.0.2.1]:25"
+  std::string tls_policy;                       // "mta-sts" when a policy required verified TLS
   Outcome::Kind kind = Outcome::kTemporary;     // when conn is null
   std::string dsn;
   std::string reason;
@@ -118,6 +120,7 @@ struct RemoteDeliverer::Impl {
   std::map<std::string, SSL_CTX*> ca_ctx;   // by ca_file
   std::map<std::string, std::pair<std::string, std::string>> credentials;   // auth_file -> user, password
   std::mt19937_64 rng{std::random_device{}()};
+  std::unique_ptr<MtaSts> sts;   // null when MTA-STS is off
 
   // Event-loop thread only.
   std::map<std::string, Dest> dests;
@@ -137,11 +140,13 @@ struct RemoteDeliverer::Impl {
   void spawn(Dest& d);
   net::awaitable<void> worker(std::string key);
   net::awaitable<Reach> reach(const Destination& d);
-  net::awaitable<Reach> tryAddress(const Destination& d, const std::string& host, const IpAddress& addr);
+  net::awaitable<Reach> tryAddress(const Destination& d, const std::string& host, const IpAddress& addr,
+                                   bool sts_enforce);
   void runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer, const std::string& tls,
-                      bool dsn_passed);
+                      bool dsn_passed, const std::string& tls_policy);
   void finishPart(Part& p, std::vector<Outcome> outcomes);
-  void failAll(Part& p, Outcome::Kind kind, const std::string& dsn, const std::string& reason);
+  void failAll(Part& p, Outcome::Kind kind, const std::string& dsn, const std::string& reason,
+               const std::string& tls_policy = "");
   sc::ClientOptions clientOptions(const Destination& d, const std::string& tls_name);
 };
 
@@ -163,8 +168,21 @@ RemoteDeliverer::~RemoteDeliverer() {
 
 Status RemoteDeliverer::init(const ReadFile& read) {
   std::string err;
-  impl_->default_ctx = sc::makeClientContext("", err);
+  impl_->default_ctx = sc::makeClientContext(impl_->opt.ca_file, err);
   if (!impl_->default_ctx) return Status::invalid("outbound TLS: " + err);
+  if (impl_->opt.mta_sts) {
+    MtaStsOptions so;
+    dns::Resolver* r = &impl_->resolver;
+    so.txt = [r](std::string name) { return dns::asyncTxt(*r, std::move(name)); };
+    so.addresses = [r](std::string host) { return dns::asyncAddresses(*r, std::move(host)); };
+    so.port = impl_->opt.mta_sts_port;
+    so.ca_file = impl_->opt.ca_file;
+    so.cache_file = impl_->opt.mta_sts_cache;
+    so.counters = impl_->counters;
+    auto sts = MtaSts::create(std::move(so));
+    if (!sts) return Status::invalid("MTA-STS: " + sts.status().message());
+    impl_->sts = std::move(sts.value());
+  }
   for (const auto& r : impl_->opt.routes) {
     if (!r.ca_file.empty() && !impl_->ca_ctx.count(r.ca_file)) {
       SSL_CTX* c = sc::makeClientContext(r.ca_file, err);
@@ -285,7 +303,7 @@ void RemoteDeliverer::Impl::spawn(Dest& d) {
 net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
   Dest& d = dests[key];
   std::unique_ptr<sc::Connection> conn;
-  std::string peer, tls;
+  std::string peer, tls, tls_policy;
   bool used = false;
   for (;;) {
     if (d.waiting.empty()) {
@@ -302,12 +320,12 @@ net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
     if (!conn) {
       Reach r = co_await reach(d.d);
       if (!r.conn) {
-        failAll(*p, r.kind, r.dsn, r.reason);
+        failAll(*p, r.kind, r.dsn, r.reason, r.tls_policy);
         // The same answer holds for everything waiting for this destination.
         while (!d.waiting.empty()) {
           auto q = std::move(d.waiting.front());
           d.waiting.pop_front();
-          failAll(*q, r.kind, r.dsn, r.reason);
+          failAll(*q, r.kind, r.dsn, r.reason, r.tls_policy);
         }
         if (r.dead) {
           d.dead_until = Clock::now() + opt.dead_time;
@@ -319,6 +337,7 @@ net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
       }
       conn = std::move(r.conn);
       peer = r.peer;
+      tls_policy = r.tls_policy;
       tls = conn->tls() ? conn->tlsInfo().version : "none";
       used = false;
       std::lock_guard lock(mu);
@@ -344,8 +363,19 @@ net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
       if (used) stats.reused++;
       if (tls != "none") stats.tls++;
     }
+    if (tls != "none") count("remote.tls");
+    if (used && res.failure && ((!res.mail && (res.failure->kind == sc::Failure::kProtocol ||
+                                                res.failure->kind == sc::Failure::kTimeout)) ||
+                                (res.mail && res.mail->code == 421))) {
+      // A kept connection the server had closed while idle: not this message's fault.
+      // Once more on a fresh connection (its failure, if any, then counts).
+      log::info("delivery.reuse_lost").kv("relay", peer).kv("reason", res.failure->text());
+      conn.reset();
+      d.waiting.push_front(std::move(p));
+      continue;
+    }
     used = true;
-    runTransaction(*p, res, peer, tls, conn->capabilities().dsn);
+    runTransaction(*p, res, peer, tls, conn->capabilities().dsn, tls_policy);
     if (res.failure && !res.reusable) {
       d.limit = std::max(1u, d.limit - 1);
     } else if (d.limit < opt.destination_concurrency) {
@@ -364,7 +394,7 @@ net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
 net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
   Reach out;
   std::vector<std::string> hosts;
-  bool implicit = false;
+  bool implicit = false, loop = false;
   if (d.relay()) {
     hosts.push_back(d.relay_host);
   } else {
@@ -377,7 +407,20 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
     }
     switch (mx.outcome) {
       case dns::Outcome::kOk:
-        for (auto& h : dns::orderMx(std::move(mx.hosts), rng())) hosts.push_back(std::move(h.host));
+      {
+        // RFC 5321 §5.1: our own name in the list removes it and every host of equal or
+        // higher preference value (we would only relay to ourselves or to backups of us).
+        int own = INT_MAX;
+        for (const auto& h : mx.hosts)
+          if (lower(h.host) == lower(opt.hostname)) own = std::min<int>(own, h.preference);
+        for (auto& h : dns::orderMx(std::move(mx.hosts), rng())) {
+          if (h.preference >= own) {
+            loop = true;
+            continue;
+          }
+          hosts.push_back(std::move(h.host));
+        }
+      }
         break;
       case dns::Outcome::kNoData:
         hosts.push_back(d.domain);   // RFC 5321 §5.1: no MX, the domain itself is the host
@@ -396,13 +439,27 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
         co_return out;
     }
   }
-  size_t tried = 0;
-  bool temp_dns = false, loop = false;
+  // RFC 8461 §5: the recipient domain's MTA-STS policy decides which MX hosts may be used.
+  Policy policy;
+  if (sts && !d.relay() && d.tls != config::RouteTls::kNone) policy = co_await sts->policyFor(d.domain);
+  const bool enforce = policy.mode == StsMode::kEnforce, testing = policy.mode == StsMode::kTesting;
+  if (enforce) out.tls_policy = "mta-sts";
+  size_t tried = 0, refused_by_policy = 0;
+  bool temp_dns = false;
   std::string last;
   for (const std::string& host : hosts) {
     if (!d.relay() && lower(host) == lower(opt.hostname)) {
       loop = true;   // our own name: never deliver to ourselves
       continue;
+    }
+    if ((enforce || testing) && !mxAllowed(policy, host)) {
+      log::warn("mta_sts.mx_mismatch").kv("domain", d.domain).kv("mx", host).kv("mode", stsModeName(policy.mode))
+          .kv("action", enforce ? "host skipped" : "delivered anyway (testing)");
+      if (enforce) {
+        ++refused_by_policy;
+        last = fmt::format("{} is not an MX host allowed by the MTA-STS policy of {} (id {})", host, d.domain, policy.id);
+        continue;
+      }
     }
     std::vector<IpAddress> addrs;
     if (auto ip = IpAddress::parse(host)) {
@@ -418,11 +475,23 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
     }
     for (const IpAddress& a : addrs) {
       if (tried++ == kMaxAddresses) break;
-      Reach r = co_await tryAddress(d, host, a);
+      Reach r = co_await tryAddress(d, host, a, enforce);
       if (r.conn) co_return r;
       last = r.reason;
     }
     if (tried >= kMaxAddresses) break;
+  }
+  if (tried == 0 && refused_by_policy > 0 && !temp_dns) {
+    // RFC 8461 §5: no host may be used; deliver nothing and try again later (4.7.5).
+    out.dsn = "4.7.5";
+    out.reason = last;
+    co_return out;
+  }
+  if (tried == 0 && d.relay()) {
+    // A relay that does not resolve is a configuration problem the operator can fix: wait.
+    out.dsn = "4.4.3";
+    out.reason = fmt::format("relay host {} has no address ({})", d.relay_host, last);
+    co_return out;
   }
   if (tried == 0 && !temp_dns) {
     out.kind = Outcome::kPermanent;
@@ -458,10 +527,15 @@ sc::ClientOptions RemoteDeliverer::Impl::clientOptions(const Destination& d, con
 }
 
 net::awaitable<Reach> RemoteDeliverer::Impl::tryAddress(const Destination& d, const std::string& host,
-                                                       const IpAddress& addr) {
+                                                       const IpAddress& addr, bool sts_enforce) {
   Reach out;
   out.peer = fmt::format("{}[{}]:{}", host, addr.toString(), d.port);
   sc::ClientOptions o = clientOptions(d, host);
+  if (sts_enforce) {
+    // RFC 8461 §4.2: STARTTLS with a certificate valid for the MX host's name, no fallback.
+    o.tls = sc::TlsMode::kVerify;
+    out.tls_policy = "mta-sts";
+  }
   auto [conn, failure] = co_await sc::Connection::open(toAsio(addr, d.port), o);
   if (!conn && failure && failure->kind == sc::Failure::kTls && o.tls == sc::TlsMode::kMay) {
     // Opportunistic TLS that fails is not worse than none (RFC 7435 §1.3): once more in plaintext.
@@ -474,13 +548,14 @@ net::awaitable<Reach> RemoteDeliverer::Impl::tryAddress(const Destination& d, co
     out.conn = std::move(conn);
     co_return out;
   }
-  out.reason = fmt::format("{}: {}", out.peer, failure ? failure->text() : std::string("no connection"));
+  out.reason = fmt::format("{}: {}{}", out.peer, failure ? failure->text() : std::string("no connection"),
+                           sts_enforce ? " (TLS required by the MTA-STS policy)" : "");
   log::info("delivery.connect_failed").kv("relay", out.peer).kv("reason", failure ? failure->text() : "no connection");
   co_return out;
 }
 
 void RemoteDeliverer::Impl::runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer,
-                                           const std::string& tls, bool dsn_passed) {
+                                           const std::string& tls, bool dsn_passed, const std::string& tls_policy) {
   std::vector<Outcome> out;
   auto fromReply = [&](uint32_t idx, const sc::Reply& rep, std::string_view stage) {
     Outcome o{idx, rep.positive() ? Outcome::kDelivered : rep.transient() ? Outcome::kTemporary : Outcome::kPermanent,
@@ -488,6 +563,7 @@ void RemoteDeliverer::Impl::runTransaction(Part& p, const sc::TransactionResult&
     o.reason = rep.positive() ? rep.text() : fmt::format("{} said: {} (in reply to {})", peer, rep.text(), stage);
     o.reply = rep.text();
     o.dsn_passed = dsn_passed;
+    o.tls_policy = tls_policy;
     out.push_back(std::move(o));
   };
   for (size_t i = 0; i < p.recipients.size(); ++i) {
@@ -506,12 +582,17 @@ void RemoteDeliverer::Impl::runTransaction(Part& p, const sc::TransactionResult&
                      peer, tls, r.failure && r.failure->reply ? r.failure->reply->text() : std::string()});
     }
   }
+  for (auto& o : out) o.tls_policy = tls_policy;
   finishPart(p, std::move(out));
 }
 
-void RemoteDeliverer::Impl::failAll(Part& p, Outcome::Kind kind, const std::string& dsn, const std::string& reason) {
+void RemoteDeliverer::Impl::failAll(Part& p, Outcome::Kind kind, const std::string& dsn, const std::string& reason,
+                                    const std::string& tls_policy) {
   std::vector<Outcome> out;
-  for (uint32_t idx : p.recipients) out.push_back({idx, kind, reason, dsn, "", ""});
+  for (uint32_t idx : p.recipients) {
+    out.push_back({idx, kind, reason, dsn, "", ""});
+    out.back().tls_policy = tls_policy;
+  }
   finishPart(p, std::move(out));
 }
 

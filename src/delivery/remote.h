@@ -15,6 +15,11 @@
 // kMaxAddresses in all. A 4xx/5xx greeting or a failed connection moves on to the next
 // address; a reply to MAIL/RCPT/DATA decides for the recipients it concerns.
 //
+// MTA-STS (RFC 8461 §5): before the MX hosts of a domain are tried, its policy is looked up
+// (cached). Under `enforce` only the MX hosts the policy names are used and each must present a
+// certificate valid for its name (STARTTLS required); no usable host is a temporary failure.
+// Under `testing` a mismatch is logged and delivery goes on as without a policy.
+//
 // Threads: SMTP runs on one event-loop thread of its own; bodies are read from the spool and
 // outcomes reported to the queue on a separate thread, so neither disk reads nor the
 // queue's bookkeeping ever stall a conversation.
@@ -32,6 +37,7 @@
 
 #include "config/config.h"
 #include "delivery/deliverer.h"
+#include "delivery/mta_sts.h"
 #include "delivery/route.h"
 #include "dns/resolver.h"
 #include "net/asio.h"
@@ -50,6 +56,11 @@ struct RemoteOptions {
   unsigned initial_concurrency = 5;
   unsigned recipients_per_transaction = 50;
   std::vector<config::Route> routes;
+  // MTA-STS (RFC 8461): recipient domains' policies honoured on MX routes (not tls = none).
+  bool mta_sts = true;
+  std::string mta_sts_cache;                            // cache file; empty: memory only
+  uint16_t mta_sts_port = 443;
+  std::string ca_file;                                  // extra CA bundle for MX certificates and policy fetches
   std::chrono::milliseconds idle_reuse{5000};           // an idle connection waits this long for more mail
   std::chrono::milliseconds dead_time{60'000};          // a destination whose every host failed is skipped this long
   smtp::client::ClientTimeouts timeouts;

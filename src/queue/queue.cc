@@ -223,7 +223,7 @@ void Queue::report(delivery::Report r) {
           ++delivered;
           if (remote)
             log::info("delivery.sent").kv("queue_id", r.queue_id).kv("to", to).kv("status", "sent")
-                .kv("relay", o.relay).kv("dsn", o.dsn).kv("tls", o.tls)
+                .kv("relay", o.relay).kv("dsn", o.dsn).kv("tls", o.tls).opt("tls_policy", o.tls_policy)
                 .kv("delay", (now - std::min(now, msg->env.accepted_us)) / kUsPerSecond)
                 .kv("attempts", uint64_t(st.attempts)).kv("reply", o.reason);
           // NOTIFY=SUCCESS sent to a server without DSN: we say "relayed" (RFC 3461 §6.2.3);
@@ -271,7 +271,7 @@ void Queue::report(delivery::Report r) {
             line.kv("queue_id", r.queue_id).kv("to", to).kv("status", "deferred");
             if (remote)
               line.kv("relay", o.relay.empty() ? std::string("none") : o.relay).kv("dsn", o.dsn)
-                  .kv("tls", o.tls.empty() ? std::string("none") : o.tls)
+                  .kv("tls", o.tls.empty() ? std::string("none") : o.tls).opt("tls_policy", o.tls_policy)
                   .kv("delay", (now - std::min(now, msg->env.accepted_us)) / kUsPerSecond);
             line.kv("attempts", uint64_t(st.attempts)).kv("reason", o.reason)
                 .kv("retry_in", (st.next_attempt_us - now) / kUsPerSecond);

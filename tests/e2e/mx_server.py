@@ -188,7 +188,7 @@ class MxServer:
     def __init__(self, host="127.0.0.1", port=0, starttls=None, implicit_tls=None, users=None,
                  auth_mechanisms=("PLAIN", "LOGIN"), auth_require_tls=True, rules=None, pipelining=True,
                  size=10 * 1024 * 1024, smtputf8=False, dsn=False, greeting=None, ehlo=None, helo=None,
-                 data_reply=None, record_dir=None, hostname="mx.example.test"):
+                 data_reply=None, record_dir=None, hostname="mx.example.test", idle_timeout=None):
         """starttls / implicit_tls: (cert_path, key_path). users: {"name": "password"}.
         rules: {"substring": (code, "enhanced text")}.
         size: announced SIZE limit (None: no SIZE keyword, 0: SIZE without a limit).
@@ -213,6 +213,7 @@ class MxServer:
         self.data_reply = data_reply
         self.record_dir = Path(record_dir) if record_dir else None
         self.hostname = hostname
+        self.idle_timeout = idle_timeout   # seconds: aiosmtpd sends 421 and closes an idle session
         self.messages = []
         self.connections = 0      # SMTP sessions opened (connection reuse shows as fewer than messages)
         self._messages_lock = threading.Lock()
@@ -291,6 +292,8 @@ class MxServer:
                       auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in self.auth_mechanisms])
         if self.starttls:
             kwargs["tls_context"] = self._ssl_context(self.starttls)
+        if self.idle_timeout:
+            kwargs["timeout"] = self.idle_timeout
         return _Session(self, _Handler(self), **kwargs)
 
     def start(self):

@@ -10,6 +10,7 @@ import email
 import re
 import smtplib
 import ssl
+import time
 
 import dkim
 import pytest
@@ -86,6 +87,31 @@ def test_mx_delivery_over_starttls_with_connection_reuse(tmp_path, mx_port):
         assert mx.connections < 3, f"{mx.connections} connections for 3 messages"
         assert s.cli("queue", "list").stdout.strip().startswith("0 ") or "bob@example.org" not in s.cli(
             "queue", "list").stdout
+
+
+def test_kept_connection_closed_by_the_server_is_replaced_not_deferred(tmp_path, mx_port):
+    records = {"example.org": [("MX", "10 mx1.example.org")], "mx1.example.org": [("A", "127.0.0.5")]}
+    with DnsServer(records) as dns, MxServer("127.0.0.5", mx_port, idle_timeout=1) as mx, \
+            outbound(tmp_path, dns, mx_port) as s:
+        submit(s, "bob@example.org", subject="first")
+        s.wait_event("delivery.sent", to="bob@example.org")
+        time.sleep(2)   # the MX says 421 and closes the idle session Postern still keeps
+        submit(s, "carol@example.org", subject="second")
+        s.wait_event("delivery.sent", to="carol@example.org")
+        assert s.wait_event("delivery.reuse_lost")["relay"].startswith("mx1.example.org[127.0.0.5]")
+        assert not s.log_events("delivery.deferred")
+        assert len(mx.messages) == 2 and mx.connections == 2
+
+
+def test_our_own_name_in_the_mx_list_cuts_it_and_everything_after(tmp_path, mx_port):
+    # RFC 5321 §5.1: mail.example.test (us) at 10 removes itself and the backup at 20.
+    records = {"loop.example": [("MX", "10 mail.example.test"), ("MX", "20 backup.example")],
+               "backup.example": [("A", "127.0.0.5")]}
+    with DnsServer(records) as dns, MxServer("127.0.0.5", mx_port) as mx, outbound(tmp_path, dns, mx_port) as s:
+        submit(s, "x@loop.example", subject="loop")
+        b = bounce_in(s, "alice@example.test")
+        assert "Status: 5.4.6" in report_fields(b)
+        assert mx.connections == 0
 
 
 def test_next_mx_when_the_first_is_down_and_implicit_mx(tmp_path, mx_port):
