@@ -178,6 +178,8 @@ class _Handler:
                       rcpt_options=list(getattr(envelope, "x_rcpt_params", [])), tls=tls, auth_user=user,
                       data=envelope.original_content or envelope.content, peer=session.peer)
         mx._record(msg)
+        if mx.data_delay:
+            await asyncio.sleep(mx.data_delay)   # the message is taken; the 250 comes late (or never)
         return "250 2.0.0 OK queued"
 
 
@@ -214,6 +216,7 @@ class MxServer:
         self.record_dir = Path(record_dir) if record_dir else None
         self.hostname = hostname
         self.idle_timeout = idle_timeout   # seconds: aiosmtpd sends 421 and closes an idle session
+        self.data_delay = 0                # seconds between taking a message and its 250
         self.messages = []
         self.connections = 0      # SMTP sessions opened (connection reuse shows as fewer than messages)
         self._messages_lock = threading.Lock()

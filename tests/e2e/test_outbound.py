@@ -261,3 +261,27 @@ def test_dkim_signature_verifies_at_the_destination(tmp_path, mx_port):
             q = qname.decode() if isinstance(qname, bytes) else qname
             return value.encode() if q == name else None
         assert dkim.verify(data, dnsfunc=lookup), data[:600]
+
+
+def test_kill_9_while_sending_loses_nothing(tmp_path, mx_port):
+    """The remote has the message but its 250 never reaches us (we die first): after the
+    restart the recipient is still pending and is sent again. The copy the remote already
+    had is the duplicate RFC 5321 §6.1 accepts; a loss would be the failure."""
+    records = {"example.org": [("MX", "10 mx1.example.org")], "mx1.example.org": [("A", "127.0.0.5")]}
+    with DnsServer(records) as dns, MxServer("127.0.0.5", mx_port) as mx:
+        mx.data_delay = 30
+        s = outbound(tmp_path, dns, mx_port)
+        s.start()
+        try:
+            submit(s, "bob@example.org", subject="in flight")
+            wait_until(lambda: len(mx.messages) == 1, timeout=15, what="the message at the MX, its 250 held back")
+            s.kill9()
+            assert "bob@example.org" in s.cli("queue", "list").stdout   # still pending in the spool
+            mx.data_delay = 0
+            s.start()
+            s.wait_event("delivery.sent", to="bob@example.org", timeout=20)
+        finally:
+            s.stop()
+        assert len(mx.messages) == 2
+        assert mx.messages[0].data == mx.messages[1].data
+        assert "bob@example.org" not in s.cli("queue", "list").stdout
