@@ -34,6 +34,7 @@
 #include "config/config.h"
 #include "net/asio.h"
 #include "net/stream.h"
+#include "smtp/client/reply_parser.h"
 #include "proxy/proxy_parser.h"
 #include "tls/tls_context.h"
 #include "util/strings.h"
@@ -56,7 +57,6 @@ constexpr auto kStepTimeout = 5s;
 constexpr auto kHeaderTimeoutMargin = 2s;
 constexpr auto kWatchdogGrace = 1s;
 // A whole multi-line reply (EHLO) is far below this; more means the peer is not SMTP.
-constexpr size_t kMaxReplyBytes = 64 * 1024;
 // Unexpected bytes quoted in a diagnosis.
 constexpr size_t kMaxQuotedBytes = 40;
 // A connection that owed a header and was closed after this share of header_timeout was
@@ -314,34 +314,38 @@ class Conversation {
  public:
   Conversation(net::Stream& s, Clock::duration step) : s_(s), step_(step) {}
 
+  // Replies are parsed by the SMTP client's parser (smtp/client/reply_parser.h), the one
+  // outbound delivery uses; the doctor only adds the description of what arrived instead.
   awaitable<Reply> read() {
     Reply r;
     s_.setDeadline(step_);
     for (;;) {
-      size_t eol;
-      while ((eol = in_.find('\n')) != std::string::npos) {
-        std::string line = in_.substr(0, eol);
-        in_.erase(0, eol + 1);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        bool digits = line.size() >= 3 && std::isdigit(static_cast<unsigned char>(line[0])) &&
-                      std::isdigit(static_cast<unsigned char>(line[1])) &&
-                      std::isdigit(static_cast<unsigned char>(line[2]));
-        int code = digits ? std::stoi(line.substr(0, 3)) : 0;
-        if (!digits || (line.size() > 3 && line[3] != ' ' && line[3] != '-') || (r.code && code != r.code)) {
-          r.garbage = describeBytes(line);
+      if (!in_.empty()) {
+        smtp::client::ReplyParser::Step st = parser_.feed(in_);
+        raw_.append(in_, 0, st.consumed);
+        in_.erase(0, st.consumed);
+        if (st.state == smtp::client::ReplyParser::State::kDone) {
+          r.code = st.reply.code;
+          r.lines = std::move(st.reply.lines);
+          raw_.clear();
           co_return r;
         }
-        r.code = code;
-        r.lines.push_back(line.size() > 4 ? line.substr(4) : std::string());
-        if (line.size() == 3 || line[3] == ' ') co_return r;
-      }
-      if (!in_.empty() && !std::isdigit(static_cast<unsigned char>(in_[0])) && r.lines.empty()) {
-        r.garbage = describeBytes(in_);
-        co_return r;
-      }
-      if (in_.size() > kMaxReplyBytes) {
-        r.garbage = "a reply longer than 64 KiB";
-        co_return r;
+        if (st.state == smtp::client::ReplyParser::State::kError) {
+          // The line that broke the reply (the last one taken), as it arrived.
+          std::string_view bad(raw_);
+          if (bad.size() > 1 && bad.back() == '\n') bad.remove_suffix(1);
+          size_t start = bad.rfind('\n');
+          bad = start == std::string_view::npos ? bad : bad.substr(start + 1);
+          if (!bad.empty() && bad.back() == '\r') bad.remove_suffix(1);
+          r.garbage = bad.size() + 2 > smtp::client::kMaxClientReplyLine ? std::string("a reply line longer than 4 KiB")
+                                                                          : describeBytes(bad);
+          co_return r;
+        }
+        // A TLS record or other binary never ends a line: name it as soon as it starts.
+        if (!std::isdigit(static_cast<unsigned char>(raw_[0]))) {
+          r.garbage = describeBytes(raw_);
+          co_return r;
+        }
       }
       char buf[4096];
       auto [ec, n] = co_await s_.readSome(buf, sizeof buf);
@@ -366,12 +370,18 @@ class Conversation {
   }
 
   // After the 220 to STARTTLS: nothing sent in plaintext may be taken into TLS (RFC 3207 §4.2).
-  void discardBuffered() { in_.clear(); }
+  void discardBuffered() {
+    in_.clear();
+    raw_.clear();
+    parser_ = smtp::client::ReplyParser();
+  }
 
  private:
   net::Stream& s_;
   Clock::duration step_;
-  std::string in_;
+  std::string in_;    // read, not yet given to the parser
+  std::string raw_;   // the bytes of the reply being read, for describing garbage
+  smtp::client::ReplyParser parser_;
 };
 
 // EHLO keywords (RFC 5321 §4.1.1.1): the first word of every line after the first, upper case.
