@@ -205,7 +205,8 @@ Status RemoteDeliverer::init(const ReadFile& read) {
 
 void RemoteDeliverer::submit(Job job) {
   {
-    std::lock_guard lock(impl_->mu);
+    std::unique_lock lock(impl_->mu);
+    impl_->idle_cv.wait(lock, [&] { return impl_->stopped || impl_->in_flight < kMaxInFlightMessages; });
     if (impl_->stopped) return;
     ++impl_->in_flight;
   }
@@ -388,6 +389,8 @@ net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
   if (conn) co_await conn->quit();
   --d.active;
   if (!d.waiting.empty() && d.active == 0) spawn(d);
+  // Forget an idle destination (nothing waiting, not marked dead) so the map stays small.
+  if (d.active == 0 && d.waiting.empty() && Clock::now() >= d.dead_until) dests.erase(key);
 }
 
 // The servers of a destination, in order, until one greets us.

@@ -48,6 +48,10 @@
 namespace postern::delivery {
 
 inline constexpr size_t kMaxAddresses = 5;   // addresses tried per delivery attempt (all MX hosts together)
+// Messages in the remote deliverer at once (their bodies are in memory): submit() waits
+// beyond this, which holds the queue's dispatching back instead of filling memory when a
+// restart finds a large backlog due at once.
+inline constexpr size_t kMaxInFlightMessages = 2000;
 
 struct RemoteOptions {
   std::string hostname;                                 // EHLO name; MX hosts equal to it are loops
@@ -92,6 +96,7 @@ class RemoteDeliverer {
   Status init(const ReadFile& read);
 
   // The remote recipients of one message (job.recipients); reported once, all together.
+  // Blocks while kMaxInFlightMessages are under way (until one is reported, or stop()).
   void submit(Job job);
   // Waits until every submitted job has been reported.
   void drain();
