@@ -145,7 +145,7 @@ struct RemoteDeliverer::Impl {
   net::awaitable<Reach> reach(const Destination& d);
   net::awaitable<Reach> tryAddress(const Destination& d, const std::string& host, const IpAddress& addr,
                                    const std::vector<dns::TlsaData>& dane);
-  net::awaitable<Reach> daneFor(const Destination& d, const std::string& host, std::vector<dns::TlsaData>& dane);
+  net::awaitable<Result<std::vector<dns::TlsaData>>> daneFor(const Destination& d, const std::string& host);
   void runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer, const std::string& tls,
                       bool dsn_passed);
   void finishPart(Part& p, std::vector<Outcome> outcomes);
@@ -439,12 +439,13 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
       addrs = std::move(aa.addresses);
       // RFC 7672 §2.2.2: TLSA records only for hosts whose addresses are secure too.
       if (secure_mx && aa.authenticated) {
-        Reach skip = co_await daneFor(d, host, dane);
-        if (!skip.reason.empty()) {
+        auto tlsa = co_await daneFor(d, host);
+        if (!tlsa) {
           temp_dns = true;
-          last = skip.reason;
+          last = tlsa.status().message();
           continue;
         }
+        dane = std::move(tlsa.value());
       }
     }
     for (const IpAddress& a : addrs) {
@@ -473,25 +474,24 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
   co_return out;
 }
 
-// RFC 7672 §2.2.3: the TLSA records of one MX host, looked up at _<port>._tcp.<host>. Sets
-// `dane` to the usable ones of a validated answer (DANE then required for the host); a secure
-// NXDOMAIN/NODATA, an insecure answer or no usable record leave it empty (opportunistic TLS).
-// A failed lookup returns a reason: the host is skipped as a temporary failure, since a
-// lookup that fails only for TLSA may be an attack that strips DANE (§2.2).
-net::awaitable<Reach> RemoteDeliverer::Impl::daneFor(const Destination& d, const std::string& host,
-                                                    std::vector<dns::TlsaData>& dane) {
-  Reach out;
+// RFC 7672 §2.2.3: the TLSA records of one MX host, looked up at _<port>._tcp.<host>: the
+// usable ones of a validated answer (DANE then required for the host); none for a secure
+// NXDOMAIN/NODATA, an insecure answer or no usable record (opportunistic TLS). A failed
+// lookup is an error: the host is skipped as a temporary failure, since a lookup that fails
+// only for TLSA may be an attack that strips DANE (§2.2).
+net::awaitable<Result<std::vector<dns::TlsaData>>> RemoteDeliverer::Impl::daneFor(const Destination& d,
+                                                                                 const std::string& host) {
   const std::string name = fmt::format("_{}._tcp.{}", d.port, host);
   dns::TlsaAnswer t = co_await dns::asyncTlsa(resolver, name);
   if (t.outcome == dns::Outcome::kTempFail || t.outcome == dns::Outcome::kPermFail) {
     count("remote.dane_tlsa_tempfail");
-    out.reason = fmt::format("{}: TLSA lookup for {} failed ({}): host skipped, DANE cannot be ruled out", host, name,
-                             t.error.empty() ? dns::outcomeName(t.outcome) : t.error);
-    log::info("delivery.dane_lookup_failed").kv("domain", d.domain).kv("host", host).kv("reason", out.reason);
-    co_return out;
+    std::string why = fmt::format("{}: TLSA lookup for {} failed ({}): host skipped, DANE cannot be ruled out", host,
+                                  name, t.error.empty() ? dns::outcomeName(t.outcome) : t.error);
+    log::info("delivery.dane_lookup_failed").kv("domain", d.domain).kv("host", host).kv("reason", why);
+    co_return Status::io(std::move(why));
   }
-  if (t.outcome == dns::Outcome::kOk && t.authenticated) dane = sc::usableTlsa(t.records);
-  co_return out;
+  if (t.outcome == dns::Outcome::kOk && t.authenticated) co_return sc::usableTlsa(t.records);
+  co_return std::vector<dns::TlsaData>{};
 }
 
 sc::ClientOptions RemoteDeliverer::Impl::clientOptions(const Destination& d, const std::string& tls_name) {

@@ -8,7 +8,8 @@ ignores names, §3.1.1) -> delivered, the log says dane-ee; a mismatching record
 with a reason naming DANE, nothing at the MX; secure answers without TLSA -> ordinary
 opportunistic TLS; TLSA records in answers that are not authentic -> ignored; a TLSA lookup
 that fails for a secure MX -> the host is skipped as a temporary failure (§2.2); an MX without
-STARTTLS under a TLSA record -> deferred; DANE-TA(2) with a private CA and tls = "dane"."""
+STARTTLS under a TLSA record -> deferred; DANE-TA(2) with a private CA and tls = "dane", and
+its name check; tls = "dane" with a resolver off loopback is logged at start."""
 
 import hashlib
 import subprocess
@@ -17,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dns_server import DnsServer
-from harness import free_port, make_cert, wait_until
+from harness import Postern, free_port, make_cert, wait_until
 from mx_server import MxServer
 from test_outbound import outbound, submit
 
@@ -180,3 +181,11 @@ def test_dane_ta_checks_the_name(tmp_path):
         assert "DANE" in d["reason"], d
         assert mx.messages == []
         wait_until(lambda: s.log_events("delivery.connect_failed"), what="the failed connection logged")
+
+
+def test_tls_dane_with_a_non_loopback_resolver_is_logged_at_start(tmp_path):
+    # Nothing is asked of this resolver (no mail is sent): the start-up check reads the list.
+    toml = '[dns]\nservers = ["192.0.2.53"]\n\n[[route]]\ntls = "dane"\n'
+    with Postern(tmp_path / "p", extra_toml=toml) as s:
+        ev = s.wait_event("delivery.dane_unavailable")
+        assert "non-loopback resolver" in ev["reason"], ev
