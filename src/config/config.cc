@@ -740,7 +740,8 @@ void Loader::loadRoutes(const toml::table& root) {
       r.tls_given = true;
       static const std::pair<const char*, RouteTls> kNames[] = {
           {"none", RouteTls::kNone},     {"may", RouteTls::kMay},           {"encrypt", RouteTls::kEncrypt},
-          {"verify", RouteTls::kVerify}, {"starttls", RouteTls::kStartTls}, {"implicit", RouteTls::kImplicit}};
+          {"verify", RouteTls::kVerify}, {"starttls", RouteTls::kStartTls}, {"implicit", RouteTls::kImplicit},
+          {"dane", RouteTls::kDane}};
       bool found = false;
       for (const auto& [name, v] : kNames)
         if (tls == name) r.tls = v, found = true;
@@ -751,14 +752,15 @@ void Loader::loadRoutes(const toml::table& root) {
         if (!r.relay_host.empty())
           error(pos(*t.get("tls")), "'tls = \"mta-sts\"' is for MX delivery; a relay takes starttls or implicit");
       }
-      if (!found && tls == "dane")
-        error(pos(*t.get("tls")), fmt::format("'tls': \"{}\" is not available yet in this version (use \"verify\" "
-                                              "for a checked certificate)", tls));
-      else if (!found)
-        error(pos(*t.get("tls")), fmt::format("'tls' must be none, may, encrypt, verify, starttls or implicit, not \"{}\"", tls));
+      if (!found)
+        error(pos(*t.get("tls")),
+              fmt::format("'tls' must be none, may, encrypt, verify, dane, starttls or implicit, not \"{}\"", tls));
       else if (r.relay_host.empty() && (r.tls == RouteTls::kStartTls || r.tls == RouteTls::kImplicit))
-        error(pos(*t.get("tls")), fmt::format("'tls = \"{}\"' needs a 'relay' (MX delivery takes none, may, encrypt "
-                                              "or verify)", tls));
+        error(pos(*t.get("tls")), fmt::format("'tls = \"{}\"' needs a 'relay' (MX delivery takes none, may, encrypt, "
+                                              "verify or dane)", tls));
+      else if (!r.relay_host.empty() && r.tls == RouteTls::kDane)
+        error(pos(*t.get("tls")), "'tls = \"dane\"' is for MX delivery (RFC 7672 authenticates MX hosts through "
+                                  "their DNS); a relay takes starttls, implicit, verify or encrypt");
     } else if (!r.relay_host.empty()) {
       // A smarthost: on 465 TLS from the first byte, else STARTTLS with a checked certificate.
       r.tls = r.relay_port == 465 ? RouteTls::kImplicit : RouteTls::kStartTls;
@@ -945,6 +947,7 @@ const char* routeTlsName(RouteTls t) {
     case RouteTls::kVerify: return "verify";
     case RouteTls::kStartTls: return "starttls";
     case RouteTls::kImplicit: return "implicit";
+    case RouteTls::kDane: return "dane";
   }
   return "?";
 }

@@ -142,6 +142,8 @@ enum class RouteTls : uint8_t {
   kVerify,     // STARTTLS required, certificate checked against the host name
   kStartTls,   // relay: STARTTLS required and verified (alias of kVerify for relays)
   kImplicit,   // relay: TLS from the first byte, verified
+  kDane,       // MX: as kMay, DANE (RFC 7672) where validated TLSA records exist (kMay does it too
+               // when DNS is validated); says DANE is meant, so a resolver that cannot validate is logged
 };
 const char* routeTlsName(RouteTls t);
 struct Route {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "log/log.h"
+#include "smtp/client/dane.h"
 #include "util/thread_name.h"
 
 namespace postern::delivery {
@@ -71,7 +72,8 @@ std::string notifyText(uint8_t bits) {
 sc::TlsMode tlsMode(config::RouteTls t) {
   switch (t) {
     case config::RouteTls::kNone: return sc::TlsMode::kNone;
-    case config::RouteTls::kMay: return sc::TlsMode::kMay;
+    case config::RouteTls::kMay:
+    case config::RouteTls::kDane: return sc::TlsMode::kMay;   // DANE per host: ClientOptions::dane_tlsa
     case config::RouteTls::kEncrypt: return sc::TlsMode::kEncrypt;
     case config::RouteTls::kVerify:
     case config::RouteTls::kStartTls: return sc::TlsMode::kVerify;
@@ -90,6 +92,10 @@ net::tcp::endpoint toAsio(const IpAddress& a, uint16_t port) {
   std::copy_n(a.bytes(), 16, b.begin());
   return {asio::ip::address_v6(b), port};
 }
+
+// RFC 7672 §2.2: opportunistic DANE for MX delivery at the levels that are opportunistic
+// ("may", the default, and "dane"); "none", "encrypt" and "verify" keep their own rule.
+bool daneAllowed(config::RouteTls t) { return t == config::RouteTls::kMay || t == config::RouteTls::kDane; }
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -141,7 +147,8 @@ struct RemoteDeliverer::Impl {
   net::awaitable<void> worker(std::string key);
   net::awaitable<Reach> reach(const Destination& d);
   net::awaitable<Reach> tryAddress(const Destination& d, const std::string& host, const IpAddress& addr,
-                                   bool sts_enforce);
+                                   bool sts_enforce, const std::vector<dns::TlsaData>& dane);
+  net::awaitable<Result<std::vector<dns::TlsaData>>> daneFor(const Destination& d, const std::string& host);
   void runTransaction(Part& p, const sc::TransactionResult& r, const std::string& peer, const std::string& tls,
                       bool dsn_passed, const std::string& tls_policy);
   void finishPart(Part& p, std::vector<Outcome> outcomes);
@@ -168,6 +175,16 @@ RemoteDeliverer::~RemoteDeliverer() {
 
 Status RemoteDeliverer::init(const ReadFile& read) {
   std::string err;
+  for (const auto& r : impl_->opt.routes) {
+    if (r.tls == config::RouteTls::kDane && !impl_->resolver.trustsAd()) {
+      // RFC 7672 §2.1: only a validating resolver on this host can say which answers are
+      // secure; without one every answer is insecure and "dane" delivers as "may".
+      log::warn("delivery.dane_unavailable")
+          .kv("reason", "DANE cannot be used with a non-loopback resolver: set [dns] servers to a validating "
+                        "resolver on this host (127.0.0.1 or ::1); tls = \"dane\" delivers as \"may\" meanwhile");
+      break;
+    }
+  }
   impl_->default_ctx = sc::makeClientContext(impl_->opt.ca_file, err);
   if (!impl_->default_ctx) return Status::invalid("outbound TLS: " + err);
   if (impl_->opt.mta_sts) {
@@ -340,6 +357,7 @@ net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
       peer = r.peer;
       tls_policy = r.tls_policy;
       tls = conn->tls() ? conn->tlsInfo().version : "none";
+      if (!conn->dane().empty()) tls += " " + conn->dane();   // "TLSv1.3 dane-ee"
       used = false;
       std::lock_guard lock(mu);
       stats.connections++;
@@ -398,6 +416,7 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
   Reach out;
   std::vector<std::string> hosts;
   bool implicit = false, loop = false;
+  bool secure_mx = false;   // RFC 7672 §2.2.1: DANE only below a validated MX RRset (or its NODATA)
   if (d.relay()) {
     hosts.push_back(d.relay_host);
   } else {
@@ -408,6 +427,7 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
       out.reason = fmt::format("{} does not accept mail (null MX, RFC 7505)", d.domain);
       co_return out;
     }
+    secure_mx = mx.authenticated && daneAllowed(d.tls);
     switch (mx.outcome) {
       case dns::Outcome::kOk:
       {
@@ -465,6 +485,7 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
       }
     }
     std::vector<IpAddress> addrs;
+    std::vector<dns::TlsaData> dane;   // usable, validated TLSA records: DANE required for this host
     if (auto ip = IpAddress::parse(host)) {
       addrs.push_back(*ip);
     } else {
@@ -475,10 +496,20 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
         continue;
       }
       addrs = std::move(aa.addresses);
+      // RFC 7672 §2.2.2: TLSA records only for hosts whose addresses are secure too.
+      if (secure_mx && aa.authenticated) {
+        auto tlsa = co_await daneFor(d, host);
+        if (!tlsa) {
+          temp_dns = true;
+          last = tlsa.status().message();
+          continue;
+        }
+        dane = std::move(tlsa.value());
+      }
     }
     for (const IpAddress& a : addrs) {
       if (tried++ == kMaxAddresses) break;
-      Reach r = co_await tryAddress(d, host, a, enforce);
+      Reach r = co_await tryAddress(d, host, a, enforce, dane);
       if (r.conn) co_return r;
       last = r.reason;
     }
@@ -514,6 +545,26 @@ net::awaitable<Reach> RemoteDeliverer::Impl::reach(const Destination& d) {
   co_return out;
 }
 
+// RFC 7672 §2.2.3: the TLSA records of one MX host, looked up at _<port>._tcp.<host>: the
+// usable ones of a validated answer (DANE then required for the host); none for a secure
+// NXDOMAIN/NODATA, an insecure answer or no usable record (opportunistic TLS). A failed
+// lookup is an error: the host is skipped as a temporary failure, since a lookup that fails
+// only for TLSA may be an attack that strips DANE (§2.2).
+net::awaitable<Result<std::vector<dns::TlsaData>>> RemoteDeliverer::Impl::daneFor(const Destination& d,
+                                                                                 const std::string& host) {
+  const std::string name = fmt::format("_{}._tcp.{}", d.port, host);
+  dns::TlsaAnswer t = co_await dns::asyncTlsa(resolver, name);
+  if (t.outcome == dns::Outcome::kTempFail || t.outcome == dns::Outcome::kPermFail) {
+    count("remote.dane_tlsa_tempfail");
+    std::string why = fmt::format("{}: TLSA lookup for {} failed ({}): host skipped, DANE cannot be ruled out", host,
+                                  name, t.error.empty() ? dns::outcomeName(t.outcome) : t.error);
+    log::info("delivery.dane_lookup_failed").kv("domain", d.domain).kv("host", host).kv("reason", why);
+    co_return Status::io(std::move(why));
+  }
+  if (t.outcome == dns::Outcome::kOk && t.authenticated) co_return sc::usableTlsa(t.records);
+  co_return std::vector<dns::TlsaData>{};
+}
+
 sc::ClientOptions RemoteDeliverer::Impl::clientOptions(const Destination& d, const std::string& tls_name) {
   sc::ClientOptions o;
   o.helo_name = opt.hostname;
@@ -530,7 +581,8 @@ sc::ClientOptions RemoteDeliverer::Impl::clientOptions(const Destination& d, con
 }
 
 net::awaitable<Reach> RemoteDeliverer::Impl::tryAddress(const Destination& d, const std::string& host,
-                                                       const IpAddress& addr, bool sts_enforce) {
+                                                       const IpAddress& addr, bool sts_enforce,
+                                                       const std::vector<dns::TlsaData>& dane) {
   Reach out;
   out.peer = fmt::format("{}[{}]:{}", host, addr.toString(), d.port);
   sc::ClientOptions o = clientOptions(d, host);
@@ -539,8 +591,16 @@ net::awaitable<Reach> RemoteDeliverer::Impl::tryAddress(const Destination& d, co
     o.tls = sc::TlsMode::kVerify;
     out.tls_policy = "mta-sts";
   }
+  o.dane_tlsa = dane;   // non-empty: STARTTLS and a certificate matching the records required
   auto [conn, failure] = co_await sc::Connection::open(toAsio(addr, d.port), o);
-  if (!conn && failure && failure->kind == sc::Failure::kTls && o.tls == sc::TlsMode::kMay) {
+  if (!dane.empty() && conn) {
+    count("remote.dane_verified");
+    log::info("delivery.dane_verified").kv("relay", out.peer).kv("dane", conn->dane());
+  } else if (!dane.empty() && failure && failure->kind == sc::Failure::kTls) {
+    count("remote.dane_failed");
+  }
+  // DANE never falls back to plaintext (RFC 7672 §2.2): the next host is tried instead.
+  if (!conn && failure && failure->kind == sc::Failure::kTls && o.tls == sc::TlsMode::kMay && dane.empty()) {
     // Opportunistic TLS that fails is not worse than none (RFC 7435 §1.3): once more in plaintext.
     log::info("delivery.tls_fallback").kv("relay", out.peer).kv("reason", failure->text());
     o.tls = sc::TlsMode::kNone;

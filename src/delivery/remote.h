@@ -20,6 +20,12 @@
 // certificate valid for its name (STARTTLS required); no usable host is a temporary failure.
 // Under `testing` a mismatch is logged and delivery goes on as without a policy.
 //
+// DANE (RFC 7672 §2.2), at tls "may" and "dane": when the MX answer and a host's address
+// answers are authenticated (dns::Resolver::trustsAd), the host's TLSA records are looked up;
+// usable validated records make STARTTLS with a matching certificate required for that host
+// (a failure moves on to the next host, never to plaintext); a failed TLSA lookup skips the
+// host as a temporary failure; anything else is plain opportunistic TLS.
+//
 // Threads: SMTP runs on one event-loop thread of its own; bodies are read from the spool and
 // outcomes reported to the queue on a separate thread, so neither disk reads nor the
 // queue's bookkeeping ever stall a conversation.

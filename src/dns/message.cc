@@ -163,6 +163,8 @@ Result<Message> parseMessage(std::span<const uint8_t> bytes) {
   h.tc = f1 & 0x02;
   h.rd = f1 & 0x01;
   h.ra = f2 & 0x80;
+  h.ad = f2 & 0x20;
+  h.cd = f2 & 0x10;
   h.rcode = f2 & 0x0f;
   h.qdcount = get16(b, 4);
   h.ancount = get16(b, 6);

@@ -64,6 +64,8 @@ struct Header {
   bool tc = false;        // truncated
   bool rd = false;
   bool ra = false;
+  bool ad = false;        // authentic data: the resolver validated the answer (RFC 4035 §3.2.3)
+  bool cd = false;        // checking disabled (RFC 4035 §3.2.2)
   uint8_t rcode = 0;
   uint16_t qdcount = 0;
   uint16_t ancount = 0;

@@ -12,13 +12,13 @@
 // arriving later is dropped. An answer whose chain of CNAMEs ends without the wanted type
 // makes a new query for the chain's last name (at most kMaxCnameQueries deep).
 //
-// DNSSEC: nothing here validates. DANE (TLSA) needs validated answers; libunbound can slot
-// in behind the same interface: replace the c-ares channel by a ub_ctx (ub_ctx_set_fwd for
-// ResolverOptions.servers, ub_ctx_add_ta_autr for the root trust anchor), ub_resolve_async
-// instead of ares_query, ub_fd(ctx) polled in the same loop in place of the c-ares sockets
-// and ub_process() when it is readable. ub_result's answer_packet feeds parseMessage as
-// today, and ub_result->secure / ->bogus become a `secure` flag on the answers (and
-// TlsaAnswer in particular), cached with the records.
+// DNSSEC: nothing here validates. Queries are built here (ares_create_query) with the AD bit
+// set (RFC 6840 §5.7: a validating resolver then reports whether the answer is secure) and
+// sent with ares_send; the AD bit of the reply becomes Records::authenticated, cached with
+// the records, when `trust_ad_` (every server is loopback, checked once at init from the
+// channel's own server list, so /etc/resolv.conf counts too). An answer reached through a
+// CNAME is authenticated only when every reply on the way was. A libunbound backend (own
+// validation, ub_result->secure) could replace the c-ares channel behind the same interface.
 #include "dns/resolver.h"
 
 #include <ares.h>
@@ -55,6 +55,9 @@ constexpr size_t kMaxCnameHops = 16;                 // CNAMEs followed inside o
 constexpr int kMaxCnameQueries = 8;                  // new queries for the target of a CNAME chain
 constexpr size_t kMaxRecordsKept = 256;              // records of one RRset kept (a real one has a few)
 constexpr int kReceiveBufferBytes = 1 << 20;         // bursts of answers on one UDP socket (see dnsbl.cc)
+constexpr size_t kFlags2Offset = 3;                  // RFC 1035 §4.1.1: RA, Z, AD, CD, RCODE
+constexpr uint8_t kAdBit = 0x20;                     // RFC 4035 §3.2.3 (in the byte above)
+constexpr uint8_t kLoopbackV4FirstOctet = 127;       // 127.0.0.0/8 (RFC 1122 §3.2.1.3)
 
 const uint16_t kTypeA = static_cast<uint16_t>(RrType::kA);
 const uint16_t kTypeAaaa = static_cast<uint16_t>(RrType::kAaaa);
@@ -93,6 +96,7 @@ struct Records {
   std::vector<IpAddress> addresses;    // A or AAAA
   std::vector<std::string> txt;
   std::vector<TlsaData> tlsa;
+  bool authenticated = false;          // the AD bit, believed (see trust_ad_)
 };
 
 Records failure(Outcome o, std::string error) {
@@ -167,17 +171,19 @@ MxAnswer toMx(const Records& r) {
   a.error = r.error;
   a.hosts = r.mx;
   a.null_mx = r.outcome == Outcome::kOk && r.mx.size() == 1 && r.mx[0].preference == 0 && r.mx[0].host == ".";
+  a.authenticated = r.authenticated;
   return a;
 }
 
-TxtAnswer toTxt(const Records& r) { return TxtAnswer{r.outcome, r.txt, r.error}; }
-TlsaAnswer toTlsa(const Records& r) { return TlsaAnswer{r.outcome, r.tlsa, r.error}; }
+TxtAnswer toTxt(const Records& r) { return TxtAnswer{r.outcome, r.txt, r.error, r.authenticated}; }
+TlsaAnswer toTlsa(const Records& r) { return TlsaAnswer{r.outcome, r.tlsa, r.error, r.authenticated}; }
 
 // A and AAAA together: addresses if either has some; else the more telling failure.
 AddressAnswer combine(const Records& v4, const Records& v6) {
   AddressAnswer a;
   a.addresses = v6.addresses;
   a.addresses.insert(a.addresses.end(), v4.addresses.begin(), v4.addresses.end());
+  a.authenticated = v4.authenticated && v6.authenticated;
   if (!a.addresses.empty()) {
     a.outcome = Outcome::kOk;
   } else if (v4.outcome == Outcome::kTempFail || v6.outcome == Outcome::kTempFail) {
@@ -248,6 +254,7 @@ class Resolver::Loop {
   void counted(Outcome o) {
     if (o == Outcome::kTempFail) failures_.fetch_add(1, std::memory_order_relaxed);
   }
+  bool trustsAd() const { return trust_ad_; }
   Stats stats() {
     Stats s;
     s.queries = queries_.load(std::memory_order_relaxed);
@@ -275,12 +282,14 @@ class Resolver::Loop {
     Records records;
     std::string follow;        // the chain ended in a CNAME to this name: ask again
     uint32_t chain_ttl = 0;    // smallest TTL of the CNAMEs followed
+    bool chain_authenticated = false;   // the reply that ended in the CNAME was authenticated
   };
 
   static void onSocketState(void* data, ares_socket_t fd, int readable, int writable);
   static void onAnswer(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
 
   void run();
+  bool allServersLoopback();
   void handleAnswer(const Query& q, int status, const unsigned char* abuf, int alen);
   Reading read(const Message& m, const Key& key);
   uint32_t negativeTtl(const Message& m) const;
@@ -293,6 +302,7 @@ class Resolver::Loop {
   void cancelAll();
 
   const ResolverOptions opts_;
+  bool trust_ad_ = false;   // every server is loopback: the AD bit is believed (set by init)
   Cache cache_;
   std::atomic<uint64_t> queries_{0};
   std::atomic<uint64_t> cache_hits_{0};
@@ -348,11 +358,33 @@ Status Resolver::Loop::init() {
     rc = ares_set_servers_ports_csv(channel_, csv.c_str());
     if (rc != ARES_SUCCESS) return Status::invalid(fmt::format("dns: cannot use servers {}: {}", csv, ares_strerror(rc)));
   }
+  trust_ad_ = allServersLoopback();
   int fds[2];
   if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return Status::io(fmt::format("dns: pipe: {}", std::strerror(errno)));
   wake_read_ = fds[0];
   wake_write_ = fds[1];
   return Status::ok();
+}
+
+// The channel's servers, as c-ares will use them ([dns] servers or /etc/resolv.conf): all
+// loopback (127.0.0.0/8, ::1), and at least one.
+bool Resolver::Loop::allServersLoopback() {
+  ares_addr_port_node* servers = nullptr;
+  if (ares_get_servers_ports(channel_, &servers) != ARES_SUCCESS) return false;
+  bool all = servers != nullptr;
+  for (ares_addr_port_node* n = servers; n; n = n->next) {
+    if (n->family == AF_INET) {
+      const auto* b = reinterpret_cast<const uint8_t*>(&n->addr.addr4);
+      all = all && b[0] == kLoopbackV4FirstOctet;
+    } else if (n->family == AF_INET6) {
+      static const uint8_t kLoopbackV6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+      all = all && std::memcmp(&n->addr.addr6, kLoopbackV6, sizeof kLoopbackV6) == 0;
+    } else {
+      all = false;
+    }
+  }
+  ares_free_data(servers);
+  return all;
 }
 
 void Resolver::Loop::stop() {
@@ -457,10 +489,21 @@ void Resolver::Loop::fetch(const std::string& name, uint16_t type, int depth, Do
   f.waiters.push_back(std::move(done));
   deadlines_.emplace(now + opts_.timeout, std::make_pair(key, id));
   queries_.fetch_add(1, std::memory_order_relaxed);
-  // The callback may run inside ares_query (a name c-ares cannot encode): the entry above
-  // is in place by then, and nothing here touches it afterwards.
+  // The callback may run inside ares_send, or just below for a name c-ares cannot encode:
+  // the entry above is in place by then, and nothing here touches it afterwards.
   auto q = std::make_unique<Query>(Query{this, key, id});
-  ares_query(channel_, name.c_str(), kClassIn, type, &Loop::onAnswer, q.release());
+  unsigned char* buf = nullptr;
+  int len = 0;
+  // ID 0: ares_send gives the query its own. RD set, no EDNS0 (max_udp_size 0).
+  int rc = ares_create_query(name.c_str(), kClassIn, type, 0, 1, &buf, &len, 0);
+  if (rc != ARES_SUCCESS) {
+    onAnswer(q.release(), rc == ARES_ENOMEM ? ARES_ENOMEM : ARES_EBADNAME, 0, nullptr, 0);
+    return;
+  }
+  // RFC 6840 §5.7: AD in a query asks a validating resolver to report the answer's status.
+  buf[kFlags2Offset] |= kAdBit;
+  ares_send(channel_, buf, len, &Loop::onAnswer, q.release());
+  ares_free_string(buf);
 }
 
 void Resolver::Loop::handleAnswer(const Query& q, int status, const unsigned char* abuf, int alen) {
@@ -497,8 +540,10 @@ void Resolver::Loop::handleAnswer(const Query& q, int status, const unsigned cha
   // The answer for the chain's target is this name's answer; cached no longer than the
   // CNAMEs that led to it.
   uint32_t chain_ttl = rd.chain_ttl;
-  fetch(rd.follow, q.key.second, depth, [this, key = q.key, id = q.id, chain_ttl](Records r) {
+  bool chain_authenticated = rd.chain_authenticated;
+  fetch(rd.follow, q.key.second, depth, [this, key = q.key, id = q.id, chain_ttl, chain_authenticated](Records r) {
     r.ttl = std::min(r.ttl, chain_ttl);
+    r.authenticated = r.authenticated && chain_authenticated;
     complete(key, id, std::move(r));
   });
 }
@@ -515,6 +560,7 @@ Resolver::Loop::Reading Resolver::Loop::read(const Message& m, const Key& key) {
     r = failure(Outcome::kTempFail, rcodeName(h.rcode));
     return rd;
   }
+  const bool authenticated = trust_ad_ && h.ad;
   // Walk the chain of CNAMEs from the query name (RFC 1034 §3.6.2), then take the RRset.
   const uint16_t type = key.second;
   std::string current = key.first;
@@ -566,18 +612,22 @@ Resolver::Loop::Reading Resolver::Loop::read(const Message& m, const Key& key) {
   if (found) {
     r.outcome = Outcome::kOk;
     r.ttl = capTtl(ttl);
+    r.authenticated = authenticated;
     return rd;
   }
   if (h.rcode == static_cast<uint8_t>(Rcode::kNxDomain)) {
     r.outcome = Outcome::kNxDomain;
     r.ttl = std::min<uint64_t>(negativeTtl(m), ttl);
+    r.authenticated = authenticated;
     return rd;
   }
   if (current != key.first) {   // the chain ends in a CNAME whose target's records are not here
     rd.follow = current;
     rd.chain_ttl = capTtl(ttl);
+    rd.chain_authenticated = authenticated;
     return rd;
   }
+  r.authenticated = authenticated;
   r.outcome = Outcome::kNoData;
   r.ttl = negativeTtl(m);
   return rd;
@@ -784,6 +834,8 @@ void Resolver::addresses(const std::string& host, std::function<void(AddressAnsw
 }
 
 Resolver::Stats Resolver::stats() { return loop_->stats(); }
+
+bool Resolver::trustsAd() const { return loop_->trustsAd(); }
 
 std::vector<MxHost> orderMx(std::vector<MxHost> hosts, uint64_t seed) {
   std::stable_sort(hosts.begin(), hosts.end(),

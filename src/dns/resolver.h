@@ -5,6 +5,12 @@
 //
 // Callbacks run on the resolver thread and must be quick; coroutines use the awaitable
 // wrappers at the end, which resume on the caller's executor.
+//
+// DNSSEC: nothing here validates signatures. Queries set the AD bit (RFC 6840 §5.7) and
+// answers carry `authenticated`, the AD bit of the response (RFC 4035 §3.2.3), but only when
+// every server is a loopback address (127.0.0.0/8, ::1): a validating resolver on the same
+// host, whose answers cannot be altered on the way (RFC 6698 §A.3, RFC 7672 §2.1). With any
+// other server `authenticated` is always false (see Resolver::trustsAd).
 #pragma once
 
 #include <chrono>
@@ -37,26 +43,29 @@ struct MxAnswer {
   std::vector<MxHost> hosts;   // as received (order them with orderMx)
   bool null_mx = false;        // RFC 7505: exactly one MX, preference 0, host "." -> no mail
   std::string error;           // for kTempFail/kPermFail: what failed ("timeout", "SERVFAIL", ...)
+  bool authenticated = false;  // DNSSEC-validated (AD from a loopback resolver), NXDOMAIN/NODATA included
 };
 
 struct AddressAnswer {
   Outcome outcome = Outcome::kTempFail;   // kOk when at least one address came back
   std::vector<IpAddress> addresses;       // IPv6 first, then IPv4 (RFC 6724's usual preference)
   std::string error;
+  bool authenticated = false;             // both the A and the AAAA answers were authenticated
 };
 
 struct TxtAnswer {
   Outcome outcome = Outcome::kTempFail;
   std::vector<std::string> records;   // each record's strings concatenated (RFC 7208 §3.3)
   std::string error;
+  bool authenticated = false;
 };
 
-// RFC 6698 records for DANE. Unvalidated for now: DANE must not use them until the
-// resolver validates DNSSEC (see resolver.cc).
+// RFC 6698 records for DANE. DANE uses them only when `authenticated` (RFC 7672 §2.2).
 struct TlsaAnswer {
   Outcome outcome = Outcome::kTempFail;
   std::vector<TlsaData> records;
   std::string error;
+  bool authenticated = false;
 };
 
 struct ResolverOptions {
@@ -83,6 +92,10 @@ class Resolver {
   void txt(const std::string& name, std::function<void(TxtAnswer)> done);
   // TLSA of e.g. "_25._tcp.mx.example.org" (RFC 7672 §2.2).
   void tlsa(const std::string& name, std::function<void(TlsaAnswer)> done);
+
+  // True when every server is a loopback address, so that the AD bit of its answers is
+  // believed (answers may then be `authenticated`). Fixed at create().
+  bool trustsAd() const;
 
   struct Stats {
     uint64_t queries = 0;     // sent to a server

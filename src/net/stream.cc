@@ -228,7 +228,7 @@ awaitable<bool> Stream::acceptTls(SSL_CTX* ctx, std::string& prefix, std::string
   co_return co_await handshake(true, reason);
 }
 
-awaitable<bool> Stream::connectTls(SSL_CTX* ctx, const std::string& sni, std::string& reason) {
+awaitable<bool> Stream::connectTls(SSL_CTX* ctx, const std::string& sni, std::string& reason, TlsPrepare prepare) {
   ssl_ = SSL_new(ctx);
   if (!ssl_) {
     reason = lastTlsError();
@@ -243,6 +243,7 @@ awaitable<bool> Stream::connectTls(SSL_CTX* ctx, const std::string& sni, std::st
     SSL_set_tlsext_host_name(ssl_, sni.c_str());
     SSL_set1_host(ssl_, sni.c_str());
   }
+  if (prepare && !prepare(ssl_, reason)) co_return false;
   co_return co_await handshake(false, reason);
 }
 

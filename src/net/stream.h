@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,8 +38,11 @@ class Stream {
   // Server side handshake. `prefix`: bytes already read from the socket that belong to
   // the TLS stream (moved from). On failure `reason` holds OpenSSL's reason ("no shared cipher", ...).
   awaitable<bool> acceptTls(SSL_CTX* ctx, std::string& prefix, std::string& reason);
-  // Client side (doctor, load generator). `sni` may be empty.
-  awaitable<bool> connectTls(SSL_CTX* ctx, const std::string& sni, std::string& reason);
+  // Client side (doctor, load generator, outbound SMTP). `sni` may be empty. `prepare`, when
+  // set, runs on the new SSL before the handshake (e.g. DANE, SSL_dane_enable); false from it
+  // fails the handshake with its `reason`.
+  using TlsPrepare = std::function<bool(SSL* ssl, std::string& reason)>;
+  awaitable<bool> connectTls(SSL_CTX* ctx, const std::string& sni, std::string& reason, TlsPrepare prepare = nullptr);
 
   bool isTls() const { return ssl_ != nullptr && handshake_done_; }
   const TlsInfo& tlsInfo() const { return tls_info_; }

@@ -26,13 +26,20 @@ authority section: the nearest SOA record in `records` at or above the name, els
 made up with TTL and MINIMUM `negative_ttl` (None: no SOA, so nothing may be cached).
 Every query is recorded in `queries` as (name, type name).
 
+DNSSEC, as a validating resolver reports it (RFC 4035 §3.2.3): a reply gets the AD bit when
+its query name, and every name a CNAME led to within the answer, match `secure` (same
+patterns: "*", "name", "*.zone", "/TYPE"), and the query asked for it with AD or DO (RFC 6840
+§5.7/§5.8); NXDOMAIN and NODATA answers for such names are secure too. Nothing is signed: the
+client can only trust the bit from a resolver on its own host. `ad_queries` counts the
+queries that set AD.
+
 As a script (for tests in other languages and manual runs), it prints "listening on
 127.0.0.1:PORT" and serves until killed:
     /usr/bin/python3 dns_server.py --port 0 --zone zone.json
     /usr/bin/python3 dns_server.py --record example.org=MX:10 mx1.example.org --record mx1.example.org=A:127.0.0.5
 zone.json: {"records": {"example.org": [["MX", "10 mx1.example.org"], ["A", "127.0.0.1", 1]]},
             "nxdomain": [...], "servfail": [...], "refused": [...], "ignore": [...],
-            "no_chase": [...], "negative_ttl": 60, "ttl": 300}
+            "no_chase": [...], "secure": [...], "negative_ttl": 60, "ttl": 300}
 """
 
 import argparse
@@ -68,6 +75,14 @@ def _matches(name, patterns, qtype=None):
         if ptype and ptype.upper() != qtype:
             continue
         if p == "*" or p == name or (p.startswith("*.") and name.endswith(p[1:])):
+            return True
+    return False
+
+
+def _asked_do(request):
+    """True when the query's EDNS0 OPT record has the DO bit (RFC 3225 §3)."""
+    for rr in request.ar:
+        if rr.rtype == QTYPE.OPT and (rr.ttl >> 15) & 1:
             return True
     return False
 
@@ -115,10 +130,10 @@ def _parse_record(spec):
 
 class DnsServer:
     """Runs in a daemon thread from start() (or `with`) to stop(). Thread-safe to reconfigure:
-    `records`, `nxdomain`, `servfail`, `refused`, `ignore`, `no_chase` and `negative_ttl` may
+    `records`, `nxdomain`, `servfail`, `refused`, `ignore`, `no_chase`, `secure` and `negative_ttl` may
     be changed at any time and apply to the next query."""
 
-    def __init__(self, records=None, nxdomain=(), servfail=(), refused=(), ignore=(), no_chase=(),
+    def __init__(self, records=None, nxdomain=(), servfail=(), refused=(), ignore=(), no_chase=(), secure=(),
                  negative_ttl=DEFAULT_NEGATIVE_TTL, ttl=DEFAULT_TTL, host="127.0.0.1", port=0):
         self.records = _Records(records or {})
         self.nxdomain = set(nxdomain)
@@ -126,6 +141,8 @@ class DnsServer:
         self.refused = set(refused)
         self.ignore = set(ignore)
         self.no_chase = set(_norm(n) for n in no_chase)
+        self.secure = set(secure)
+        self.ad_queries = 0        # queries with the AD bit set (RFC 6840 §5.7)
         self.negative_ttl = negative_ttl
         self.ttl = ttl
         self.queries = []          # (name, type name) in arrival order
@@ -259,9 +276,13 @@ class DnsServer:
         tname = QTYPE.get(qtype)
         with self._lock:
             self.queries.append((qname, tname))
+            asked_ad = bool(request.header.ad) or _asked_do(request)
+            if request.header.ad:
+                self.ad_queries += 1
             if _matches(qname, self.ignore, tname):
                 return None
             reply = request.reply()          # QR, AA, RA; question echoed
+            reply.header.ad = 0              # dnslib copies the query's flags; set below when secure
             if _matches(qname, self.servfail, tname):
                 reply.header.rcode = RCODE.SERVFAIL
                 return reply.pack()
@@ -269,6 +290,7 @@ class DnsServer:
                 reply.header.rcode = RCODE.REFUSED
                 return reply.pack()
             name = qname
+            secure = asked_ad and _matches(qname, self.secure, tname)
             answered = False   # records of the type asked for, or a CNAME the client must chase
             for _ in range(MAX_CNAME_CHASE + 1):
                 if _matches(name, self.nxdomain, tname):
@@ -292,6 +314,7 @@ class DnsServer:
                         answered = True   # the client asks again for the target
                         break
                     name = target
+                    secure = secure and _matches(name, self.secure, tname)
                     continue
                 if not self._exists(name):
                     reply.header.rcode = RCODE.NXDOMAIN
@@ -300,6 +323,7 @@ class DnsServer:
                 soa = self._soa(name)
                 if soa is not None:
                     reply.add_auth(soa)
+            reply.header.ad = 1 if secure else 0
         return reply.pack()
 
 
@@ -357,7 +381,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--zone", metavar="FILE", help="JSON: {\"records\": {...}, \"nxdomain\": [...], ...}")
     ap.add_argument("--record", action="append", default=[], metavar="NAME=TYPE:VALUE[:TTL]")
-    for flag in ("nxdomain", "servfail", "refused", "ignore", "no-chase"):
+    for flag in ("nxdomain", "servfail", "refused", "ignore", "no-chase", "secure"):
         ap.add_argument(f"--{flag}", action="append", default=[], metavar="NAME")
     ap.add_argument("--negative-ttl", type=int, default=DEFAULT_NEGATIVE_TTL)
     ap.add_argument("--ttl", type=int, default=DEFAULT_TTL)
@@ -382,6 +406,7 @@ def main():
         refused=zone.get("refused", []) + args.refused,
         ignore=zone.get("ignore", []) + args.ignore,
         no_chase=zone.get("no_chase", []) + args.no_chase,
+        secure=zone.get("secure", []) + args.secure,
         negative_ttl=zone.get("negative_ttl", args.negative_ttl),
         ttl=zone.get("ttl", args.ttl),
         host=args.host,

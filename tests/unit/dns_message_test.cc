@@ -41,6 +41,24 @@ Bytes answer(uint16_t type, const Bytes& data, const Bytes& ttl = kTtl300) {
   return cat({header(1, 1), kExampleOrg, kQtypeMxIn, rr(type, data, ttl)});
 }
 
+Message parsed(const Bytes& b);
+
+TEST(DnsMessage, AuthenticDataAndCheckingDisabledBits) {
+  // RFC 4035 §3.2.3 / §3.2.2: AD is 0x20 and CD 0x10 of the second flags byte.
+  Bytes b = answer(15, {0, 10, 2, 'm', 'x', 0xc0, 0x0c});
+  b[3] |= 0x20;
+  auto m = parseMessage(b);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->header.ad);
+  EXPECT_FALSE(m->header.cd);
+  EXPECT_TRUE(m->header.ra);
+  b[3] = static_cast<uint8_t>((b[3] & ~0x20) | 0x10);
+  m = parseMessage(b);
+  ASSERT_TRUE(m);
+  EXPECT_FALSE(m->header.ad);
+  EXPECT_TRUE(m->header.cd);
+}
+
 Message parsed(const Bytes& b) {
   auto m = parseMessage(b);
   EXPECT_TRUE(m) << m.status().message();
@@ -57,6 +75,8 @@ TEST(DnsMessage, MxAnswerWithCompression) {
   EXPECT_FALSE(m.header.tc);
   EXPECT_TRUE(m.header.rd);
   EXPECT_TRUE(m.header.ra);
+  EXPECT_FALSE(m.header.ad);
+  EXPECT_FALSE(m.header.cd);
   EXPECT_EQ(m.header.rcode, 0);
   ASSERT_EQ(m.questions.size(), 1u);
   EXPECT_EQ(m.questions[0].name, "example.org");

@@ -41,8 +41,13 @@ const char* kZone = R"({
     "big.example": [["TXT", "LONGTEXT"]],
     "halfbroken.example": [["A", "127.0.0.9"]],
     "_25._tcp.mx1.example.org": [["TLSA", "3 1 1 0a0b0c"]],
-    "zone.example": [["SOA", "ns.zone.example host.zone.example 1 3600 600 86400 1", 1]]
+    "zone.example": [["SOA", "ns.zone.example host.zone.example 1 3600 600 86400 1", 1]],
+    "signed.example": [["MX", "10 mx1.example.org"]],
+    "salias.example": [["CNAME", "mx1.example.org"]],
+    "halfsigned.example": [["CNAME", "mx2.example.org"]]
   },
+  "secure": ["signed.example", "mx1.example.org", "_25._tcp.mx1.example.org", "salias.example",
+             "halfsigned.example", "*.signed.example"],
   "servfail": ["servfail.example", "halfbroken.example/AAAA"],
   "refused": ["refused.example"],
   "ignore": ["timeout.example"],
@@ -254,6 +259,67 @@ TEST_F(DnsResolverTest, Tlsa) {
   EXPECT_EQ(a.records[0].selector, 1);
   EXPECT_EQ(a.records[0].matching_type, 1);
   EXPECT_EQ(a.records[0].data, (std::vector<uint8_t>{0x0a, 0x0b, 0x0c}));
+}
+
+// The responder sets AD on the names in "secure" when the query asks with AD (RFC 6840 §5.7):
+// the resolver asks, and believes the answer because the server is on 127.0.0.1.
+TEST_F(DnsResolverTest, AuthenticatedAnswersCarryTheAdBit) {
+  EXPECT_TRUE(resolver_->trustsAd());
+  MxAnswer m = mx("signed.example");
+  ASSERT_EQ(m.outcome, Outcome::kOk) << m.error;
+  EXPECT_TRUE(m.authenticated);
+  EXPECT_FALSE(mx("example.org").authenticated);
+  EXPECT_TRUE(addresses("mx1.example.org").authenticated);
+  EXPECT_FALSE(addresses("mx2.example.org").authenticated);
+  auto t = wait<TlsaAnswer>([&](auto done) { resolver_->tlsa("_25._tcp.mx1.example.org", done); });
+  ASSERT_EQ(t.outcome, Outcome::kOk);
+  EXPECT_TRUE(t.authenticated);
+  auto t2 = wait<TlsaAnswer>([&](auto done) { resolver_->tlsa("_25._tcp.mx2.example.org", done); });
+  EXPECT_EQ(t2.outcome, Outcome::kNxDomain);
+  EXPECT_FALSE(t2.authenticated);
+  // Secure denial of existence (RFC 4035 §3.2.3 covers negative answers too).
+  MxAnswer gone = mx("gone.signed.example");
+  EXPECT_EQ(gone.outcome, Outcome::kNxDomain);
+  EXPECT_TRUE(gone.authenticated);
+  TxtAnswer nodata = txt("signed.example");
+  EXPECT_EQ(nodata.outcome, Outcome::kNoData);
+  EXPECT_TRUE(nodata.authenticated);
+}
+
+TEST_F(DnsResolverTest, AuthenticatedSurvivesTheCache) {
+  uint64_t hits = resolver_->stats().cache_hits;
+  EXPECT_TRUE(mx("signed.example").authenticated);
+  EXPECT_TRUE(mx("signed.example").authenticated);
+  EXPECT_FALSE(mx("example.org").authenticated);
+  EXPECT_FALSE(mx("example.org").authenticated);
+  EXPECT_EQ(resolver_->stats().cache_hits, hits + 2);
+}
+
+TEST_F(DnsResolverTest, CnameChainIsAuthenticatedOnlyWhenEveryStepIs) {
+  AddressAnswer a = addresses("salias.example");   // secure CNAME to a secure name
+  ASSERT_EQ(a.outcome, Outcome::kOk) << a.error;
+  EXPECT_TRUE(a.authenticated);
+  AddressAnswer b = addresses("halfsigned.example");   // secure CNAME to an insecure name
+  ASSERT_EQ(b.outcome, Outcome::kOk) << b.error;
+  EXPECT_FALSE(b.authenticated);
+  AddressAnswer c = addresses("alias.example");   // insecure CNAME to a secure name
+  ASSERT_EQ(c.outcome, Outcome::kOk) << c.error;
+  EXPECT_FALSE(c.authenticated);
+}
+
+TEST_F(DnsResolverTest, AdIsBelievedOnlyFromLoopbackServers) {
+  auto with = [](std::vector<std::string> servers) {
+    ResolverOptions o;
+    for (const auto& s : servers) o.servers.push_back(Endpoint{*IpAddress::parse(s), 53});
+    auto r = Resolver::create(o);
+    EXPECT_TRUE(r) << r.status().message();
+    return r && (*r)->trustsAd();
+  };
+  EXPECT_TRUE(with({"127.0.0.1"}));
+  EXPECT_TRUE(with({"127.0.0.53", "::1"}));
+  EXPECT_FALSE(with({"192.0.2.1"}));
+  EXPECT_FALSE(with({"127.0.0.1", "192.0.2.1"}));
+  EXPECT_FALSE(with({"::ffff:127.0.0.1"}));   // not ::1
 }
 
 TEST_F(DnsResolverTest, CacheHitsAndTtlExpiry) {

@@ -116,8 +116,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadRoute{"[[route]]\nrecipient_domains = []\n", "must be a non-empty array"},
         BadRoute{"[[route]]\nrecipient_domains = [\"a..b\"]\n", "is not a domain name"},
         BadRoute{"[[route]]\nrecipient_domains = [\"a.test\"]\nsender_domains = [\"b.test\"]\n", "not both"},
-        BadRoute{"[[route]]\ntls = \"sometimes\"\n", "'tls' must be none, may, encrypt, verify, starttls or implicit"},
-        BadRoute{"[[route]]\ntls = \"dane\"\n", "is not available yet"},
+        BadRoute{"[[route]]\ntls = \"sometimes\"\n", "'tls' must be none, may, encrypt, verify, dane, starttls or implicit"},
+        BadRoute{"[[route]]\nrelay = \"r.test:25\"\ntls = \"mta-sts\"\n", "is for MX delivery; a relay takes"},
+        BadRoute{"[[route]]\nrelay = \"r.test:25\"\ntls = \"dane\"\n", "'tls = \"dane\"' is for MX delivery"},
         BadRoute{"[[route]]\ntls = \"implicit\"\n", "needs a 'relay'"},
         BadRoute{"[[route]]\nauth_file = \"relay-auth\"\n", "'auth_file' needs a 'relay'"},
         BadRoute{"[[route]]\nrelay = \"r.test:587\"\nauth_file = \"missing\"\n", "cannot read relay credentials"},
@@ -129,6 +130,14 @@ TEST_F(RouteTest, PasswordWithoutTlsWarns) {
   auto r = load("[[route]]\nrelay = \"r.test:587\"\ntls = \"may\"\nauth_file = \"relay-auth\"\n");
   ASSERT_TRUE(r.config) << joined(r);
   EXPECT_NE(joined(r).find("without required TLS"), std::string::npos);
+}
+
+TEST_F(RouteTest, DaneIsAnMxTlsLevel) {
+  auto r = load("[[route]]\nrecipient_domains = [\"a.test\"]\ntls = \"dane\"\n");
+  ASSERT_TRUE(r.config) << joined(r);
+  ASSERT_EQ(r.config->routes.size(), 1u);
+  EXPECT_EQ(r.config->routes[0].tls, config::RouteTls::kDane);
+  EXPECT_NE(config::describe(*r.config).find("tls=dane"), std::string::npos) << config::describe(*r.config);
 }
 
 TEST_F(RouteTest, ConfigShowListsRoutes) {

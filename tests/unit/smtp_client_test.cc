@@ -3,6 +3,11 @@
 // misbehaving servers on a thread.
 #include "smtp/client/client.h"
 
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#include "smtp/client/dane.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -513,6 +518,108 @@ TEST(SmtpClient, VerifyFailsForSelfSigned) {
     }
     EXPECT_FALSE(o.second && o.second->permanent());
   });
+}
+
+// "3 1 1": SHA-256 of the certificate's SubjectPublicKeyInfo (RFC 6698 §2.1).
+std::vector<uint8_t> spkiSha256(const std::string& pem_path) {
+  std::vector<uint8_t> out(SHA256_DIGEST_LENGTH);
+  FILE* f = std::fopen(pem_path.c_str(), "r");
+  if (!f) return {};
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!x) return {};
+  unsigned char* der = nullptr;
+  int n = i2d_PUBKEY(X509_get0_pubkey(x), &der);
+  SHA256(der, static_cast<size_t>(n), out.data());
+  OPENSSL_free(der);
+  X509_free(x);
+  return out;
+}
+
+// DANE-EE(3) binds the key: the certificate's name (mail.example.test) is not the one asked
+// for, and it is self-signed, yet it verifies (RFC 7672 §3.1.1).
+TEST(SmtpClient, DaneEeMatchIgnoresNameAndIssuer) {
+  MxServer mx({"--starttls", kSelfSignedCert, kSelfSignedKey});
+  ASSERT_TRUE(mx.up());
+  Ctx ctx;
+  auto hash = spkiSha256(kSelfSignedCert);
+  ASSERT_EQ(hash.size(), kSha256Size);
+  run([&]() -> net::awaitable<void> {
+    ClientOptions opt = options(TlsMode::kMay, ctx.ctx);
+    opt.tls_name = "mx.elsewhere.test";
+    opt.dane_tlsa = {dns::TlsaData{kUsageDaneEe, kSelectorSpki, kMatchSha256, hash}};
+    Opened o = co_await Connection::open(mx.endpoint(), opt);
+    EXPECT_FALSE(o.second) << o.second->text();
+    if (o.first) {
+      EXPECT_TRUE(o.first->tls());
+      EXPECT_TRUE(o.first->verified());
+      EXPECT_EQ(o.first->dane(), "dane-ee");
+      co_await o.first->quit();
+    }
+  });
+}
+
+TEST(SmtpClient, DaneMismatchIsATlsFailureNamingDane) {
+  MxServer mx({"--starttls", kSelfSignedCert, kSelfSignedKey});
+  ASSERT_TRUE(mx.up());
+  Ctx ctx;
+  run([&]() -> net::awaitable<void> {
+    ClientOptions opt = options(TlsMode::kMay, ctx.ctx);
+    opt.tls_name = "mail.example.test";
+    opt.dane_tlsa = {dns::TlsaData{kUsageDaneEe, kSelectorSpki, kMatchSha256, std::vector<uint8_t>(kSha256Size, 0)}};
+    Opened o = co_await Connection::open(mx.endpoint(), opt);
+    EXPECT_FALSE(o.first);
+    EXPECT_TRUE(o.second);
+    if (!o.second) co_return;
+    EXPECT_EQ(o.second->kind, Failure::kTls);
+    EXPECT_NE(o.second->text().find("DANE: certificate does not match the TLSA records"), std::string::npos)
+        << o.second->text();
+    EXPECT_FALSE(o.second->permanent());
+  });
+}
+
+TEST(SmtpClient, DaneWithOnlyPkixRecordsIsRefused) {
+  MxServer mx({"--starttls", kSelfSignedCert, kSelfSignedKey});
+  ASSERT_TRUE(mx.up());
+  Ctx ctx;
+  auto hash = spkiSha256(kSelfSignedCert);
+  run([&]() -> net::awaitable<void> {
+    ClientOptions opt = options(TlsMode::kMay, ctx.ctx);
+    opt.tls_name = "mail.example.test";
+    opt.dane_tlsa = {dns::TlsaData{1, kSelectorSpki, kMatchSha256, hash}};   // PKIX-EE: not for SMTP
+    Opened o = co_await Connection::open(mx.endpoint(), opt);
+    EXPECT_FALSE(o.first);
+    EXPECT_TRUE(o.second);
+    if (!o.second) co_return;
+    EXPECT_NE(o.second->text().find("DANE: no usable TLSA record"), std::string::npos) << o.second->text();
+  });
+}
+
+TEST(SmtpClientDane, UsableRecordsForSmtp) {
+  using dns::TlsaData;
+  std::vector<uint8_t> h32(32, 1), h64(64, 1), h31(31, 1);
+  struct Case {
+    TlsaData r;
+    bool usable;
+  } cases[] = {
+      {{3, 1, 1, h32}, true},  {{2, 0, 1, h32}, true},  {{3, 0, 2, h64}, true},  {{2, 1, 0, h31}, true},
+      {{0, 0, 1, h32}, false}, {{1, 1, 1, h32}, false}, {{4, 1, 1, h32}, false}, {{3, 2, 1, h32}, false},
+      {{3, 1, 3, h32}, false}, {{3, 1, 1, h31}, false}, {{3, 1, 2, h32}, false}, {{3, 1, 0, {}}, false},
+  };
+  std::vector<TlsaData> all;
+  size_t usable = 0;
+  for (const auto& c : cases) {
+    EXPECT_EQ(usableForSmtp(c.r), c.usable) << int(c.r.usage) << " " << int(c.r.selector) << " "
+                                            << int(c.r.matching_type) << " len " << c.r.data.size();
+    all.push_back(c.r);
+    usable += c.usable;
+  }
+  auto kept = usableTlsa(all);
+  ASSERT_EQ(kept.size(), usable);
+  EXPECT_EQ(kept[0], cases[0].r);
+  EXPECT_STREQ(daneUsageName(2), "dane-ta");
+  EXPECT_STREQ(daneUsageName(3), "dane-ee");
+  EXPECT_STREQ(daneUsageName(1), "");
 }
 
 TEST(SmtpClient, VerifyWithTheTestCa) {

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 
+#include "smtp/client/dane.h"
+
 namespace postern::smtp::client {
 
 using namespace asio::experimental::awaitable_operators;
@@ -99,6 +101,12 @@ SSL_CTX* makeClientContext(const std::string& ca_file, std::string& error) {
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   // Host name checks (SSL_set1_host in net::Stream::connectTls) without partial wildcards.
   X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(ctx), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  // Shared DANE state (digest algorithms); a connection uses it only after SSL_dane_enable.
+  if (SSL_CTX_dane_enable(ctx) <= 0) {
+    error = "SSL_CTX_dane_enable: " + net::lastTlsError();
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
   return ctx;
 }
 
@@ -164,14 +172,56 @@ struct Connection::Impl {
     if (r.index() == 0) co_return std::get<0>(r);
     co_return std::error_code(asio::error::timed_out);
   }
+  bool dane() const { return !options.dane_tlsa.empty(); }
+
+  // RFC 7672 §3: the TLSA records become the only trust anchors of this handshake, with
+  // SSL_VERIFY_PEER semantics (a mismatch aborts it). DANE-EE(3) skips name checks (§3.1.1);
+  // OpenSSL skips validity dates for it by itself.
+  bool prepareDane(SSL* ssl, std::string& reason) const {
+    if (SSL_dane_enable(ssl, options.tls_name.c_str()) <= 0) {
+      reason = "DANE: cannot enable: " + net::lastTlsError();
+      return false;
+    }
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    for (const std::string& n : options.dane_names) SSL_add1_host(ssl, n.c_str());
+    int added = 0;
+    for (const dns::TlsaData& t : options.dane_tlsa) {
+      if (!usableForSmtp(t)) continue;
+      // 0: a record OpenSSL cannot use (unsupported digest); < 0: an error.
+      if (SSL_dane_tlsa_add(ssl, t.usage, t.selector, t.matching_type, t.data.data(), t.data.size()) > 0) ++added;
+    }
+    ERR_clear_error();
+    if (added == 0) {
+      reason = "DANE: no usable TLSA record";
+      return false;
+    }
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+    return true;
+  }
+
   awaitable<bool> connectTls(std::string& reason, Clock::duration timeout) {
     stream->setDeadline(timeout);
-    auto r = co_await (stream->connectTls(options.tls_ctx, options.tls_name, reason) ||
+    net::Stream::TlsPrepare prepare;
+    if (dane()) prepare = [this](SSL* ssl, std::string& why) { return prepareDane(ssl, why); };
+    auto r = co_await (stream->connectTls(options.tls_ctx, options.tls_name, reason, std::move(prepare)) ||
                        stream->runWatchdog(kWatchdogGrace));
     stream->setDeadlineAt(Clock::time_point::max());
-    if (r.index() == 0) co_return std::get<0>(r);
-    reason = "handshake timed out";
-    co_return false;
+    bool ok = r.index() == 0 && std::get<0>(r);
+    if (r.index() != 0) reason = "handshake timed out";
+    // A DANE mismatch aborts the handshake (SSL_VERIFY_PEER): name it as such.
+    if (!ok && dane() && stream->ssl()) {
+      long v = SSL_get_verify_result(stream->ssl());
+      if (v != X509_V_OK) reason = daneMismatch(v);
+    }
+    co_return ok;
+  }
+
+  static std::string daneMismatch(long v) {
+    return fmt::format("DANE: certificate does not match the TLSA records ({})", X509_verify_cert_error_string(v));
+  }
+  // A handshake failure's text: a DANE mismatch says so by itself.
+  static std::string handshakeFailed(const std::string& reason) {
+    return reason.rfind("DANE: ", 0) == 0 ? reason : "TLS handshake failed: " + reason;
   }
 
   awaitable<Read> readReply(Clock::duration timeout, const char* what) {
@@ -299,6 +349,17 @@ awaitable<std::pair<std::unique_ptr<Connection>, std::optional<Failure>>> Connec
     SSL* ssl = im.stream->ssl();
     X509* peer = ssl ? SSL_get0_peer_certificate(ssl) : nullptr;
     long v = ssl ? SSL_get_verify_result(ssl) : X509_V_ERR_UNSPECIFIED;
+    if (im.dane()) {
+      // Always required: the TLSA records say this server must present a matching chain.
+      uint8_t usage = 0;
+      int depth = ssl ? SSL_get0_dane_tlsa(ssl, &usage, nullptr, nullptr, nullptr, nullptr) : -1;
+      c->verified_ = peer != nullptr && v == X509_V_OK && depth >= 0;
+      if (!c->verified_)
+        return Failure{Failure::kTls, std::nullopt,
+                       Impl::daneMismatch(v != X509_V_OK ? v : X509_V_ERR_DANE_NO_MATCH)};
+      c->dane_ = daneUsageName(usage);
+      return std::nullopt;
+    }
     c->verified_ = peer != nullptr && v == X509_V_OK && !options.tls_name.empty();
     if (!require || c->verified_) return std::nullopt;
     std::string why = !peer                      ? std::string("no certificate")
@@ -310,7 +371,7 @@ awaitable<std::pair<std::unique_ptr<Connection>, std::optional<Failure>>> Connec
   if (options.tls == TlsMode::kImplicit) {
     std::string reason;
     if (!co_await im.connectTls(reason, options.timeouts.greeting))
-      co_return fail(Failure{Failure::kTls, std::nullopt, "TLS handshake failed: " + reason});
+      co_return fail(Failure{Failure::kTls, std::nullopt, Impl::handshakeFailed(reason)});
     if (auto f = afterHandshake(true)) co_return fail(std::move(*f));
   }
 
@@ -341,11 +402,14 @@ awaitable<std::pair<std::unique_ptr<Connection>, std::optional<Failure>>> Connec
   if (auto f = co_await hello()) co_return fail(std::move(*f));
 
   const bool want_starttls = options.tls == TlsMode::kMay || options.tls == TlsMode::kEncrypt ||
-                             options.tls == TlsMode::kVerify;
-  const bool require_tls = options.tls == TlsMode::kEncrypt || options.tls == TlsMode::kVerify;
+                             options.tls == TlsMode::kVerify || (im.dane() && options.tls != TlsMode::kImplicit);
+  const bool require_tls = options.tls == TlsMode::kEncrypt || options.tls == TlsMode::kVerify || im.dane();
   if (want_starttls) {
     if (!c->caps_.starttls) {
-      if (require_tls) co_return fail(Failure{Failure::kTls, std::nullopt, "the server does not offer STARTTLS"});
+      if (require_tls)
+        co_return fail(Failure{Failure::kTls, std::nullopt,
+                               im.dane() ? "DANE: the server does not offer STARTTLS (TLSA records require it)"
+                                         : "the server does not offer STARTTLS"});
     } else {
       const std::string starttls = "STARTTLS\r\n";
       Impl::Read r = co_await im.command(starttls, "after STARTTLS");
@@ -360,7 +424,7 @@ awaitable<std::pair<std::unique_ptr<Connection>, std::optional<Failure>>> Connec
         im.parser = ReplyParser();
         std::string reason;
         if (!co_await im.connectTls(reason, options.timeouts.command))
-          co_return fail(Failure{Failure::kTls, std::nullopt, "TLS handshake failed: " + reason});
+          co_return fail(Failure{Failure::kTls, std::nullopt, Impl::handshakeFailed(reason)});
         if (auto f = afterHandshake(options.tls == TlsMode::kVerify)) co_return fail(std::move(*f));
         // RFC 3207 §4.2: forget what was learnt before TLS and ask again.
         c->caps_ = Capabilities();

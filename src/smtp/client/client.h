@@ -1,6 +1,7 @@
 // The one SMTP client (outbound delivery; later `postern doctor`): RFC 5321 as a client, with
 // ESMTP PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), DSN
-// parameters passed on (RFC 3461), STARTTLS (RFC 3207) and AUTH PLAIN/LOGIN (RFC 4954, 4616).
+// parameters passed on (RFC 3461), STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, 4616) and
+// DANE authentication of the server (RFC 7672 §3, see dane.h).
 //
 // One Connection is one TCP (or TLS) session to one server; it can carry many transactions
 // (RSET between them is not needed after a completed DATA, RFC 5321 §4.1.4). Every read and
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "dns/message.h"
 #include "net/asio.h"
 #include "net/stream.h"
 #include "smtp/client/reply_parser.h"
@@ -50,10 +52,20 @@ struct ClientOptions {
   std::string auth_password;
   bool allow_plain_auth = false;
   ClientTimeouts timeouts;
+  // DANE (RFC 7672 §3): when non-empty, STARTTLS is required whatever `tls` says, and the
+  // server's certificate must match one of these records (OpenSSL's DANE verification) instead
+  // of the WebPKI; a mismatch is a kTls failure that says "DANE". `tls_name` is the TLSA base
+  // domain (the MX host name, RFC 7672 §2.2.3); `dane_names` are more names a DANE-TA(2)
+  // certificate may carry (RFC 7672 §3.2.3). DANE-EE(3) ignores names and validity dates
+  // (RFC 7672 §3.1.1). REQUIRES: only usable records (usableTlsa in dane.h); tls_ctx made by
+  // makeClientContext (DANE enabled on it).
+  std::vector<dns::TlsaData> dane_tlsa;
+  std::vector<std::string> dane_names;
 };
 
 // A client SSL_CTX: TLS 1.2+, system trust store plus `ca_file` (may be empty), no session
-// tickets kept across hosts. Null on failure with `error` set.
+// tickets kept across hosts, DANE enabled (used only by connections given TLSA records).
+// Null on failure with `error` set.
 SSL_CTX* makeClientContext(const std::string& ca_file, std::string& error);
 
 // Why a connection-level step failed, for the log's `dsn=` and the queue's decision.
@@ -126,7 +138,8 @@ class Connection {
   const Capabilities& capabilities() const { return caps_; }
   bool tls() const;                     // STARTTLS or implicit TLS is in effect
   const net::TlsInfo& tlsInfo() const;  // version, cipher
-  bool verified() const { return verified_; }   // the certificate verified for tls_name
+  bool verified() const { return verified_; }   // the certificate verified for tls_name (or by DANE)
+  const std::string& dane() const { return dane_; }   // "dane-ee" / "dane-ta" when DANE verified it, else ""
   std::string peerName() const;         // "mx.example.org[192.0.2.1]:25" for logs (set by caller)
   void setPeerName(std::string n) { peer_name_ = std::move(n); }
 
@@ -136,6 +149,7 @@ class Connection {
   std::unique_ptr<Impl> impl_;
   Capabilities caps_;
   bool verified_ = false;
+  std::string dane_;
   std::string peer_name_;
 };
 
