@@ -1,9 +1,14 @@
 // Sender Rewriting Scheme (delivery/srs.h): forward, reverse, parser and timestamps.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <string>
 
 #include "delivery/srs.h"
+#include "delivery/srs_secret.h"
+#include "util/fs.h"
 #include "util/strings.h"
 
 namespace postern::delivery {
@@ -229,6 +234,32 @@ TEST(SrsTest, ParserFields) {
   EXPECT_EQ(parseSrsLocal("SRS2=RQEE=RA=d=l").error, SrsError::kNotSrs);
   EXPECT_EQ(parseSrsLocal("").error, SrsError::kNotSrs);
   EXPECT_EQ(parseSrsLocal("SRS0*RQEE=RA=d=l").error, SrsError::kNotSrs);
+}
+
+TEST(SrsSecretTest, CreatedOnceWithRandomBytesMode0600) {
+  std::string dir = ::testing::TempDir() + "/srs_secret_test";
+  std::system(("rm -rf " + dir).c_str());
+  std::string path = dir + "/state/srs-secret";   // the folder is made too
+  auto made = createSrsSecretIfMissing(path);
+  ASSERT_TRUE(made) << made.status().message();
+  EXPECT_TRUE(made.value());
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, kSrsSecretMode);
+  auto first = readFile(path);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->size(), kSrsSecretBytes);
+  EXPECT_TRUE(checkSrsSecret(first.value(), path));
+  // Never replaced: a new secret would invalidate every address rewritten before.
+  auto again = createSrsSecretIfMissing(path);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again.value());
+  EXPECT_EQ(readFile(path).value(), first.value());
+  // An operator's secret that is too short is refused, naming the file.
+  auto short_one = checkSrsSecret("short", path);
+  ASSERT_FALSE(short_one);
+  EXPECT_NE(short_one.status().message().find(path), std::string::npos);
+  EXPECT_NE(short_one.status().message().find("at least 16"), std::string::npos);
 }
 
 }  // namespace
