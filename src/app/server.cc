@@ -23,6 +23,8 @@
 #include "app/privileges.h"
 #include "delivery/deliverer.h"
 #include "delivery/remote.h"
+#include "delivery/srs.h"
+#include "delivery/srs_secret.h"
 #include "dns/resolver.h"
 #include "dkim/key_store.h"
 #include "io/env.h"
@@ -136,6 +138,7 @@ class Server {
   std::unique_ptr<protect::Protector> protector_;
   std::unique_ptr<protect::Dnsbl> dnsbl_;
   std::unique_ptr<protect::Greylist> greylist_;   // null unless enabled
+  std::shared_ptr<const delivery::Srs> srs_;   // null unless [srs] enabled
   std::unique_ptr<dkim::KeyStore> dkim_;   // loaded while still root (keys are often 0600 root)
   std::unique_ptr<ControlServer> control_;
   std::list<tcp::acceptor> acceptors_;
@@ -375,6 +378,7 @@ Status Server::dropRoot() {
   for (const auto& r : c.routes) {
     if (!r.auth_file.empty()) allowed.push_back(r.auth_file);   // relay passwords: 0600, often root's
   }
+  if (c.srs.enabled) allowed.push_back(c.srs.secret_file);
   auto reader = PrivilegedReader::start(std::move(allowed));
   if (!reader) return reader.status();
   reader_ = std::move(reader.value());
@@ -500,8 +504,25 @@ int Server::run() {
       return 1;
     }
     resolver_ = std::move(resolver.value());
+    if (c.srs.enabled) {
+      // Made once (random), then read at every start: a new secret breaks every address
+      // rewritten before, so it is never replaced here.
+      auto made = delivery::createSrsSecretIfMissing(c.srs.secret_file);
+      Result<std::string> secret = made ? files().read(c.srs.secret_file) : Result<std::string>(made.status());
+      if (secret) secret = delivery::checkSrsSecret(std::move(secret.value()), c.srs.secret_file);
+      if (!secret) {
+        log::error("server.start_failed").kv("reason", "[srs] secret_file: " + secret.status().message());
+        return 1;
+      }
+      srs_ = std::make_shared<const delivery::Srs>(std::move(secret.value()), c.srs.domain, c.srs.max_age_days);
+      log::info("srs.enabled").kv("domain", c.srs.domain).kv("secret_file", c.srs.secret_file)
+          .kv("created", made.value() ? "yes" : "no").kv("max_age_days", uint64_t(c.srs.max_age_days));
+    }
     delivery::RemoteOptions rem;
     rem.hostname = c.hostname;
+    rem.srs = srs_;
+    rem.srs_exclude_domains = c.srs.exclude_domains;
+    rem.is_local_domain = [this](std::string_view domain) { return directory_->current()->isLocalDomain(domain); };
     rem.remote_port = c.queue.remote_port;
     rem.destination_concurrency = c.queue.destination_concurrency;
     rem.initial_concurrency = c.queue.initial_concurrency;
@@ -560,6 +581,7 @@ int Server::run() {
   smtp_ctx_->greylist = greylist_.get();
   smtp_ctx_->dkim = dkim_.get();
   smtp_ctx_->quota_usage = quota_usage_.get();
+  smtp_ctx_->srs = srs_.get();
 
   auto acceptor = acceptors_.begin();
   for (const auto& l : c.listeners) {

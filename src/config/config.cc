@@ -87,6 +87,7 @@ class Loader {
   void loadRoutes(const toml::table& root);
   void loadProtect(const toml::table& t);
   void loadGreylist(const toml::table& t);
+  void loadSrs(const toml::table& root);
   void crossChecks();
 
   std::string path_;
@@ -286,7 +287,7 @@ LoadResult Loader::run(std::string_view text) {
 
   checkKeys(root, "the top level",
             {"hostname", "data_dir", "log_format", "log_level", "server", "spool", "queue", "directory", "mailbox", "tls",
-             "proxy_protocol", "smtp", "protect", "listener", "dkim", "dns", "route"});
+             "proxy_protocol", "smtp", "protect", "listener", "dkim", "dns", "route", "srs"});
 
   if (!getString(root, "hostname", c_.hostname)) {
     if (!root.get("hostname")) error(Position{path_, 1, 1}, "'hostname' is required (the name in the greeting and Received headers)");
@@ -426,6 +427,8 @@ LoadResult Loader::run(std::string_view text) {
                                                   "(postern dkim keygen DOMAIN creates it)", c_.dkim.keys_dir));
     }
   }
+
+  loadSrs(root);
 
   c_.mailbox_root = c_.data_dir + "/mail";
   if (const toml::table* t = getTable(root, "mailbox")) {
@@ -675,6 +678,53 @@ bool normalizeDomain(std::string& d) {
   return d.front() != '.' && d.find("..") == std::string::npos;
 }
 }  // namespace
+
+// [srs]: see config.h. The domain defaults to the hostname, the secret file to the state folder.
+void Loader::loadSrs(const toml::table& root) {
+  Srs& s = c_.srs;
+  s.domain = toLower(c_.hostname);
+  s.secret_file = c_.stateDir() + "/srs-secret";
+  const toml::table* t = getTable(root, "srs");
+  if (!t) return;
+  checkKeys(*t, "[srs]", {"enabled", "domain", "secret_file", "max_age", "exclude_domains"});
+  if (const toml::node* n = t->get("enabled")) {
+    if (!n->is_boolean()) error(pos(*n), "'enabled' must be true or false");
+    else s.enabled = n->as_boolean()->get();
+  }
+  if (getString(*t, "domain", s.domain)) {
+    s.domain = toLower(s.domain);
+    if (!s.domain.empty() && s.domain.back() == '.') s.domain.pop_back();
+    if (s.domain.empty() || s.domain.find_first_of(" \t\r\n@=[]") != std::string::npos)
+      error(pos(*t->get("domain")), "'domain' must be a domain name such as \"mail.example.com\"");
+  }
+  if (getString(*t, "secret_file", s.secret_file)) {
+    if (s.secret_file.empty()) error(pos(*t->get("secret_file")), "'secret_file' must not be empty");
+    s.secret_file = resolvePath(s.secret_file);
+  }
+  uint64_t max_age_ms = uint64_t(s.max_age_days) * 86'400'000;
+  if (getDuration(*t, "max_age", max_age_ms)) {
+    constexpr uint64_t kDayMs = 86'400'000;
+    if (max_age_ms % kDayMs != 0 || max_age_ms < kDayMs || max_age_ms > kMaxSrsMaxAgeDays * kDayMs)
+      error(pos(*t->get("max_age")), fmt::format("'max_age' must be whole days from \"1d\" to \"{}d\" (the SRS "
+                                                 "timestamp counts days and wraps after 1024)", kMaxSrsMaxAgeDays));
+    else s.max_age_days = static_cast<uint32_t>(max_age_ms / kDayMs);
+  }
+  if (const toml::node* n = t->get("exclude_domains")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) {
+      error(pos(*n), "'exclude_domains' must be an array of domains such as [\"example.com\"]");
+    } else {
+      for (const auto& e : *arr) {
+        std::string d = e.is_string() ? e.as_string()->get() : std::string();
+        if (!normalizeDomain(d)) {
+          error(pos(e), "'exclude_domains': each entry must be a domain name such as \"example.com\"");
+          continue;
+        }
+        s.exclude_domains.push_back(std::move(d));
+      }
+    }
+  }
+}
 
 // [[route]]: relay hosts and TLS policies by recipient or sender domain (DESIGN.md).
 void Loader::loadRoutes(const toml::table& root) {
@@ -1003,6 +1053,10 @@ std::string describe(const Config& c) {
                        routeTlsName(r.tls), r.auth_file.empty() ? "" : " auth=yes");
   }
   out += fmt::format("dkim.keys: {}\n", c.dkim.keys_dir);
+  out += fmt::format("srs.enabled: {}\nsrs.domain: {}\nsrs.secret_file: {}\nsrs.max_age: {}d\nsrs.exclude_domains: {}\n",
+                     c.srs.enabled ? "true" : "false", c.srs.domain, c.srs.secret_file, c.srs.max_age_days,
+                     c.srs.exclude_domains.empty() ? std::string("(none)")
+                                                   : fmt::format("{}", fmt::join(c.srs.exclude_domains, ", ")));
   std::vector<std::string> dns_servers;
   for (const auto& e : c.dns.servers) dns_servers.push_back(e.toString());
   out += fmt::format("dns.servers: {}\ndns.timeout: {}\ndns.cache_size: {}\n",

@@ -219,6 +219,17 @@ struct Dkim {
   std::string keys_dir;      // default: "dkim" beside the configuration file
 };
 
+// [srs]: Sender Rewriting Scheme for mail that aliases forward off-site (delivery/srs.h).
+inline constexpr uint32_t kDefaultSrsMaxAgeDays = 21;
+inline constexpr uint32_t kMaxSrsMaxAgeDays = 1023;   // the SRS timestamp wraps after 1024 days
+struct Srs {
+  bool enabled = false;
+  std::string domain;                        // default: hostname
+  std::string secret_file;                   // default: <data_dir>/state/srs-secret (created if missing)
+  uint32_t max_age_days = kDefaultSrsMaxAgeDays;   // bounces to older rewritten addresses are refused
+  std::vector<std::string> exclude_domains;  // senders in these domains are never rewritten (lower case)
+};
+
 // [dns]: the resolver shared by outbound routing and, later, SPF/DKIM/DMARC/DANE (dns/resolver.h).
 inline constexpr uint64_t kDefaultDnsTimeoutMs = 5000;
 inline constexpr uint64_t kMaxDnsTimeoutMs = 60'000;
@@ -251,6 +262,7 @@ struct Config {
   QueueSettings queue;
   Protect protect;
   Dkim dkim;
+  Srs srs;
   std::vector<Route> routes;
   Dns dns;
   std::vector<Listener> listeners;

@@ -33,6 +33,7 @@ struct Attempt {
 struct Part {
   std::shared_ptr<Attempt> attempt;
   std::vector<uint32_t> recipients;
+  std::string srs_from;   // the SRS-rewritten MAIL FROM; empty: the envelope's own
 };
 
 struct Dest {
@@ -142,6 +143,7 @@ struct RemoteDeliverer::Impl {
   }
 
   void start(std::shared_ptr<Attempt> a, std::vector<uint32_t> recipients);
+  std::string srsSender(const spool::Envelope& env, const spool::Recipient& r) const;
   void enqueue(const Destination& d, std::shared_ptr<Part> p);
   void spawn(Dest& d);
   net::awaitable<void> worker(std::string key);
@@ -257,21 +259,37 @@ void RemoteDeliverer::submit(Job job) {
 
 // Splits the recipients by destination and transaction size and queues the parts.
 void RemoteDeliverer::Impl::start(std::shared_ptr<Attempt> a, std::vector<uint32_t> recipients) {
-  std::map<std::string, std::pair<Destination, std::vector<uint32_t>>> groups;
+  // Recipients with and without an SRS sender need transactions of their own.
+  struct Group {
+    Destination d;
+    std::string srs_from;
+    std::vector<uint32_t> rcpts;
+  };
+  std::map<std::pair<std::string, bool>, Group> groups;
   for (uint32_t r : recipients) {
     Destination d = route(opt.routes, a->env.mail_from, a->env.recipients[r].mailbox, opt.remote_port);
-    auto& g = groups[d.key];
-    if (g.second.empty()) g.first = std::move(d);
-    g.second.push_back(r);
+    std::string srs_from = srsSender(a->env, a->env.recipients[r]);
+    auto& g = groups[{d.key, !srs_from.empty()}];
+    if (g.rcpts.empty()) {
+      g.d = std::move(d);
+      g.srs_from = std::move(srs_from);
+    }
+    g.rcpts.push_back(r);
   }
   std::vector<std::pair<Destination, std::shared_ptr<Part>>> parts;
   for (auto& [key, g] : groups) {
-    for (size_t at = 0; at < g.second.size(); at += opt.recipients_per_transaction) {
+    if (!g.srs_from.empty()) {
+      count("srs.rewritten");
+      log::info("srs.rewritten").kv("queue_id", a->env.queue_id).kv("from", a->env.mail_from)
+          .kv("srs_from", g.srs_from).kv("destination", g.d.key).kv("recipients", uint64_t(g.rcpts.size()));
+    }
+    for (size_t at = 0; at < g.rcpts.size(); at += opt.recipients_per_transaction) {
       auto p = std::make_shared<Part>();
       p->attempt = a;
-      size_t end = std::min(g.second.size(), at + opt.recipients_per_transaction);
-      p->recipients.assign(g.second.begin() + at, g.second.begin() + end);
-      parts.emplace_back(g.first, std::move(p));
+      p->srs_from = g.srs_from;
+      size_t end = std::min(g.rcpts.size(), at + opt.recipients_per_transaction);
+      p->recipients.assign(g.rcpts.begin() + at, g.rcpts.begin() + end);
+      parts.emplace_back(g.d, std::move(p));
     }
   }
   a->parts_left = parts.size();
@@ -282,6 +300,22 @@ void RemoteDeliverer::Impl::start(std::shared_ptr<Attempt> a, std::vector<uint32
     return;
   }
   for (auto& [d, p] : parts) enqueue(d, std::move(p));
+}
+
+// The SRS sender for one recipient, or empty when the envelope's sender goes unchanged:
+// only mail that an alias forwards off-site, from a sender that is neither null, ours,
+// nor excluded, and that forward() can rewrite.
+std::string RemoteDeliverer::Impl::srsSender(const spool::Envelope& env, const spool::Recipient& r) const {
+  if (!opt.srs || r.local || env.mail_from.empty() || lower(r.address) == lower(r.mailbox)) return {};
+  size_t at = env.mail_from.rfind('@');
+  if (at == std::string::npos) return {};
+  std::string domain = lower(env.mail_from.substr(at + 1));
+  if (std::find(opt.srs_exclude_domains.begin(), opt.srs_exclude_domains.end(), domain) != opt.srs_exclude_domains.end())
+    return {};
+  if (opt.is_local_domain && opt.is_local_domain(domain)) return {};
+  auto days = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count() / kSrsSecondsPerDay;
+  return opt.srs->forward(env.mail_from, static_cast<uint64_t>(days)).value_or(std::string());
 }
 
 void RemoteDeliverer::Impl::enqueue(const Destination& d, std::shared_ptr<Part> p) {
@@ -364,7 +398,7 @@ net::awaitable<void> RemoteDeliverer::Impl::worker(std::string key) {
     }
     const Attempt& a = *p->attempt;
     sc::Transaction t;
-    t.mail_from = a.env.mail_from;
+    t.mail_from = p->srs_from.empty() ? a.env.mail_from : p->srs_from;
     for (uint32_t idx : p->recipients) {
       const spool::Recipient& rc = a.env.recipients[idx];
       t.recipients.push_back({rc.mailbox, rc.notify ? notifyText(rc.notify) : std::string(), rc.orcpt});

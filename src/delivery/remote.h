@@ -45,6 +45,7 @@
 #include "delivery/deliverer.h"
 #include "delivery/mta_sts.h"
 #include "delivery/route.h"
+#include "delivery/srs.h"
 #include "dns/resolver.h"
 #include "net/asio.h"
 #include "smtp/client/client.h"
@@ -74,6 +75,12 @@ struct RemoteOptions {
   std::chrono::milliseconds idle_reuse{5000};           // an idle connection waits this long for more mail
   std::chrono::milliseconds dead_time{60'000};          // a destination whose every host failed is skipped this long
   smtp::client::ClientTimeouts timeouts;
+  // SRS (delivery/srs.h): when set, a recipient that an alias forwarded off-site (address !=
+  // mailbox) gets the rewritten sender, unless the sender is null, in a local domain
+  // (is_local_domain) or in srs_exclude_domains (lower case).
+  std::shared_ptr<const Srs> srs;
+  std::vector<std::string> srs_exclude_domains;
+  std::function<bool(std::string_view domain)> is_local_domain;   // REQUIRES: thread-safe
 };
 
 struct RemoteStats {

@@ -96,6 +96,9 @@ inline constexpr std::string_view kEventNames[] = {
     "smtp.sender_denied",
     "smtp.size_exceeded",
     "smtp.spool_failed",
+    "smtp.srs_bad_hash",
+    "smtp.srs_expired",
+    "smtp.srs_malformed",
     "smtp.starttls_pipelined_discarded",
     "smtp.starttls_unavailable",
     "smtp.syntax_error",
@@ -107,6 +110,8 @@ inline constexpr std::string_view kEventNames[] = {
     "smtp.user_message_limit",
     "smtp.user_recipient_limit",
     "smtp.utf8_without_smtputf8",
+    "srs.reversed",
+    "srs.rewritten",
     "tls.handshake_failed",
     "tls.reload_failed",
 };

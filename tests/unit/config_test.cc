@@ -176,6 +176,57 @@ TEST_F(ConfigTest, DnsSection) {
   EXPECT_NE(shown.find("dns.timeout: 2s\ndns.cache_size: 500\n"), std::string::npos) << shown;
 }
 
+TEST_F(ConfigTest, SrsSection) {
+  auto def = load(kBase);
+  ASSERT_TRUE(def.config) << joined(def);
+  const Srs& d = def.config->srs;
+  EXPECT_FALSE(d.enabled);
+  EXPECT_EQ(d.domain, "mail.example.test");   // the hostname
+  EXPECT_EQ(d.secret_file, dir_ + "/data/state/srs-secret");
+  EXPECT_EQ(d.max_age_days, kDefaultSrsMaxAgeDays);
+  EXPECT_TRUE(d.exclude_domains.empty());
+  EXPECT_NE(describe(*def.config).find("srs.enabled: false\nsrs.domain: mail.example.test\n"), std::string::npos);
+
+  auto r = load(std::string(kBase) +
+                "[srs]\nenabled = true\ndomain = \"SRS.Example.TEST.\"\nsecret_file = \"keys/srs\"\nmax_age = \"30d\"\n"
+                "exclude_domains = [\"Partner.example\", \"other.example.\"]\n");
+  ASSERT_TRUE(r.config) << joined(r);
+  const Srs& s = r.config->srs;
+  EXPECT_TRUE(s.enabled);
+  EXPECT_EQ(s.domain, "srs.example.test");
+  EXPECT_EQ(s.secret_file, dir_ + "/keys/srs");
+  EXPECT_EQ(s.max_age_days, 30u);
+  EXPECT_EQ(s.exclude_domains, (std::vector<std::string>{"partner.example", "other.example"}));
+  std::string shown = describe(*r.config);
+  EXPECT_NE(shown.find("srs.enabled: true\nsrs.domain: srs.example.test\nsrs.secret_file: " + dir_ +
+                       "/keys/srs\nsrs.max_age: 30d\nsrs.exclude_domains: partner.example, other.example\n"),
+            std::string::npos)
+      << shown;
+
+  struct Bad {
+    const char* text;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {"[srs]\nenable = true\n", ":9:1: error: unknown setting 'enable' in [srs] (did you mean 'enabled'?)"},
+      {"[srs]\nenabled = \"yes\"\n", "'enabled' must be true or false"},
+      {"[srs]\ndomain = \"\"\n", "'domain' must be a domain name"},
+      {"[srs]\ndomain = \"a@b\"\n", "'domain' must be a domain name"},
+      {"[srs]\nmax_age = \"36h\"\n", "'max_age' must be whole days"},
+      {"[srs]\nmax_age = \"0d\"\n", "'max_age' must be whole days"},
+      {"[srs]\nmax_age = \"1024d\"\n", "'max_age' must be whole days"},
+      {"[srs]\nexclude_domains = \"x.example\"\n", "'exclude_domains' must be an array"},
+      {"[srs]\nexclude_domains = [\"bad domain\"]\n", "'exclude_domains': each entry must be a domain"},
+      {"[srs]\nsecret_file = \"\"\n", "'secret_file' must not be empty"},
+  };
+  for (const auto& b : bad) {
+    SCOPED_TRACE(b.text);
+    auto e = load(std::string(kBase) + b.text);
+    EXPECT_FALSE(e.config);
+    EXPECT_NE(joined(e).find(b.error), std::string::npos) << joined(e);
+  }
+}
+
 TEST_F(ConfigTest, OldServiceNamesWarnAndMapToSubmissions) {
   for (const char* old : {"smtps", "ssmtp"}) {
     std::string text = std::string(kBase) + "[[listener]]\nservice = \"" + old + "\"\naddress = \"127.0.0.1:465\"\n";

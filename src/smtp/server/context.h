@@ -35,6 +35,7 @@ class Dnsbl;
 
 namespace postern::delivery {
 class QuotaUsage;
+class Srs;
 }
 
 namespace postern::dkim {
@@ -59,6 +60,7 @@ struct ServerContext {
   protect::Greylist* greylist = nullptr;   // null unless [protect.greylist] enabled
   dkim::KeyStore* dkim = nullptr;   // signing keys; null: nothing is signed
   delivery::QuotaUsage* quota_usage = nullptr;   // mailbox usage; null: quotas are not checked at RCPT
+  const delivery::Srs* srs = nullptr;   // null unless [srs] enabled: RCPT to SRS addresses is refused as unknown
 };
 
 // Who is on the other end. After a PROXY header `client` is the real client and `peer`

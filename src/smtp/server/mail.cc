@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "delivery/srs.h"
 #include "directory/directory_service.h"
 #include "directory/mailbox_name.h"
 #include "log/log.h"
@@ -148,6 +149,46 @@ bool Session::refuseBadMailboxName(const Command& cmd, const std::string& rcpt,
   return true;
 }
 
+bool Session::srsRecipient(const Command& cmd, const std::string& orcpt) {
+  using delivery::SrsError;
+  auto days = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count() / delivery::kSrsSecondsPerDay;
+  auto r = ctx_.srs->reverse(cmd.path, static_cast<uint64_t>(days));
+  if (!r.value) {
+    if (r.error == SrsError::kNotSrs) return false;
+    const Rejection& why = r.error == SrsError::kBadHash   ? rejection::kSrsBadHash
+                           : r.error == SrsError::kExpired ? rejection::kSrsExpired
+                                                           : rejection::kSrsMalformed;
+    reject(why, 550, "5.1.1", fmt::format("<{}>: Recipient address rejected: {}", cmd.path, r.reason));
+    return true;
+  }
+  // The original sender (SRS0) or the first forwarder's SRS0 address (SRS1): normally
+  // remote; should it be one of ours after all, it goes where the directory says.
+  const std::string& original = r.value->address;
+  auto res = dir_->resolve(canonical(original));
+  using Outcome = directory::Directory::Outcome;
+  if (res.outcome != Outcome::kNotLocal && res.outcome != Outcome::kDeliver) {
+    reject(rejection::kUnknownRecipient, 550, "5.1.1",
+           fmt::format("<{}>: Recipient address rejected: its original address is unknown here", cmd.path));
+    return true;
+  }
+  ctx_.counters.inc("srs.reversed");
+  log::info("srs.reversed").kv("conn", info_.id).kv("to", cmd.path).kv("original", original)
+      .kv("kind", r.value->kind == delivery::SrsLocal::Kind::kSrs0 ? "SRS0" : "SRS1");
+  if (res.outcome == Outcome::kNotLocal) {
+    env_.recipients.push_back({std::string(cmd.path), original, false, cmd.notify, orcpt});
+  } else {
+    for (const auto& t : res.targets) {
+      bool dup = false;
+      for (const auto& e : env_.recipients) dup = dup || e.mailbox == t.address;
+      if (!dup) env_.recipients.push_back({std::string(cmd.path), t.address, t.local_mailbox, cmd.notify, orcpt});
+    }
+  }
+  rcpt_display_.emplace_back(cmd.path);
+  reply(250, "2.1.5", "Ok");
+  return true;
+}
+
 void Session::onRcptChecked(const Command& cmd) {
   ++rcpt_attempts_;
   // The parser accepts only NOTIFY and ORCPT (RFC 3461 §4.1, §4.2), syntax checked.
@@ -174,6 +215,8 @@ void Session::onRcptChecked(const Command& cmd) {
     // postmaster@ our hostname's domain if that exists.
     rcpt = "postmaster@" + canonical(ctx_.config.hostname);
   }
+  // Bounces to our SRS addresses come from anywhere, without AUTH: before relay checks.
+  if (ctx_.srs && !cmd.postmaster && srsRecipient(cmd, orcpt)) return;
   auto res = dir_->resolve(rcpt);
   using Outcome = directory::Directory::Outcome;
   if (res.outcome == Outcome::kUnknownUser) {

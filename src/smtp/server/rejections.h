@@ -56,6 +56,12 @@ inline constexpr Rejection kOverQuotaData{"smtp.over_quota"};
 inline constexpr Rejection kRelayDenied{"smtp.relay_denied", protect::Offense::kRelayAttempt};
 inline constexpr Rejection kSenderDenied{"smtp.sender_denied"};
 inline constexpr Rejection kSizeExceeded{"smtp.size_exceeded"};
+// 550 5.1.1: RCPT to an SRS address of ours ([srs], delivery/srs.h) that cannot be
+// reversed: a hash that does not match or a malformed address (forged: counted like an
+// unknown recipient), or one older than max_age (a late bounce: no offence).
+inline constexpr Rejection kSrsBadHash{"smtp.srs_bad_hash", protect::Offense::kUnknownRecipient};
+inline constexpr Rejection kSrsExpired{"smtp.srs_expired"};
+inline constexpr Rejection kSrsMalformed{"smtp.srs_malformed", protect::Offense::kUnknownRecipient};
 inline constexpr Rejection kStarttlsUnavailable{"smtp.starttls_unavailable"};
 inline constexpr Rejection kSyntaxError{"smtp.syntax_error", protect::Offense::kProtocolError};
 inline constexpr Rejection kUnknownCommand{"smtp.unknown_command", protect::Offense::kProtocolError};

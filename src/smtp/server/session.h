@@ -83,6 +83,10 @@ class Session {
   net::awaitable<void> onRcpt(const Command& cmd);
   // Greylisting (greylist.cc): true when the recipient was deferred (451 sent).
   bool greylisted(const Command& cmd, const std::string& rcpt);
+  // RCPT to an SRS address of ours (a bounce coming back): accepted for the original sender
+  // when valid and fresh, else refused with the reason. True when a reply was sent; false
+  // when the address is not an SRS address of ours (ordinary resolution follows).
+  bool srsRecipient(const Command& cmd, const std::string& orcpt);
   void onRcptChecked(const Command& cmd);
   bool refuseBadMailboxName(const Command& cmd, const std::string& rcpt, const directory::Directory::Resolution& res);
   // 452 4.2.2 when a local mailbox of `res` is full or the declared SIZE would not fit
