@@ -59,23 +59,6 @@ void readFolder(const fs::path& dir, import::ImportInput& in) {
   }
 }
 
-// Writes `content` to `path` with `mode` whatever the umask: a temporary file in the same
-// folder, fsync, rename. The folder is synced by the caller.
-Status writeFileAtomically(const std::string& path, const std::string& content, unsigned mode) {
-  std::string tmp = path + ".postern-import.tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::fromErrno(errno, fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
-  Status s = writeAll(fd, content.data(), content.size());
-  if (s && ::fchmod(fd, mode) != 0)
-    s = Status::fromErrno(errno, fmt::format("chmod {}: {}", tmp, std::strerror(errno)));
-  if (s && ::fsync(fd) != 0) s = Status::fromErrno(errno, fmt::format("fsync {}: {}", tmp, std::strerror(errno)));
-  ::close(fd);
-  if (s && ::rename(tmp.c_str(), path.c_str()) != 0)
-    s = Status::fromErrno(errno, fmt::format("rename {}: {}", path, std::strerror(errno)));
-  if (!s) ::unlink(tmp.c_str());
-  return s;
-}
-
 }  // namespace
 
 int runImport(const Args& a) {
@@ -136,7 +119,7 @@ int runImport(const Args& a) {
       std::fprintf(stderr, "postern: %s\n", s.message().c_str());
       return 1;
     }
-    if (Status s = writeFileAtomically(p.string(), f->content, f->mode); !s) {
+    if (Status s = replaceFileDurably(p.string(), f->content, f->mode, ".postern-import.tmp"); !s) {
       std::fprintf(stderr, "postern: %s\n", s.message().c_str());
       return 1;
     }

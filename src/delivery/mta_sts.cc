@@ -83,20 +83,6 @@ Policy noPolicy(std::string error) {
   return p;
 }
 
-// Writes `content` to `path` through a temporary file in the same folder: fsync, rename.
-Status replaceFile(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::fromErrno(errno, fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
-  Status s = writeAll(fd, content.data(), content.size());
-  if (s && ::fsync(fd) != 0) s = Status::fromErrno(errno, fmt::format("fsync {}: {}", tmp, std::strerror(errno)));
-  ::close(fd);
-  if (s && ::rename(tmp.c_str(), path.c_str()) != 0)
-    s = Status::fromErrno(errno, fmt::format("rename {}: {}", path, std::strerror(errno)));
-  if (!s) ::unlink(tmp.c_str());
-  return s;
-}
-
 }  // namespace
 
 const char* policySourceName(PolicySource s) {
@@ -286,7 +272,7 @@ void MtaSts::persist(const std::string& text, uint64_t generation) {
   // file_mu_ and the generation keep an older snapshot from overwriting a newer one.
   std::lock_guard lock(file_mu_);
   if (generation <= written_generation_) return;
-  if (Status s = replaceFile(options_.cache_file, text); !s) {
+  if (Status s = replaceFileDurably(options_.cache_file, text); !s) {
     count("mta_sts.cache_write_failed");
     log::warn("mta_sts.cache_write_failed").kv("file", options_.cache_file).kv("error", s.message());
     return;

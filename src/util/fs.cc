@@ -41,6 +41,26 @@ Status fsyncDir(const std::string& path) {
   return Status::ok();
 }
 
+Status replaceFileDurably(const std::string& path, std::string_view content, unsigned mode,
+                          const std::string& tmp_suffix) {
+  const std::string tmp = path + tmp_suffix;
+  ::unlink(tmp.c_str());   // a stale one from a crash; O_EXCL below refuses anything put back
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) return Status::fromErrno(errno, fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+  Status s = writeAll(fd, content.data(), content.size());
+  if (s && ::fchmod(fd, mode) != 0)   // the umask may have narrowed the mode open() gave
+    s = Status::fromErrno(errno, fmt::format("chmod {}: {}", tmp, std::strerror(errno)));
+  if (s && ::fsync(fd) != 0) s = Status::fromErrno(errno, fmt::format("fsync {}: {}", tmp, std::strerror(errno)));
+  ::close(fd);
+  if (s && ::rename(tmp.c_str(), path.c_str()) != 0)
+    s = Status::fromErrno(errno, fmt::format("rename {}: {}", path, std::strerror(errno)));
+  if (!s) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return fsyncDir(dirName(path));
+}
+
 Status makeDirs(const std::string& path, unsigned mode) {
   if (path.empty()) return Status::invalid("empty path");
   struct stat st;

@@ -18,6 +18,12 @@ Result<std::string> readFile(const std::string& path);
 // Writes `data` to `fd` completely (retries on EINTR and short writes).
 Status writeAll(int fd, const void* data, size_t n);
 std::string dirName(const std::string& path);
+// Replaces `path` with `content` (mode `mode`) durably: written to `path` + `tmp_suffix`
+// (created afresh with O_EXCL and O_NOFOLLOW, so a planted link is never written through),
+// fsynced, renamed over `path`, and the folder fsynced. On failure `path` is unchanged and
+// the temporary file is removed.
+Status replaceFileDurably(const std::string& path, std::string_view content, unsigned mode = 0600,
+                          const std::string& tmp_suffix = ".tmp");
 
 // What stat() says about a file, to notice replacement (inode), rewrite (size, mtime)
 // or removal between two looks.
