@@ -5,6 +5,9 @@ SAN_DIR     ?= build-sanitize
 JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CRASH_CYCLES ?= 1000
+# Extra bench/run-bench arguments, e.g. BENCH_ARGS='--deferred 100000'.
+BENCH_ARGS  ?=
+
 DEV_DIR     := var/dev
 
 .PHONY: all build server run test unit e2e fuzz fuzz-smoke test-sanitize crash-test bench clean format deps
@@ -62,7 +65,7 @@ crash-test: build
 
 bench: build
 	@scripts/install-deps --bench
-	bench/run-bench $(BUILD_DIR)
+	bench/run-bench $(BUILD_DIR) $(BENCH_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
