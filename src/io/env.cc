@@ -188,14 +188,21 @@ Result<std::string> readFile(Env& env, const std::string& path) {
   auto fd = env.openAt(kCwd, path, kRead);
   if (!fd) return fd.status();
   Fd guard(env, *fd);
+  // Sized from the file once and read in place (a spool segment is 64 MiB: growing a string
+  // through a small buffer copied every byte twice and reallocated on the way).
+  constexpr size_t kChunk = 4u << 20;
+  auto size = env.fileSize(*fd);
   std::string out;
-  char buf[65536];
+  out.resize(size ? static_cast<size_t>(*size) : 0);
+  size_t have = 0;
   for (;;) {
-    auto n = env.pread(*fd, buf, sizeof buf, out.size());
+    if (have == out.size()) out.resize(out.size() + kChunk / 4);   // the file may have grown
+    auto n = env.pread(*fd, out.data() + have, std::min(kChunk, out.size() - have), have);
     if (!n) return Status::fromErrno(n.status().sysErrno(), fmt::format("read {}: {}", path, n.status().message()));
     if (*n == 0) break;
-    out.append(buf, *n);
+    have += *n;
   }
+  out.resize(have);
   return out;
 }
 
