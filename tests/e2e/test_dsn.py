@@ -4,11 +4,11 @@ no bounce for NOTIFY=NEVER, Original-Envelope-Id and Original-Recipient reported
 header only for RET=HDRS, a "delivered" notice for NOTIFY=SUCCESS, and one delay warning
 after [queue] delay_warning, never two (also across a restart)."""
 
-import shutil
 import smtplib
 import time
 
 from harness import Postern, wait_until
+from test_queue import hold_mailbox
 
 FAST = '[queue]\nretry_min = "1s"\nretry_max = "1s"\n'
 
@@ -17,17 +17,6 @@ def send(port, to, mail_from="alice@example.test", subject="dsn", mail_options=(
     body = f"Subject: {subject}\r\nX-Test: {subject}\r\n\r\nbody of {subject}\r\n".encode()
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
         c.sendmail(mail_from, [to], body, mail_options=list(mail_options), rcpt_options=list(rcpt_options))
-
-
-def hold_mailbox(server, address):
-    """A regular file where the mailbox folder belongs: delivery defers."""
-    local, domain = address.split("@")
-    box = server.mail_root / domain / local
-    if box.exists():
-        shutil.rmtree(box)
-    box.parent.mkdir(parents=True, exist_ok=True)
-    box.write_text("not a folder\n")
-    return box
 
 
 def fail_for_good(server, address):
