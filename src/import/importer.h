@@ -54,8 +54,8 @@ inline constexpr std::string_view kAccountSourceReason =
     "accounts come only from the accounts file (postfix-accounts.cf); LDAP, OAuth2 and saslauthd are not supported";
 inline constexpr std::string_view kFetchReason = "fetching mail from other servers is not implemented";
 inline constexpr std::string_view kSrsReason =
-    "not mapped: SRS is Postern's [srs] section (off by default; enabled = true, domain, exclude_domains) with its own "
-    "secret, so addresses DMS rewrote do not verify here";
+    "SRS is Postern's [srs] section (off by default: enabled = true, domain, exclude_domains), not mapped: it has "
+    "its own secret, so addresses DMS rewrote do not verify here";
 
 inline std::string tomlString(std::string_view s) {
   std::string out = "\"";
