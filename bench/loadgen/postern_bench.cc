@@ -28,6 +28,7 @@
 #include "net/asio.h"
 #include "net/stream.h"
 #include "tls/tls_context.h"
+#include "util/base64.h"
 
 namespace postern::bench {
 namespace {
@@ -87,14 +88,6 @@ struct Shared {
   SSL_CTX* tls = nullptr;
   tcp::endpoint target;
 };
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 // A message of about `size` bytes: a few headers, then lines of letters (nothing to dot-stuff).
 std::string makeBody(const Options& o) {
@@ -250,7 +243,7 @@ awaitable<bool> open(Shared& sh, Client& c, Tally& t, uint16_t src_port) {
     std::string user = o.auth.substr(0, colon);
     std::string pass = colon == std::string::npos ? "" : o.auth.substr(colon + 1);
     std::string plain = std::string(1, '\0') + user + std::string(1, '\0') + pass;
-    std::string cmd = "AUTH PLAIN " + base64(plain) + "\r\n";
+    std::string cmd = "AUTH PLAIN " + base64Encode(plain) + "\r\n";
     code = co_await c.command(cmd);
     if (code != 235) {
       fail(t, "auth", code);

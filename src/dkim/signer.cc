@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dkim/canon.h"
+#include "util/base64.h"
 
 namespace postern::dkim {
 namespace {
@@ -25,10 +26,7 @@ std::shared_ptr<EVP_PKEY> own(EVP_PKEY* p) {
 }
 
 std::string base64(const unsigned char* p, size_t n) {
-  std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
-  out.resize(static_cast<size_t>(len));
-  return out;
+  return base64Encode(std::string_view(reinterpret_cast<const char*>(p), n));
 }
 
 // Base64 without whitespace; nullopt when it is not base64.

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "smtp/client/dane.h"
+#include "util/base64.h"
 
 namespace postern::smtp::client {
 
@@ -35,14 +36,6 @@ Reply synthesized(int code, std::string enhanced, std::string text) {
   r.enhanced = enhanced;
   r.lines.push_back(enhanced.empty() ? text : enhanced + " " + text);
   return r;
-}
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
 }
 
 bool hasLineBreak(std::string_view s) {
@@ -445,7 +438,7 @@ awaitable<std::pair<std::unique_ptr<Connection>, std::optional<Failure>>> Connec
     Impl::Read r;
     if (plain) {
       // RFC 4616: [authzid] NUL authcid NUL passwd, sent as the initial response (RFC 4954 §4).
-      std::string token = base64(std::string(1, '\0') + options.auth_user + std::string(1, '\0') +
+      std::string token = base64Encode(std::string(1, '\0') + options.auth_user + std::string(1, '\0') +
                                  options.auth_password);
       const std::string first = "AUTH PLAIN " + token + "\r\n";
       const std::string again = token + "\r\n";
@@ -453,8 +446,8 @@ awaitable<std::pair<std::unique_ptr<Connection>, std::optional<Failure>>> Connec
       if (!r.failure && r.reply->code == 334) r = co_await im.command(again, "after AUTH");
     } else {
       const std::string start = "AUTH LOGIN\r\n";
-      const std::string user = base64(options.auth_user) + "\r\n";
-      const std::string pass = base64(options.auth_password) + "\r\n";
+      const std::string user = base64Encode(options.auth_user) + "\r\n";
+      const std::string pass = base64Encode(options.auth_password) + "\r\n";
       r = co_await im.command(start, "after AUTH");
       if (!r.failure && r.reply->code == 334) r = co_await im.command(user, "after AUTH");
       if (!r.failure && r.reply->code == 334) r = co_await im.command(pass, "after AUTH");

@@ -9,6 +9,7 @@
 #include "log/log.h"
 #include "protect/protector.h"
 #include "smtp/server/session.h"
+#include "util/base64.h"
 #include "util/strings.h"
 
 namespace postern::smtp {
@@ -21,14 +22,6 @@ std::optional<std::string> base64Decode(std::string_view in) {
                         nullptr, sodium_base64_VARIANT_ORIGINAL) != 0)
     return std::nullopt;
   out.resize(len);
-  return out;
-}
-
-std::string base64Encode(std::string_view in) {
-  std::string out(sodium_base64_ENCODED_LEN(in.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(in.data()), in.size(),
-                    sodium_base64_VARIANT_ORIGINAL);
-  out.resize(std::strlen(out.c_str()));
   return out;
 }
 
