@@ -534,7 +534,7 @@ int Server::run() {
     rem.ca_file = c.queue.ca_file;
     // A destination whose hosts all failed is skipped until the next retry would come anyway.
     rem.dead_time = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(c.queue.retry_min_ms),
-                                                        std::chrono::minutes(5));
+                                                        delivery::kMaxDeadTime);
     remote_ = std::make_unique<delivery::RemoteDeliverer>(
         *spool_, *resolver_, std::move(rem), [this](delivery::Report r) { queue_->report(std::move(r)); }, &counters_);
     if (Status s = remote_->init([this](const std::string& path) { return files().read(path); }); !s) {

@@ -244,7 +244,7 @@ void MtaSts::store(CachedPolicy entry) {
     text = snapshotLocked();
     generation = ++generation_;
   }
-  persist(text, generation);
+  persistSoon(std::move(text), generation);
 }
 
 void MtaSts::forget(const std::string& domain) {
@@ -256,7 +256,16 @@ void MtaSts::forget(const std::string& domain) {
     text = snapshotLocked();
     generation = ++generation_;
   }
-  persist(text, generation);
+  persistSoon(std::move(text), generation);
+}
+
+// The write goes to options_.offload when there is one: policyFor runs on an event loop.
+void MtaSts::persistSoon(std::string text, uint64_t generation) {
+  if (!options_.offload) {
+    persist(text, generation);
+    return;
+  }
+  options_.offload([this, text = std::move(text), generation] { persist(text, generation); });
 }
 
 std::string MtaSts::snapshotLocked() const {

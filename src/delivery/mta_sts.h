@@ -66,6 +66,10 @@ struct MtaStsOptions {
   // Wall clock for policy ages (they outlive restarts); empty: system_clock::now.
   std::function<std::chrono::system_clock::time_point()> now;
   Counters* counters = nullptr;  // optional; outlives the MtaSts
+  // Runs the cache file write (temporary file, fsync, rename) somewhere other than the
+  // calling event loop; empty: on the calling thread. REQUIRES: the work it was given has
+  // run before the MtaSts is destroyed.
+  std::function<void(std::function<void()>)> offload;
 };
 
 enum class PolicySource : uint8_t {
@@ -164,6 +168,7 @@ class MtaSts {
   void finishFetch(const std::string& domain, std::optional<StsPolicyText> policy, std::string error);
   std::string snapshotLocked() const;  // REQUIRES: mu_ held. The cache file's text.
   void persist(const std::string& text, uint64_t generation);
+  void persistSoon(std::string text, uint64_t generation);
   void count(EventId e) {
     if (options_.counters) options_.counters->inc(e);
   }

@@ -198,6 +198,8 @@ Status RemoteDeliverer::init(const ReadFile& read) {
     so.ca_file = impl_->opt.ca_file;
     so.cache_file = impl_->opt.mta_sts_cache;
     so.counters = impl_->counters;
+    Impl* i = impl_.get();
+    so.offload = [i](std::function<void()> f) { asio::post(i->side, std::move(f)); };   // fsync off the SMTP loop
     auto sts = MtaSts::create(std::move(so));
     if (!sts) return Status::invalid("MTA-STS: " + sts.status().message());
     impl_->sts = std::move(sts.value());
@@ -698,9 +700,11 @@ void RemoteDeliverer::Impl::finishPart(Part& p, std::vector<Outcome> outcomes) {
   for (const auto& o : outcomes) {
     (o.kind == Outcome::kDelivered ? ok : o.kind == Outcome::kTemporary ? temp : perm)++;
   }
-  for (uint64_t i = 0; i < ok; ++i) count("remote.delivered");
-  for (uint64_t i = 0; i < temp; ++i) count("remote.deferred");
-  for (uint64_t i = 0; i < perm; ++i) count("remote.failed");
+  if (counters) {
+    counters->inc("remote.delivered", ok);
+    counters->inc("remote.deferred", temp);
+    counters->inc("remote.failed", perm);
+  }
   {
     std::lock_guard lock(mu);
     stats.delivered += ok;

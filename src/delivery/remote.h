@@ -59,6 +59,8 @@ inline constexpr size_t kMaxAddresses = 5;   // addresses tried per delivery att
 // beyond this, which holds the queue's dispatching back instead of filling memory when a
 // restart finds a large backlog due at once.
 inline constexpr size_t kMaxInFlightMessages = 2000;
+// A destination whose every host failed is skipped for [queue] retry_min, at most this long.
+inline constexpr std::chrono::minutes kMaxDeadTime{5};
 
 struct RemoteOptions {
   std::string hostname;                                 // EHLO name; MX hosts equal to it are loops
