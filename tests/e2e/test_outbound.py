@@ -82,11 +82,10 @@ def test_mx_delivery_over_starttls_with_connection_reuse(tmp_path, mx_port):
         for m in mx.messages:
             assert m.mail_from == "alice@example.test" and m.rcpt_tos == ["bob@example.org"]
             assert m.tls, "the MX offered STARTTLS: the message must have gone over TLS"
-            assert b"\r\nSubject: hello " in m.data or m.data.startswith(b"Subject") or b"Subject: hello" in m.data
+            assert b"\r\nSubject: hello " in m.data, m.data[:300]
         # Three messages, one destination: the connection was reused.
         assert mx.connections < 3, f"{mx.connections} connections for 3 messages"
-        assert s.cli("queue", "list").stdout.strip().startswith("0 ") or "bob@example.org" not in s.cli(
-            "queue", "list").stdout
+        wait_until(lambda: "bob@example.org" not in s.cli("queue", "list").stdout, what="an empty queue")
 
 
 def test_kept_connection_closed_by_the_server_is_replaced_not_deferred(tmp_path, mx_port):
