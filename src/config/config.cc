@@ -88,6 +88,9 @@ class Loader {
   void loadProtect(const toml::table& t);
   void loadGreylist(const toml::table& t);
   void loadSrs(const toml::table& root);
+  void loadVerify(const toml::table& root);
+  void loadMilters(const toml::table& root);
+  bool getBool(const toml::table& t, std::string_view key, bool& out);
   void crossChecks();
 
   std::string path_;
@@ -287,7 +290,7 @@ LoadResult Loader::run(std::string_view text) {
 
   checkKeys(root, "the top level",
             {"hostname", "data_dir", "log_format", "log_level", "server", "spool", "queue", "directory", "mailbox", "tls",
-             "proxy_protocol", "smtp", "protect", "listener", "dkim", "dns", "route", "srs"});
+             "proxy_protocol", "smtp", "protect", "listener", "dkim", "dns", "route", "srs", "verify", "milter"});
 
   if (!getString(root, "hostname", c_.hostname)) {
     if (!root.get("hostname")) error(Position{path_, 1, 1}, "'hostname' is required (the name in the greeting and Received headers)");
@@ -429,6 +432,8 @@ LoadResult Loader::run(std::string_view text) {
   }
 
   loadSrs(root);
+  loadVerify(root);
+  loadMilters(root);
 
   c_.mailbox_root = c_.data_dir + "/mail";
   if (const toml::table* t = getTable(root, "mailbox")) {
@@ -678,6 +683,138 @@ bool normalizeDomain(std::string& d) {
   return d.front() != '.' && d.find("..") == std::string::npos;
 }
 }  // namespace
+
+bool Loader::getBool(const toml::table& t, std::string_view key, bool& out) {
+  const toml::node* n = t.get(key);
+  if (!n) return false;
+  if (!n->is_boolean()) {
+    error(pos(*n), fmt::format("'{}' must be true or false", key));
+    return false;
+  }
+  out = n->as_boolean()->get();
+  return true;
+}
+
+// [verify]: see config.h and docs/configuration.md.
+void Loader::loadVerify(const toml::table& root) {
+  Verify& v = c_.verify;
+  v.authserv_id = toLower(c_.hostname);
+  const toml::table* t = getTable(root, "verify");
+  if (!t) return;
+  v.pos = pos(*t);
+  checkKeys(*t, "[verify]", {"enabled", "authserv_id", "spf", "spf_reject", "dkim", "dkim_max_signatures", "dkim_length_tag",
+                             "dmarc", "dmarc_enforce", "arc", "junk_header"});
+  getBool(*t, "enabled", v.enabled);
+  if (getString(*t, "authserv_id", v.authserv_id) &&
+      (v.authserv_id.empty() || v.authserv_id.find_first_of(" \t\r\n;()\"") != std::string::npos))
+    error(pos(*t->get("authserv_id")), "'authserv_id' must be a name without spaces, ';', '(' or quotes (RFC 8601 §2.5)");
+  getBool(*t, "spf", v.spf);
+  if (const toml::node* n = t->get("spf_reject")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) error(pos(*n), "'spf_reject' must be an array such as [\"fail\"]");
+    for (size_t i = 0; arr && i < arr->size(); ++i) {
+      const toml::node& e = *arr->get(i);
+      std::string r = e.is_string() ? toLower(e.as_string()->get()) : std::string();
+      if (r == "fail") v.spf_reject |= unsigned(SpfResultSet::kFail);
+      else if (r == "softfail") v.spf_reject |= unsigned(SpfResultSet::kSoftFail);
+      else if (r == "permerror") v.spf_reject |= unsigned(SpfResultSet::kPermError);
+      else if (r == "temperror") v.spf_reject |= unsigned(SpfResultSet::kTempError);
+      else error(pos(e), fmt::format("'spf_reject': \"{}\" is not one of fail, softfail, permerror, temperror", r));
+    }
+  }
+  getBool(*t, "dkim", v.dkim);
+  if (getUnsigned(*t, "dkim_max_signatures", 50, v.dkim_max_signatures) && v.dkim_max_signatures == 0)
+    error(pos(*t->get("dkim_max_signatures")), "'dkim_max_signatures' must be from 1 to 50 (use dkim = false to check none)");
+  std::string length;
+  if (getString(*t, "dkim_length_tag", length)) {
+    if (length == "honour" || length == "honor") v.dkim_honour_length = true;
+    else if (length == "ignore") v.dkim_honour_length = false;
+    else error(pos(*t->get("dkim_length_tag")), "'dkim_length_tag' must be \"honour\" or \"ignore\"");
+  }
+  getBool(*t, "dmarc", v.dmarc);
+  getBool(*t, "dmarc_enforce", v.dmarc_enforce);
+  getBool(*t, "arc", v.arc);
+  if (getString(*t, "junk_header", v.junk_header) && !v.junk_header.empty()) {
+    auto colon = v.junk_header.find(':');
+    if (colon == std::string::npos || colon == 0 || v.junk_header.find_first_of(" \t", 0) < colon)
+      error(pos(*t->get("junk_header")), "'junk_header' must be \"Name: value\", such as \"X-Spam: Yes\"");
+  }
+  if (v.dmarc && !v.spf && !v.dkim)
+    warning(v.pos, "[verify] dmarc needs spf or dkim results; with both off every DMARC check fails");
+}
+
+// [[milter]]: see config.h and docs/configuration.md.
+void Loader::loadMilters(const toml::table& root) {
+  const toml::node* n = root.get("milter");
+  if (!n) return;
+  const toml::array* arr = n->as_array();
+  if (!arr || !arr->is_array_of_tables()) {
+    error(pos(*n), "'milter' must be written as [[milter]] tables");
+    return;
+  }
+  for (const auto& e : *arr) {
+    const toml::table& t = *e.as_table();
+    checkKeys(t, "[[milter]]", {"address", "default_action", "connect_timeout", "command_timeout", "message_timeout",
+                                "stages", "services"});
+    Milter m;
+    m.pos = pos(t);
+    if (!getString(t, "address", m.name)) {
+      if (!t.get("address")) error(m.pos, "[[milter]] needs 'address' (\"127.0.0.1:11332\" or \"unix:/path/to/socket\")");
+    } else if (m.name.rfind("unix:", 0) == 0) {
+      m.unix_path = resolvePath(m.name.substr(5));
+      if (m.name.size() == 5) error(pos(*t.get("address")), "'address': \"unix:\" needs a socket path");
+    } else if (auto ep = Endpoint::parse(m.name); ep && ep->port != 0) {
+      m.tcp = *ep;
+    } else {
+      error(pos(*t.get("address")),
+            fmt::format("'address': bad milter address \"{}\" (expected IP:PORT, [IPv6]:PORT or unix:/path)", m.name));
+    }
+    std::string action;
+    if (getString(t, "default_action", action)) {
+      if (action == "tempfail") m.default_action = MilterDefault::kTempFail;
+      else if (action == "accept") m.default_action = MilterDefault::kAccept;
+      else error(pos(*t.get("default_action")), "'default_action' must be \"tempfail\" or \"accept\"");
+    }
+    for (auto [key, slot] : {std::pair<const char*, uint64_t*>{"connect_timeout", &m.connect_timeout_ms},
+                             {"command_timeout", &m.command_timeout_ms},
+                             {"message_timeout", &m.message_timeout_ms}}) {
+      if (getDuration(t, key, *slot) && (*slot < 100 || *slot > 3'600'000))
+        error(pos(*t.get(key)), fmt::format("'{}' must be from 100ms to 1h", key));
+    }
+    if (const toml::node* sn = t.get("stages")) {
+      const toml::array* sa = sn->as_array();
+      if (!sa) error(pos(*sn), "'stages' must be an array such as [\"connect\", \"helo\", \"mail\", \"rcpt\", \"header\", \"body\"]");
+      else m.stages = 0;
+      static const std::vector<std::string> kStages = {"connect", "helo", "mail", "rcpt", "header", "body"};
+      for (size_t i = 0; sa && i < sa->size(); ++i) {
+        const toml::node& s = *sa->get(i);
+        std::string v = s.is_string() ? s.as_string()->get() : std::string();
+        auto it = std::find(kStages.begin(), kStages.end(), v);
+        if (it == kStages.end()) {
+          std::string msg = fmt::format("'stages': unknown stage \"{}\" (known: {}; end-of-message is always sent)", v,
+                                        fmt::join(kStages, ", "));
+          error(pos(s), msg);
+          continue;
+        }
+        m.stages |= 1u << (it - kStages.begin());
+      }
+    }
+    if (const toml::node* sv = t.get("services")) {
+      const toml::array* va = sv->as_array();
+      if (!va) error(pos(*sv), "'services' must be an array such as [\"smtp\"]");
+      for (size_t i = 0; va && i < va->size(); ++i) {
+        const toml::node& s = *va->get(i);
+        std::string v = s.is_string() ? s.as_string()->get() : std::string();
+        if (v != "smtp" && v != "submission" && v != "submissions") {
+          error(pos(s), fmt::format("'services': \"{}\" is not an SMTP service (smtp, submission, submissions)", v));
+          continue;
+        }
+        m.services.push_back(v);
+      }
+    }
+    c_.milters.push_back(std::move(m));
+  }
+}
 
 // [srs]: see config.h. The domain defaults to the hostname, the secret file to the state folder.
 void Loader::loadSrs(const toml::table& root) {

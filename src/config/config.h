@@ -242,6 +242,44 @@ struct Dns {
   unsigned cache_size = kDefaultDnsCacheSize;   // entries; least recently used dropped beyond this
 };
 
+// [verify]: inbound sender authentication (auth/): SPF, DKIM, DMARC, ARC, reported in one
+// Authentication-Results header (RFC 8601). Applies to mail from clients that did not
+// authenticate. Default: everything checked and recorded, nothing refused.
+enum class SpfResultSet : uint8_t { kFail = 1, kSoftFail = 2, kPermError = 4, kTempError = 8 };
+struct Verify {
+  bool enabled = true;
+  std::string authserv_id;          // default: hostname
+  bool spf = true;
+  unsigned spf_reject = 0;          // SpfResultSet bits refused at MAIL FROM ("fail" -> 550 5.7.23, ...)
+  bool dkim = true;
+  unsigned dkim_max_signatures = 5; // signatures checked per message; the rest are reported as not checked
+  bool dkim_honour_length = true;   // l= tag: "honour" (hash only l= octets) | "ignore" (hash the whole body)
+  bool dmarc = true;
+  bool dmarc_enforce = false;       // apply p=reject (550 5.7.1) and p=quarantine (Junk); false: record only
+  bool arc = true;
+  std::string junk_header;          // "X-Spam: Yes": a message carrying this field (after milters) goes to Junk
+  Position pos;
+};
+
+// [[milter]]: Sendmail milter protocol v6 filters (milter/), e.g. rspamd's proxy worker.
+enum class MilterDefault : uint8_t { kTempFail, kAccept };
+enum MilterStage : unsigned {   // bit set of the stages sent to the milter
+  kMilterConnect = 1, kMilterHelo = 2, kMilterMail = 4, kMilterRcpt = 8, kMilterHeader = 16, kMilterBody = 32,
+  kMilterAll = 63,
+};
+struct Milter {
+  std::string name;                  // for logs: the address as written
+  std::optional<Endpoint> tcp;       // "127.0.0.1:11332"
+  std::string unix_path;             // "unix:/run/rspamd/milter.sock"
+  MilterDefault default_action = MilterDefault::kTempFail;
+  uint64_t connect_timeout_ms = 5'000;
+  uint64_t command_timeout_ms = 30'000;   // each reply
+  uint64_t message_timeout_ms = 120'000;  // end of message: the whole body sent and the final reply
+  unsigned stages = kMilterAll;           // end-of-message is always sent
+  std::vector<std::string> services;      // listener services it applies to; empty: every SMTP listener
+  Position pos;
+};
+
 struct Config {
   std::string path;          // the file this came from
   std::string base_dir;      // relative paths resolve against this
@@ -263,6 +301,8 @@ struct Config {
   Protect protect;
   Dkim dkim;
   Srs srs;
+  Verify verify;
+  std::vector<Milter> milters;
   std::vector<Route> routes;
   Dns dns;
   std::vector<Listener> listeners;

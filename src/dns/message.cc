@@ -84,6 +84,7 @@ const char* rrTypeName(uint16_t type) {
     case RrType::kNs: return "NS";
     case RrType::kCname: return "CNAME";
     case RrType::kSoa: return "SOA";
+    case RrType::kPtr: return "PTR";
     case RrType::kMx: return "MX";
     case RrType::kTxt: return "TXT";
     case RrType::kAaaa: return "AAAA";
@@ -229,6 +230,8 @@ std::optional<std::string> decodeCname(const Message& m, const ResourceRecord& r
   if (!name || at != end) return std::nullopt;
   return name;
 }
+
+std::optional<std::string> decodePtr(const Message& m, const ResourceRecord& rr) { return decodeCname(m, rr); }
 
 std::optional<std::vector<std::string>> decodeTxtStrings(const Message& m, const ResourceRecord& rr) {
   if (!rdataValid(m, rr) || rr.rdata_length == 0) return std::nullopt;   // at least one string

@@ -36,6 +36,7 @@ enum class RrType : uint16_t {
   kNs = 2,
   kCname = 5,
   kSoa = 6,
+  kPtr = 12,
   kMx = 15,
   kTxt = 16,
   kAaaa = 28,
@@ -136,6 +137,8 @@ std::optional<IpAddress> decodeA(const Message& m, const ResourceRecord& rr);
 std::optional<IpAddress> decodeAaaa(const Message& m, const ResourceRecord& rr);
 std::optional<MxData> decodeMx(const Message& m, const ResourceRecord& rr);
 std::optional<std::string> decodeCname(const Message& m, const ResourceRecord& rr);
+// RFC 1035 §3.3.12: the domain name a PTR record points to.
+std::optional<std::string> decodePtr(const Message& m, const ResourceRecord& rr);
 // RFC 1035 §3.3.14: one or more character-strings, returned concatenated (RFC 7208 §3.3).
 std::optional<std::string> decodeTxt(const Message& m, const ResourceRecord& rr);
 // The character-strings of a TXT record one by one.

@@ -66,6 +66,7 @@ const uint16_t kTypeTxt = static_cast<uint16_t>(RrType::kTxt);
 const uint16_t kTypeTlsa = static_cast<uint16_t>(RrType::kTlsa);
 const uint16_t kTypeCname = static_cast<uint16_t>(RrType::kCname);
 const uint16_t kTypeSoa = static_cast<uint16_t>(RrType::kSoa);
+const uint16_t kTypePtr = static_cast<uint16_t>(RrType::kPtr);
 
 // A short, stable reason for a transport failure.
 std::string reasonOf(int status) {
@@ -96,6 +97,7 @@ struct Records {
   std::vector<IpAddress> addresses;    // A or AAAA
   std::vector<std::string> txt;
   std::vector<TlsaData> tlsa;
+  std::vector<std::string> names;      // PTR
   bool authenticated = false;          // the AD bit, believed (see trust_ad_)
 };
 
@@ -176,6 +178,12 @@ MxAnswer toMx(const Records& r) {
 }
 
 TxtAnswer toTxt(const Records& r) { return TxtAnswer{r.outcome, r.txt, r.error, r.authenticated}; }
+NameAnswer toNames(const Records& r) { return NameAnswer{r.outcome, r.names, r.error, r.authenticated}; }
+AddressAnswer toAddresses(const Records& r) {
+  AddressAnswer a{r.outcome, r.addresses, r.error, r.authenticated};
+  if (a.outcome == Outcome::kOk && a.addresses.empty()) a.outcome = Outcome::kNoData;
+  return a;
+}
 TlsaAnswer toTlsa(const Records& r) { return TlsaAnswer{r.outcome, r.tlsa, r.error, r.authenticated}; }
 
 // A and AAAA together: addresses if either has some; else the more telling failure.
@@ -250,6 +258,24 @@ class Resolver::Loop {
   void countHits(uint64_t n) { cache_hits_.fetch_add(n, std::memory_order_relaxed); }
   // Resolver thread: the answer for (name, type), from the cache or the network.
   void fetch(const std::string& name, uint16_t type, int depth, Done done);
+  // One (name, type) lookup: from the cache, or on the resolver thread; `convert` turns the
+  // records into the caller's answer type.
+  template <class Answer, class Convert>
+  void one(std::string name, uint16_t type, Convert convert, std::function<void(Answer)> done) {
+    if (auto r = cached(name, type)) {
+      Answer a = convert(*r);
+      counted(a.outcome);
+      done(std::move(a));
+      return;
+    }
+    submit([this, name = std::move(name), type, convert, done = std::move(done)]() mutable {
+      fetch(name, type, 0, [this, convert, done = std::move(done)](Records r) {
+        Answer a = convert(r);
+        counted(a.outcome);
+        done(std::move(a));
+      });
+    });
+  }
   // Counts a result given to a caller.
   void counted(Outcome o) {
     if (o == Outcome::kTempFail) failures_.fetch_add(1, std::memory_order_relaxed);
@@ -573,7 +599,7 @@ Resolver::Loop::Reading Resolver::Loop::read(const Message& m, const Key& key) {
       if (rr.type == kTypeCname && !cname) cname = &rr;
       if (rr.type != type) continue;
       bool ok = true;
-      size_t kept = r.mx.size() + r.addresses.size() + r.txt.size() + r.tlsa.size();
+      size_t kept = r.mx.size() + r.addresses.size() + r.txt.size() + r.tlsa.size() + r.names.size();
       if (kept >= kMaxRecordsKept) continue;
       if (type == kTypeA || type == kTypeAaaa) {
         auto a = type == kTypeA ? decodeA(m, rr) : decodeAaaa(m, rr);
@@ -587,6 +613,9 @@ Resolver::Loop::Reading Resolver::Loop::read(const Message& m, const Key& key) {
       } else if (type == kTypeTlsa) {
         auto t = decodeTlsa(m, rr);
         if ((ok = t.has_value())) r.tlsa.push_back(std::move(*t));
+      } else if (type == kTypePtr) {
+        auto n = decodePtr(m, rr);
+        if ((ok = n.has_value())) r.names.push_back(std::move(*n));
       }
       if (!ok) {
         r = failure(Outcome::kTempFail, fmt::format("bad response: malformed {} record", rrTypeName(type)));
@@ -722,6 +751,27 @@ Result<std::unique_ptr<Resolver>> Resolver::create(ResolverOptions options) {
 Resolver::Resolver(std::unique_ptr<Loop> loop) : loop_(std::move(loop)) {}
 
 Resolver::~Resolver() = default;   // Loop's destructor stops the thread
+
+void Resolver::a(const std::string& host, std::function<void(AddressAnswer)> done) {
+  auto name = queryName(host);
+  if (!name) return done(AddressAnswer{Outcome::kPermFail, {}, "invalid name"});
+  loop_->one<AddressAnswer>(std::move(*name), kTypeA, toAddresses, std::move(done));
+}
+
+void Resolver::aaaa(const std::string& host, std::function<void(AddressAnswer)> done) {
+  auto name = queryName(host);
+  if (!name) return done(AddressAnswer{Outcome::kPermFail, {}, "invalid name"});
+  loop_->one<AddressAnswer>(std::move(*name), kTypeAaaa, toAddresses, std::move(done));
+}
+
+void Resolver::ptr(const IpAddress& address, std::function<void(NameAnswer)> done) {
+  loop_->one<NameAnswer>(reverseName(address), kTypePtr, toNames, std::move(done));
+}
+
+std::string reverseName(const IpAddress& address) {
+  IpAddress a = address.unmapped();
+  return a.reversedForDns() + (a.isV4() ? ".in-addr.arpa" : ".ip6.arpa");
+}
 
 void Resolver::mx(const std::string& domain, std::function<void(MxAnswer)> done) {
   auto name = queryName(domain);
@@ -892,6 +942,21 @@ net::awaitable<AddressAnswer> asyncAddresses(Resolver& r, std::string host) {
     r.addresses(host, std::move(done));
   };
   return awaitLookup<AddressAnswer>(std::move(start));
+}
+
+net::awaitable<AddressAnswer> asyncA(Resolver& r, std::string host) {
+  auto start = [&r, host = std::move(host)](std::function<void(AddressAnswer)> done) { r.a(host, std::move(done)); };
+  return awaitLookup<AddressAnswer>(std::move(start));
+}
+
+net::awaitable<AddressAnswer> asyncAaaa(Resolver& r, std::string host) {
+  auto start = [&r, host = std::move(host)](std::function<void(AddressAnswer)> done) { r.aaaa(host, std::move(done)); };
+  return awaitLookup<AddressAnswer>(std::move(start));
+}
+
+net::awaitable<NameAnswer> asyncPtr(Resolver& r, IpAddress address) {
+  auto start = [&r, address](std::function<void(NameAnswer)> done) { r.ptr(address, std::move(done)); };
+  return awaitLookup<NameAnswer>(std::move(start));
 }
 
 net::awaitable<TxtAnswer> asyncTxt(Resolver& r, std::string name) {

@@ -60,6 +60,14 @@ struct TxtAnswer {
   bool authenticated = false;
 };
 
+// PTR answers (RFC 1035 §3.5): the names an address maps to.
+struct NameAnswer {
+  Outcome outcome = Outcome::kTempFail;
+  std::vector<std::string> names;   // lower case, no trailing dot
+  std::string error;
+  bool authenticated = false;
+};
+
 // RFC 6698 records for DANE. DANE uses them only when `authenticated` (RFC 7672 §2.2).
 struct TlsaAnswer {
   Outcome outcome = Outcome::kTempFail;
@@ -89,7 +97,13 @@ class Resolver {
   void mx(const std::string& domain, std::function<void(MxAnswer)> done);
   // A and AAAA together (one answer when both have come back).
   void addresses(const std::string& host, std::function<void(AddressAnswer)> done);
+  // One address family only (SPF's a/mx mechanisms, RFC 7208 §5.3; DNSBL zones, RFC 5782):
+  // the answer's outcome is that query's own (kNoData when only the other family exists).
+  void a(const std::string& host, std::function<void(AddressAnswer)> done);
+  void aaaa(const std::string& host, std::function<void(AddressAnswer)> done);
   void txt(const std::string& name, std::function<void(TxtAnswer)> done);
+  // The PTR records of `address` (in-addr.arpa / ip6.arpa; RFC 1035 §3.5, RFC 3596 §2.5).
+  void ptr(const IpAddress& address, std::function<void(NameAnswer)> done);
   // TLSA of e.g. "_25._tcp.mx.example.org" (RFC 7672 §2.2).
   void tlsa(const std::string& name, std::function<void(TlsaAnswer)> done);
 
@@ -121,7 +135,14 @@ std::vector<MxHost> orderMx(std::vector<MxHost> hosts, uint64_t seed);
 // before the io_contexts whose coroutines await it.
 net::awaitable<MxAnswer> asyncMx(Resolver& r, std::string domain);
 net::awaitable<AddressAnswer> asyncAddresses(Resolver& r, std::string host);
+net::awaitable<AddressAnswer> asyncA(Resolver& r, std::string host);
+net::awaitable<AddressAnswer> asyncAaaa(Resolver& r, std::string host);
 net::awaitable<TxtAnswer> asyncTxt(Resolver& r, std::string name);
+net::awaitable<NameAnswer> asyncPtr(Resolver& r, IpAddress address);
+
+// The reverse-lookup name of `address`: "5.2.0.192.in-addr.arpa" or 32 nibbles + ".ip6.arpa".
+// An IPv4-mapped IPv6 address is written as IPv4.
+std::string reverseName(const IpAddress& address);
 net::awaitable<TlsaAnswer> asyncTlsa(Resolver& r, std::string name);
 
 }  // namespace postern::dns

@@ -85,6 +85,7 @@ enum class DsnRet : uint8_t { kUnset = 0, kFull = 1, kHdrs = 2 };
 inline constexpr uint32_t kRelocated = 1u << 0;   // the tail is the whole body (compaction)
 inline constexpr uint32_t kBounce = 1u << 1;      // a delivery status notification we made
 inline constexpr uint32_t kDsnFields = 1u << 2;   // the record has the DSN extension; only on the record
+inline constexpr uint32_t kJunk = 1u << 3;        // local recipients get it in their Junk folder (spam verdict)
 
 struct Envelope {
   std::string queue_id;
@@ -94,7 +95,7 @@ struct Envelope {
   std::string mail_from;      // empty: null reverse-path
   std::vector<Recipient> recipients;
   uint64_t size = 0;          // body bytes (chunks + tail)
-  uint32_t flags = 0;         // kBounce; kRelocated and kDsnFields only on the record
+  uint32_t flags = 0;         // kBounce, kJunk; kRelocated and kDsnFields only on the record
   DsnRet ret = DsnRet::kUnset;   // RFC 3461 §4.3
   std::string envid;             // RFC 3461 §4.4 ENVID, decoded from xtext; empty: not given
 };

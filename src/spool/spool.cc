@@ -522,9 +522,11 @@ void Spool::appendChunk(const std::string& queue_id, std::string data, Callback 
   enqueue(std::move(op));
 }
 
-void Spool::commit(Envelope env, std::shared_ptr<const std::string> tail, Callback cb) {
+void Spool::commit(Envelope env, std::shared_ptr<const std::string> tail, Callback cb, bool whole) {
   Op op;
   op.kind = Op::kCommit;
+  op.whole = whole;
+  if (whole) env.flags |= kRelocated;
   op.queue_id = env.queue_id;
   op.env = std::move(env);
   op.tail = std::move(tail);
@@ -767,8 +769,13 @@ void Spool::processBatch(std::deque<Op>& batch) {
             release(op.queue_id);
             break;
           }
+          if (op.whole && it != live_.end()) {   // the chunks are superseded: dead bytes now
+            release(op.queue_id);
+            it = live_.end();
+          }
           Live& l = it != live_.end() ? it->second : live_[op.queue_id];
           addExtent(op.queue_id, l, {seg_id, placed[i].offset, placed[i].length});
+          op.env.flags &= ~kRelocated;
           l.committed = true;
           l.state.assign(op.env.recipients.size(), RcptState{});
           l.remaining = op.env.recipients.size();
@@ -947,12 +954,17 @@ bool Spool::compactStep() {
   return !moves.empty();
 }
 
-Result<std::string> Spool::readBody(const std::string& queue_id) {
+Result<std::string> Spool::readBody(const std::string& queue_id) { return readExtents(queue_id, true); }
+
+Result<std::string> Spool::readChunks(const std::string& queue_id) { return readExtents(queue_id, false); }
+
+Result<std::string> Spool::readExtents(const std::string& queue_id, bool committed) {
   std::vector<std::pair<std::shared_ptr<SegFile>, Extent>> parts;
   {
     std::lock_guard lock(mu_);
     auto it = live_.find(queue_id);
-    if (it == live_.end() || !it->second.committed) return Status::notFound("no such message " + queue_id);
+    if (!committed && it == live_.end()) return std::string();
+    if (it == live_.end() || it->second.committed != committed) return Status::notFound("no such message " + queue_id);
     for (const auto& e : it->second.extents) {
       auto s = segments_.find(e.segment);
       if (s == segments_.end()) return Status::corruption("segment gone for " + queue_id);

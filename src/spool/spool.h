@@ -102,8 +102,15 @@ class Spool {
   // Appends a body chunk of a transaction in progress (no fsync). `cb` runs on the writer
   // thread once the bytes are written.
   void appendChunk(const std::string& queue_id, std::string data, Callback cb);
-  // Accepts the message: durable once `cb` is called with ok (after fdatasync).
-  void commit(Envelope env, std::shared_ptr<const std::string> tail, Callback cb);
+  // Accepts the message: durable once `cb` is called with ok (after fdatasync). With `whole`
+  // the tail is the entire body and replaces the chunks appended so far (written as a
+  // relocated record, record.h): a message rewritten after it was spilled (verification
+  // headers, milter edits).
+  void commit(Envelope env, std::shared_ptr<const std::string> tail, Callback cb, bool whole = false);
+  // The chunks appended so far for a transaction not yet committed, in order (empty when
+  // none). Blocking (pread); call from a disk or CPU-pool thread, after the appendChunk
+  // callbacks ran.
+  Result<std::string> readChunks(const std::string& queue_id);
   // Forgets a transaction's chunks (client aborted, limits exceeded).
   void abort(const std::string& queue_id);
   // Records recipients' new delivery state; once every recipient is finished the message's
@@ -145,6 +152,7 @@ class Spool {
     std::string queue_id;
     std::string data;                                // chunk data
     std::shared_ptr<const std::string> tail;         // commit
+    bool whole = false;                              // commit: tail replaces the chunks
     Envelope env;                                    // commit
     std::vector<StateChange> changes;                // state
     Callback cb;
@@ -184,6 +192,7 @@ class Spool {
   void retire(const std::vector<uint64_t>& ids);            // no lock: file work
   std::string segmentPath(uint64_t id) const;
   void quarantineCopy(const std::string& name, std::string_view bytes);
+  Result<std::string> readExtents(const std::string& queue_id, bool committed);
 
   io::Env& env_;
   std::string dir_;

@@ -49,7 +49,7 @@ import socket
 import sys
 import threading
 
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, SOA, TLSA, TXT, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, SOA, TLSA, TXT, A, DNSRecord
 
 DEFAULT_TTL = 300            # seconds, for records written without one
 DEFAULT_NEGATIVE_TTL = 60    # the made-up SOA's TTL and MINIMUM
@@ -59,7 +59,7 @@ TCP_IDLE_SECONDS = 10        # a TCP connection with no query for this long is c
 BIND_ATTEMPTS = 20           # tries at finding a port free for both UDP and TCP
 MAX_CNAME_CHASE = 16         # CNAMEs followed within one answer
 MAX_STRING = 255             # one character-string (RFC 1035 §3.3)
-SUPPORTED = ("A", "AAAA", "MX", "TXT", "CNAME", "TLSA", "SOA")
+SUPPORTED = ("A", "AAAA", "MX", "TXT", "CNAME", "PTR", "TLSA", "SOA")
 
 
 def _norm(name):
@@ -109,6 +109,8 @@ def _rdata(rtype, value):
         return TXT(_txt_strings(value))
     if rtype == "CNAME":
         return CNAME(value)
+    if rtype == "PTR":
+        return PTR(value)
     if rtype == "TLSA":
         usage, selector, mtype, data = str(value).split(None, 3)
         return TLSA(int(usage), int(selector), int(mtype), bytes.fromhex(data.replace(" ", "")))

@@ -44,7 +44,9 @@ const char* kZone = R"({
     "zone.example": [["SOA", "ns.zone.example host.zone.example 1 3600 600 86400 1", 1]],
     "signed.example": [["MX", "10 mx1.example.org"]],
     "salias.example": [["CNAME", "mx1.example.org"]],
-    "halfsigned.example": [["CNAME", "mx2.example.org"]]
+    "halfsigned.example": [["CNAME", "mx2.example.org"]],
+    "5.0.0.127.in-addr.arpa": [["PTR", "mx1.example.org"], ["PTR", "Other.Example."]],
+    "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa": [["PTR", "mx1.example.org"]]
   },
   "secure": ["signed.example", "mx1.example.org", "_25._tcp.mx1.example.org", "salias.example",
              "halfsigned.example", "*.signed.example"],
@@ -235,6 +237,31 @@ TEST_F(DnsResolverTest, CnamesAreFollowed) {
   AddressAnswer loop = addresses("loop1.example");
   EXPECT_EQ(loop.outcome, Outcome::kTempFail);
   EXPECT_NE(loop.error.find("CNAME"), std::string::npos) << loop.error;
+}
+
+TEST_F(DnsResolverTest, SingleFamilyLookups) {
+  auto a = wait<AddressAnswer>([&](auto done) { resolver_->a("mx1.example.org", done); });
+  ASSERT_EQ(a.outcome, Outcome::kOk) << a.error;
+  EXPECT_EQ(texts(a.addresses), (std::vector<std::string>{"127.0.0.5"}));
+  auto aaaa = wait<AddressAnswer>([&](auto done) { resolver_->aaaa("mx1.example.org", done); });
+  ASSERT_EQ(aaaa.outcome, Outcome::kOk) << aaaa.error;
+  EXPECT_EQ(texts(aaaa.addresses), (std::vector<std::string>{"::5"}));
+  // Only the other family exists: no data for this one.
+  EXPECT_EQ(wait<AddressAnswer>([&](auto done) { resolver_->aaaa("mx2.example.org", done); }).outcome, Outcome::kNoData);
+  EXPECT_EQ(wait<AddressAnswer>([&](auto done) { resolver_->a("nxdomain.example", done); }).outcome, Outcome::kNxDomain);
+}
+
+TEST_F(DnsResolverTest, Ptr) {
+  EXPECT_EQ(reverseName(*IpAddress::parse("192.0.2.5")), "5.2.0.192.in-addr.arpa");
+  EXPECT_EQ(reverseName(*IpAddress::parse("::ffff:192.0.2.5")), "5.2.0.192.in-addr.arpa");
+  auto p = wait<NameAnswer>([&](auto done) { resolver_->ptr(*IpAddress::parse("127.0.0.5"), done); });
+  ASSERT_EQ(p.outcome, Outcome::kOk) << p.error;
+  EXPECT_EQ(p.names, (std::vector<std::string>{"mx1.example.org", "other.example"}));
+  auto p6 = wait<NameAnswer>([&](auto done) { resolver_->ptr(*IpAddress::parse("::5"), done); });
+  ASSERT_EQ(p6.outcome, Outcome::kOk) << p6.error;
+  EXPECT_EQ(p6.names, (std::vector<std::string>{"mx1.example.org"}));
+  auto none = wait<NameAnswer>([&](auto done) { resolver_->ptr(*IpAddress::parse("127.0.0.77"), done); });
+  EXPECT_EQ(none.outcome, Outcome::kNxDomain);
 }
 
 TEST_F(DnsResolverTest, Txt) {

@@ -412,6 +412,40 @@ TEST_F(SpoolTest, ChunksFormTheBodyAndAbortedChunksAreGarbage) {
   EXPECT_EQ(*(*sp)->readBody("BIG"), "part one|part two|tail");
 }
 
+// A message rewritten after it was spilled (verification headers, milter edits): the chunks
+// are read back, and the whole new body replaces them, in memory and after a restart.
+TEST_F(SpoolTest, WholeCommitReplacesTheChunksAndSurvivesReopen) {
+  {
+    auto sp = Spool::open(io::posixEnv(), dir_, nullptr);
+    ASSERT_TRUE(sp);
+    EXPECT_EQ(*(*sp)->readChunks("NONE"), "");
+    std::promise<void> p1, p2;
+    (*sp)->appendChunk("RW", "part one|", [&](Status) { p1.set_value(); });
+    (*sp)->appendChunk("RW", "part two|", [&](Status) { p2.set_value(); });
+    p1.get_future().get();
+    p2.get_future().get();
+    auto chunks = (*sp)->readChunks("RW");
+    ASSERT_TRUE(chunks);
+    EXPECT_EQ(*chunks, "part one|part two|");
+    Envelope e = makeEnv("RW", 1);
+    e.flags |= kJunk;
+    std::string whole = "X-Added: 1\r\n" + *chunks + "tail";
+    e.size = whole.size();
+    std::promise<Status> p;
+    (*sp)->commit(e, std::make_shared<const std::string>(whole), [&](Status st) { p.set_value(st); }, true);
+    ASSERT_TRUE(p.get_future().get());
+    EXPECT_EQ(*(*sp)->readBody("RW"), whole);
+    EXPECT_FALSE((*sp)->readChunks("RW"));   // committed now
+    EXPECT_EQ((*sp)->usage().live_bytes, whole.size());   // the old chunks are dead bytes
+  }
+  std::vector<Pending> pending;
+  auto sp = Spool::open(io::posixEnv(), dir_, &pending);
+  ASSERT_TRUE(sp);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].env.flags & kJunk, kJunk);
+  EXPECT_EQ(*(*sp)->readBody("RW"), "X-Added: 1\r\npart one|part two|tail");
+}
+
 TEST_F(SpoolTest, TornTailIsCutAndEarlierMessagesKept) {
   {
     auto sp = Spool::open(io::posixEnv(), dir_, nullptr);

@@ -1,0 +1,30 @@
+// ARC verification, RFC 8617 §5.2: ARC-Seal, ARC-Message-Signature and
+// ARC-Authentication-Results sets, instance numbering, the cv= chain, the newest AMS and
+// every AS verified with the DKIM machinery (auth/dkim_verify.h). Reported as arc=none|pass|fail
+// in Authentication-Results; never changes delivery on its own.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "auth/dns.h"
+#include "net/asio.h"
+
+namespace postern::auth {
+
+inline constexpr int kArcMaxInstances = 50;   // §4.2.1
+
+enum class ArcResult : uint8_t { kNone, kPass, kFail };
+const char* arcResultName(ArcResult r);
+
+struct ArcVerdict {
+  ArcResult result = ArcResult::kNone;
+  int instances = 0;            // the highest i= seen
+  std::string reason;           // for fail: "AS i=2 signature mismatch", "missing AAR i=1", ...
+  std::string oldest_pass_domain;   // d= of the oldest AMS that passes (RFC 8617 §5.2, reported as arc.oldest-pass)
+  std::string sealer;           // d= of the newest ARC-Seal
+};
+
+net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string> message, int64_t now);
+
+}  // namespace postern::auth

@@ -1,0 +1,40 @@
+// Authentication-Results (RFC 8601): building the one header field Postern adds, and finding
+// the fields a message brought along that claim our authserv-id (§5: they are removed).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "auth/arc.h"
+#include "auth/dkim_verify.h"
+#include "auth/dmarc.h"
+#include "auth/spf.h"
+
+namespace postern::auth {
+
+struct Report {
+  bool spf_checked = false;
+  SpfOutcome spf;                 // MAIL FROM (or HELO identity when MAIL FROM was empty)
+  std::string mail_from;          // for smtp.mailfrom
+  std::string helo;               // for smtp.helo
+  bool dkim_checked = false;
+  std::vector<DkimVerdict> dkim;
+  bool dmarc_checked = false;
+  DmarcVerdict dmarc;
+  bool arc_checked = false;
+  ArcVerdict arc;
+};
+
+// "Authentication-Results: <authserv_id>;\r\n\tspf=pass smtp.mailfrom=a@b.example;\r\n\tdkim=... ;
+// dmarc=... header.from=...;\r\n\tarc=...\r\n", folded, with its final CRLF. Property values
+// that are not RFC 8601 tokens are quoted; reasons go in reason="..." (§2.7).
+std::string authenticationResults(std::string_view authserv_id, const Report& r);
+
+// Byte ranges [begin, end) (each a whole field with its CRLF) of the Authentication-Results
+// fields in the header section of `message` whose authserv-id equals `authserv_id`
+// (case-insensitive, after CFWS). Pure; the header ends at the first empty line.
+std::vector<std::pair<size_t, size_t>> ownResultsFields(std::string_view message, std::string_view authserv_id);
+
+}  // namespace postern::auth
