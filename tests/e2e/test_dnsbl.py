@@ -153,15 +153,15 @@ def test_servfail_fails_open(server, dns):
     assert server.wait_event("dnsbl.failed_open", zone=ZONE, client="127.0.0.1")["reason"] == "servfail"
 
 
-def test_authenticated_submission_is_exempt(server, dns):
+def test_authenticated_sender_on_the_smtp_listener_is_exempt(server, dns):
+    """The smtp listener is where DNSBL is checked (submission never is), and it offers AUTH
+    after STARTTLS: from the same listed address, the same STARTTLS session is refused without
+    AUTH and accepted with it."""
     listed(dns, "127.0.0.1", "127.0.0.2")
-    with smtplib.SMTP("127.0.0.1", server.ports["submission"], timeout=10) as c:
-        c.ehlo("client.remote.test")
-        c.starttls(context=tls_context())
-        c.ehlo("client.remote.test")
-        c.login("alice@example.test", "alice-secret-1")
-        c.sendmail("alice@example.test", ["bob@example.test"], MESSAGE)
-    server.wait_mail("bob@example.test", 1)
+    assert send(server.ports["smtp"], starttls=True) == blocked("127.0.0.1")
+    assert send(server.ports["smtp"], login=("bob@example.test", "bob-secret-2")) == (250, "")
+    server.wait_mail("alice@example.test", 1)
+    assert len(server.log_events("dnsbl.rejected")) == 1
 
 
 def test_shared_resolver_when_no_resolver_is_set(tmp_path, dns):
