@@ -566,7 +566,8 @@ int Server::run() {
   protector_->setOffloader([this](std::function<void()> f) { asio::post(*cpu_pool_, std::move(f)); });
   if (auto bans = protector_->list(); !bans.empty()) log::info("protect.bans_loaded").kv("active", uint64_t(bans.size()));
   if (!c.protect.dnsbl.zones.empty()) {
-    auto d = protect::Dnsbl::create(c.protect.dnsbl);
+    // Through the shared resolver, unless [protect.dnsbl] resolver names a server of its own.
+    auto d = protect::Dnsbl::create(c.protect.dnsbl, *resolver_);
     if (!d) {
       log::error("server.start_failed").kv("reason", d.status().message());
       return 1;
@@ -648,8 +649,11 @@ int Server::run() {
   main_io.run();
   for (size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
   if (shutdown_thread_.joinable()) shutdown_thread_.join();
-  dnsbl_.reset();   // answers pending lookups; their posts go to the stopped loops
-  inbound_resolver_.reset();   // likewise, before the workers' io_contexts go
+  // Answers pending checks (their posts go to the stopped loops) and returns only when no
+  // verdict is being or will be posted: the shared resolver may still hold DNSBL lookups, but
+  // their answers are dropped from here on, so resolver_ may outlive the workers' io_contexts.
+  dnsbl_.reset();
+  inbound_resolver_.reset();   // its answers are posted to the workers' loops: gone before them
   acceptors_.clear();
   signals_.reset();
   control_.reset();

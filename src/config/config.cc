@@ -1247,7 +1247,7 @@ std::string describe(const Config& c) {
     out += fmt::format("protect.dnsbl.zone: {} action={} score={}\n", z.name, z.reject ? "reject" : "score", z.score);
   if (!p.dnsbl.zones.empty())
     out += fmt::format("protect.dnsbl.threshold: {}\nprotect.dnsbl.resolver: {}\nprotect.dnsbl.timeout: {}\n",
-                       p.dnsbl.threshold, p.dnsbl.resolver ? p.dnsbl.resolver->toString() : "system (resolv.conf)",
+                       p.dnsbl.threshold, p.dnsbl.resolver ? p.dnsbl.resolver->toString() : "shared ([dns] servers)",
                        formatDurationMs(p.dnsbl.timeout_ms));
   const Greylist& g = p.greylist;
   out += fmt::format("protect.greylist: {}\n", g.enabled ? "on" : "off");
