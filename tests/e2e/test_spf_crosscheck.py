@@ -13,6 +13,9 @@ import spf
 from dns_server import DnsServer
 from verify_cli import verify
 
+# pyspf calls dnspython's deprecated dns.resolver.query(); not this test's business.
+pytestmark = pytest.mark.filterwarnings("ignore:please use dns.resolver.resolve:DeprecationWarning")
+
 MESSAGE = "From: a@b.test\r\nSubject: x\r\n\r\nx\r\n"
 SPF_ONLY = "dkim = false\ndmarc = false\narc = false\n"
 MX_HOSTS = [("MX", f"{n} m{n}.mxlimit.test") for n in range(1, 12)]
