@@ -92,7 +92,10 @@ TEST(SpfParse, Table) {
       {"v=spf1 a:%{}.example.com", false, "empty macro"},
       {"v=spf1 a:example.com%", false, "at the end"},
       {"v=spf1 a:exa\tmple.com", false, "invalid character 0x09"},
-      {"v=spf1 a:ex\xc3\xa9mple.com", false, "invalid character 0xc3"},
+      {"v=spf1 a:ex\xc3\xa9mple.com", false, "invalid character 0xc3"},      // non-ascii-mech
+      {"v=spf1 -all moo=\xc3\xa9", false, "invalid character 0xc3"},         // non-ascii-policy
+      {"v=spf1 -all\x07", false, "unknown mechanism"},                         // control-char-policy
+      {"v=spf1 \xc6\x92", false, "unknown mechanism"},
   };
   for (const ParseCase& c : cases) {
     SCOPED_TRACE(c.record);
@@ -423,6 +426,11 @@ TEST(SpfCheckHost, Mechanisms) {
       {"ex4.example.com", {"TXT v=spf1 exists:broken.example.com -all"}},
       {"1.2.3.4.in.example.com", {"A 127.0.0.2"}},
       {"mail6.example.com", {"AAAA 1234::3"}},
+      {"atemp.example.com", {"TXT v=spf1 a:broken.example.com -all"}},
+      // §7.3: 4 * 64 + 17 + 1 + 13 = 287 octets; without the leftmost label (w) 223 fit.
+      {"trunc.example.com", {"TXT v=spf1 exists:%{l}.%{d}.t.example.com -all"}},
+      {std::string(63, 'x') + "." + std::string(63, 'y') + "." + std::string(63, 'z') + ".trunc.example.com.t.example.com",
+       {"A 127.0.0.2"}},
   }};
   runTable(z, {
       {"all-neutral", "1.2.3.4", "a@all.example.com", "h.example", SpfResult::kNeutral, "?all"},
@@ -463,6 +471,11 @@ TEST(SpfCheckHost, Mechanisms) {
       {"exists macro", "1.2.3.4", "a@ex3.example.com", "h.example", SpfResult::kPass},
       {"exists macro nomatch", "1.2.3.5", "a@ex3.example.com", "h.example", SpfResult::kFail},
       {"exists temperror", "1.2.3.5", "a@ex4.example.com", "h.example", SpfResult::kTempError},
+      {"a temperror", "1.2.3.5", "a@atemp.example.com", "h.example", SpfResult::kTempError, "a:broken.example.com"},
+      {"domain-name-truncation", "1.2.3.4",
+       (std::string(63, 'w') + "." + std::string(63, 'x') + "." + std::string(63, 'y') + "." + std::string(63, 'z') +
+        "@trunc.example.com").c_str(),
+       "h.example", SpfResult::kPass, "exists:%{l}.%{d}.t.example.com"},
   });
 }
 
