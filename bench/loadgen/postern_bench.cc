@@ -6,6 +6,10 @@
 // final "." of DATA is written to the moment the 250 arrives. A summary is printed for
 // people and then one JSON line for scripts (the last line of stdout).
 //
+// --dkim-key FILE [--dkim-selector S]: the message is signed once at start with Postern's own
+// signer (dkim/signer.h; rsa-sha256 or ed25519-sha256 as the key is), d= the --from domain,
+// so that receivers' DKIM verification has work to do (bench/run-bench "verify" loads).
+//
 // Idle mode (--idle N --hold SECS): opens N connections, completes greeting, TLS and EHLO,
 // prints "IDLE-READY <n>" and holds them for SECS; used to measure per-connection memory.
 #include <openssl/evp.h>
@@ -15,7 +19,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +31,7 @@
 
 #include <fmt/format.h>
 
+#include "dkim/signer.h"
 #include "net/asio.h"
 #include "net/stream.h"
 #include "tls/tls_context.h"
@@ -65,6 +72,8 @@ struct Options {
   unsigned idle = 0;                // idle mode: connections to hold
   double hold = 5;
   bool quiet = false;
+  std::string dkim_key;             // PEM (or rspamd's base64 Ed25519) private key file
+  std::string dkim_selector = "bench";
 };
 
 // What one thread saw; merged at the end.
@@ -104,6 +113,26 @@ std::string makeBody(const Options& o) {
     ++i;
   }
   return m;
+}
+
+// The message with a DKIM-Signature field on top: key from --dkim-key, d= the --from domain.
+Result<std::string> signBody(const Options& o, const std::string& body) {
+  std::FILE* f = std::fopen(o.dkim_key.c_str(), "rb");
+  if (!f) return Status::io(fmt::format("cannot read {}: {}", o.dkim_key, std::strerror(errno)));
+  std::string pem;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) pem.append(buf, n);
+  std::fclose(f);
+  auto key = dkim::parsePrivateKey(pem);
+  if (!key) return key.status();
+  auto at = o.from.rfind('@');
+  if (at == std::string::npos) return Status::invalid("--from has no domain to sign for");
+  key->domain = o.from.substr(at + 1);
+  key->selector = o.dkim_selector;
+  auto field = dkim::signMessage(body, *key, static_cast<int64_t>(std::time(nullptr)));
+  if (!field) return field.status();
+  return *field + body;
 }
 
 // PROXY v1 (text) or v2 (binary) header for an IPv4 TCP connection (haproxy proxy-protocol.txt).
@@ -420,6 +449,7 @@ void usage() {
                "         [--rcpts R] [--per-conn K] [--mode plain|starttls|tls] [--auth user:pass]\n"
                "         [--proxy v1|v2] [--proxy-src IP] [--from ADDR] [--to ADDR[,ADDR...]]\n"
                "         [--duration-max SECS] [--threads T] [--idle N --hold SECS] [--quiet]\n"
+               "         [--dkim-key FILE [--dkim-selector S]]\n"
                "Loopback targets only. The last line of stdout is a JSON summary.\n");
 }
 
@@ -457,6 +487,8 @@ std::optional<Options> parseArgs(int argc, char** argv) {
       else if (a == "--ehlo") o.ehlo = *v;
       else if (a == "--idle") o.idle = static_cast<unsigned>(std::stoul(*v));
       else if (a == "--hold") o.hold = std::stod(*v);
+      else if (a == "--dkim-key") o.dkim_key = *v;
+      else if (a == "--dkim-selector") o.dkim_selector = *v;
       else if (a == "--to") {
         o.to.clear();
         size_t p = 0;
@@ -506,6 +538,14 @@ int run(const Options& o) {
   sh.opt = &o;
   sh.target = tcp::endpoint(addr, o.port);
   sh.body = makeBody(o);
+  if (!o.dkim_key.empty()) {
+    auto signed_body = signBody(o, sh.body);
+    if (!signed_body) {
+      std::fprintf(stderr, "postern-bench: --dkim-key: %s\n", signed_body.status().message().c_str());
+      return 2;
+    }
+    sh.body = std::move(signed_body.value());
+  }
   sh.end = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.duration_max * 1000));
   tls::SslCtxPtr ctx;
   if (o.mode != Mode::kPlain) {
