@@ -2,8 +2,9 @@
 // (§3.6.1), body and header hashes with the canonicalizations of dkim/canon.h, signatures
 // rsa-sha256 and ed25519-sha256 (RFC 8463). rsa-sha1 is not accepted any more (RFC 8301 §3.1:
 // verifiers MUST NOT consider it valid): such signatures are reported as "policy"/"fail"
-// with the reason. RSA keys under 1024 bits likewise (RFC 8301 §3.2).
-// Parsers are pure (tests/unit/dkim_verify_test.cc; fuzz: fuzz/dkim_signature.cc).
+// with the reason. RSA keys under 1024 bits likewise (RFC 8301 §3.2). Parsers: dkim_tags.cc;
+// verification: dkim_verify.cc (shared with ARC through dkim_crypto.h).
+// Parsers are pure (tests/unit/dkim_verify_test.cc; fuzz: fuzz/dkim_signature_fuzz.cc).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,12 @@
 namespace postern::auth {
 
 inline constexpr size_t kDkimMaxTagListBytes = 16 * 1024;   // a DKIM-Signature or key record
+inline constexpr size_t kDkimMaxTags = 64;                   // tag-specs in one tag-list
+inline constexpr size_t kDkimMaxSignedHeaders = 256;         // names in h=
+inline constexpr size_t kDkimMaxTimeDigits = 12;             // §3.5 t=/x=: 1*12DIGIT
+inline constexpr size_t kDkimMaxLengthDigits = 76;           // §3.5 l=: 1*76DIGIT (must also fit 64 bits)
+inline constexpr size_t kDkimMaxKeyRecords = 4;              // TXT records tried per key name (§6.1.2)
+inline constexpr unsigned kDkimMinRsaBits = 1024;            // RFC 8301 §3.2
 
 enum class DkimAlgorithm : uint8_t { kRsaSha256, kRsaSha1, kEd25519Sha256 };
 
@@ -38,10 +45,16 @@ struct DkimSignature {
   std::optional<uint64_t> length;        // l=
   std::optional<int64_t> timestamp;      // t=
   std::optional<int64_t> expiration;     // x=
+  int instance = 0;                      // ARC-Message-Signature only: i= (RFC 8617 §4.2.1)
 };
 // The value of a DKIM-Signature field (after "DKIM-Signature:"). Errors name the tag:
 // "missing required tag bh=", "h= does not include From".
 Result<DkimSignature> parseDkimSignature(std::string_view value);
+// The value of an ARC-Message-Signature (RFC 8617 §4.1.2): the DKIM-Signature tags without
+// v=, i= is the instance (1..kArcMaxInstances), From need not be signed, ARC-Seal must not be.
+Result<DkimSignature> parseArcMessageSignature(std::string_view value);
+// "rsa-sha256", "rsa-sha1", "ed25519-sha256".
+const char* dkimAlgorithmName(DkimAlgorithm a);
 
 struct DkimKey {
   std::string key_type = "rsa";          // k=
@@ -53,6 +66,21 @@ struct DkimKey {
 };
 Result<DkimKey> parseDkimKey(std::string_view txt);
 
+// How RFC 6376's outcomes map onto RFC 8601 §2.7.1 results here:
+//   pass       the body hash and the signature verify with a usable key.
+//   fail       the check was made and failed: body hash mismatch, signature mismatch; also a
+//              revoked key (empty p=: §6.1.2 says "treat this as a failed signature check")
+//              and an expired signature (x= in the past: §3.5 "MAY be considered invalid").
+//   policy     valid in form but not acceptable (RFC 8301): a=rsa-sha1 (not verified at all:
+//              "Verifiers MUST NOT consider signatures using rsa-sha1 valid") and RSA keys
+//              under kDkimMinRsaBits.
+//   temperror  the key lookup failed temporarily (§6.1.2 TEMPFAIL).
+//   permerror  the signature cannot be checked and never will be (§6.1.1/§6.1.2 PERMFAIL
+//              that is not a failed check): signature syntax, h= without From, i= outside d=,
+//              l= beyond the body, no key record (NXDOMAIN/NODATA), key syntax, k=/a= or key
+//              h= mismatch, service type not email, t=s with i= in a subdomain.
+//   none       not checked: beyond max_signatures ("not checked (limit)").
+// neutral is never produced.
 enum class DkimResult : uint8_t { kNone, kPass, kFail, kNeutral, kPolicy, kTempError, kPermError };
 const char* dkimResultName(DkimResult r);   // RFC 8601 §2.7.1 names
 
@@ -70,7 +98,7 @@ struct DkimVerdict {
 struct DkimVerifyOptions {
   size_t max_signatures = 5;     // more are reported as kNone with reason "not checked (limit)"
   bool honour_length = true;     // l=: hash only that many body octets; false: the whole body
-  int64_t now = 0;               // unix seconds, for x=
+  int64_t now = 0;               // unix seconds, for x=; 0 or less: the system clock
 };
 
 // Verifies every DKIM-Signature of `message` (CRLF lines, header + body), top first, up to
