@@ -1,4 +1,4 @@
-// libFuzzer target for the DKIM and ARC tag parsers (auth/dkim_verify.h, auth/arc.h):
+// libFuzzer target for the DKIM and ARC tag parsers (auth/dkim_tags.h):
 // parseTagList, parseDkimSignature, parseArcMessageSignature, parseArcSeal,
 // parseArcResultsInstance and parseDkimKey over the same input, as a DKIM-Signature field
 // value or a DNS TXT record hands it in from anyone. Seeds: fuzz/corpus/dkim_signature/.
@@ -18,8 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "auth/arc.h"
-#include "auth/dkim_verify.h"
+#include "auth/dkim_tags.h"
 
 namespace {
 

@@ -19,10 +19,6 @@ struct evp_pkey_st;
 
 namespace postern::auth::dkimint {
 
-// §3.5 base64string with FWS already removed and validated by the tag parser; nullopt when
-// it is not base64 after all.
-std::optional<std::string> decodeBase64(std::string_view s);
-
 struct PublicKey {
   DkimKey record;
   std::shared_ptr<evp_pkey_st> pkey;

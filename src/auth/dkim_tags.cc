@@ -6,9 +6,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "auth/arc.h"
-#include "auth/dkim_internal.h"
-#include "auth/dkim_verify.h"
+#include "auth/dkim_tags.h"
 #include "util/strings.h"
 
 namespace postern::auth {
@@ -349,19 +347,6 @@ Result<DkimKey> parseDkimKey(std::string_view txt) {
       return Status::invalid("p= is not a 32-byte Ed25519 key");   // RFC 8463 §4.2
   }
   return key;
-}
-
-const char* dkimResultName(DkimResult r) {
-  switch (r) {
-    case DkimResult::kNone: return "none";
-    case DkimResult::kPass: return "pass";
-    case DkimResult::kFail: return "fail";
-    case DkimResult::kNeutral: return "neutral";
-    case DkimResult::kPolicy: return "policy";
-    case DkimResult::kTempError: return "temperror";
-    case DkimResult::kPermError: return "permerror";
-  }
-  return "none";
 }
 
 Result<ArcSeal> parseArcSeal(std::string_view value) {

@@ -215,6 +215,19 @@ bool verifySignature(const PublicKey& key, DkimAlgorithm alg, std::string_view h
 
 }  // namespace dkimint
 
+const char* dkimResultName(DkimResult r) {
+  switch (r) {
+    case DkimResult::kNone: return "none";
+    case DkimResult::kPass: return "pass";
+    case DkimResult::kFail: return "fail";
+    case DkimResult::kNeutral: return "neutral";
+    case DkimResult::kPolicy: return "policy";
+    case DkimResult::kTempError: return "temperror";
+    case DkimResult::kPermError: return "permerror";
+  }
+  return "none";
+}
+
 namespace {
 
 using dkim::Canon;

@@ -1,10 +1,10 @@
 // DKIM verification, RFC 6376 §6: DKIM-Signature tag parsing (§3.2, §3.5), key records
 // (§3.6.1), body and header hashes with the canonicalizations of dkim/canon.h, signatures
 // rsa-sha256 and ed25519-sha256 (RFC 8463). rsa-sha1 is not accepted any more (RFC 8301 §3.1:
-// verifiers MUST NOT consider it valid): such signatures are reported as "policy"/"fail"
-// with the reason. RSA keys under 1024 bits likewise (RFC 8301 §3.2). Parsers: dkim_tags.cc;
-// verification: dkim_verify.cc (shared with ARC through dkim_crypto.h).
-// Parsers are pure (tests/unit/dkim_verify_test.cc; fuzz: fuzz/dkim_signature_fuzz.cc).
+// verifiers MUST NOT consider it valid): such signatures are reported as "policy" with the
+// reason. RSA keys under 1024 bits likewise (RFC 8301 §3.2). The pure parsers are declared in
+// auth/dkim_tags.h (fuzz: fuzz/dkim_signature_fuzz.cc); verification is dkim_verify.cc,
+// shared with ARC through dkim_internal.h. Tests: tests/unit/dkim_verify_test.cc.
 #pragma once
 
 #include <cstdint>
@@ -14,57 +14,12 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/dkim_tags.h"
 #include "auth/dns.h"
 #include "net/asio.h"
 #include "util/status.h"
 
 namespace postern::auth {
-
-inline constexpr size_t kDkimMaxTagListBytes = 16 * 1024;   // a DKIM-Signature or key record
-inline constexpr size_t kDkimMaxTags = 64;                   // tag-specs in one tag-list
-inline constexpr size_t kDkimMaxSignedHeaders = 256;         // names in h=
-inline constexpr size_t kDkimMaxTimeDigits = 12;             // §3.5 t=/x=: 1*12DIGIT
-inline constexpr size_t kDkimMaxLengthDigits = 76;           // §3.5 l=: 1*76DIGIT (must also fit 64 bits)
-inline constexpr size_t kDkimMaxKeyRecords = 4;              // TXT records tried per key name (§6.1.2)
-inline constexpr unsigned kDkimMinRsaBits = 1024;            // RFC 8301 §3.2
-
-enum class DkimAlgorithm : uint8_t { kRsaSha256, kRsaSha1, kEd25519Sha256 };
-
-// A tag=value list (§3.2): tags in order, duplicates are an error.
-Result<std::vector<std::pair<std::string, std::string>>> parseTagList(std::string_view text);
-
-struct DkimSignature {
-  DkimAlgorithm algorithm = DkimAlgorithm::kRsaSha256;
-  std::string b;                         // signature, base64 with FWS removed
-  std::string bh;                        // body hash, base64
-  bool header_relaxed = false, body_relaxed = false;   // c=
-  std::string domain;                    // d=, lower case
-  std::string selector;                  // s=
-  std::vector<std::string> signed_headers;   // h=
-  std::string identity;                  // i= (default "@d")
-  std::optional<uint64_t> length;        // l=
-  std::optional<int64_t> timestamp;      // t=
-  std::optional<int64_t> expiration;     // x=
-  int instance = 0;                      // ARC-Message-Signature only: i= (RFC 8617 §4.2.1)
-};
-// The value of a DKIM-Signature field (after "DKIM-Signature:"). Errors name the tag:
-// "missing required tag bh=", "h= does not include From".
-Result<DkimSignature> parseDkimSignature(std::string_view value);
-// The value of an ARC-Message-Signature (RFC 8617 §4.1.2): the DKIM-Signature tags without
-// v=, i= is the instance (1..kArcMaxInstances), From need not be signed, ARC-Seal must not be.
-Result<DkimSignature> parseArcMessageSignature(std::string_view value);
-// "rsa-sha256", "rsa-sha1", "ed25519-sha256".
-const char* dkimAlgorithmName(DkimAlgorithm a);
-
-struct DkimKey {
-  std::string key_type = "rsa";          // k=
-  std::vector<std::string> hashes;       // h= (empty: any)
-  std::string public_key;                // p= decoded (DER SubjectPublicKeyInfo for rsa, 32 bytes raw for ed25519); empty: revoked
-  bool testing = false;                  // t=y
-  bool strict_identity = false;          // t=s
-  std::vector<std::string> services;     // s=
-};
-Result<DkimKey> parseDkimKey(std::string_view txt);
 
 // How RFC 6376's outcomes map onto RFC 8601 §2.7.1 results here:
 //   pass       the body hash and the signature verify with a usable key.
