@@ -85,7 +85,8 @@ const char* arcResultName(ArcResult r) {
   return "none";
 }
 
-net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string> message, int64_t now) {
+net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string> message, int64_t now,
+                                     asio::thread_pool* cpu) {
   ArcVerdict v;
   auto failed = [&v](std::string reason) {
     v.result = ArcResult::kFail;
@@ -159,8 +160,20 @@ net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string
     if (ams->expiration && *ams->expiration < now) co_return failed(what + ": signature expired");
     const dkimint::KeyOutcome* k = co_await cachedKey(dns, keys, ams->selector, ams->domain, ams->algorithm);
     if (k->failure != DkimResult::kNone) co_return keyFailed(what, *k);
-    uint64_t size = 0;
-    std::string bh = dkimint::bodyHash(m.body, ams->body_relaxed ? Canon::kRelaxed : Canon::kSimple, ams->length, size);
+    Canon bc = ams->body_relaxed ? Canon::kRelaxed : Canon::kSimple;
+    std::optional<uint64_t> limit = ams->length;
+    // The body view points into *message: the task holds it even if this coroutine is gone.
+    auto work = [message, body = m.body, bc, limit]() {
+      uint64_t n = 0;
+      std::string h = dkimint::bodyHash(body, bc, limit, n);
+      return std::make_pair(std::move(h), n);
+    };
+    std::pair<std::string, uint64_t> hashed;
+    if (cpu)
+      hashed = co_await net::offload(*cpu, std::move(work));
+    else
+      hashed = work();
+    const auto& [bh, size] = hashed;
     if (ams->length && *ams->length > size) co_return failed(what + ": l= exceeds the body length");
     if (dkimint::decodeBase64(ams->bh) != bh) co_return failed(what + ": body hash mismatch");
     Canon hc = ams->header_relaxed ? Canon::kRelaxed : Canon::kSimple;

@@ -32,6 +32,8 @@ struct ArcVerdict {
 
 // oldest_pass_domain is left empty: only the newest AMS is verified (§5.2 step 6 is optional).
 // A DNS temporary failure while fetching a key gives kFail with `temporary` set.
-net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string> message, int64_t now);
+// The newest AMS's body hash runs on `cpu` when given (as verifyDkim's), else inline.
+net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string> message, int64_t now,
+                                     asio::thread_pool* cpu = nullptr);
 
 }  // namespace postern::auth

@@ -691,6 +691,18 @@ TEST(ArcVerify, FixtureChainsPass) {
   }
 }
 
+TEST(ArcVerify, CpuPoolGivesTheSameResults) {
+  asio::thread_pool pool(1);
+  StaticDns dns = arcDns();
+  std::string m = readFile("chain3.eml");
+  ArcVerdict v = runSync(verifyArc(dns, std::make_shared<const std::string>(m), 1700000000, &pool));
+  EXPECT_EQ(v.result, ArcResult::kPass) << v.reason;
+  replaceOnce(m, "Hello list.", "Hello LIST.");
+  v = runSync(verifyArc(dns, std::make_shared<const std::string>(m), 1700000000, &pool));
+  EXPECT_EQ(v.reason, "AMS i=3: body hash mismatch");
+  pool.join();
+}
+
 TEST(ArcVerify, NoArcFieldsIsNone) {
   StaticDns dns = arcDns();
   ArcVerdict v = arc(dns, kMessage);
