@@ -14,6 +14,11 @@
 
 namespace postern::auth {
 
+inline constexpr size_t kArMaxLineOctets = 998;   // RFC 5322 §2.1.1: no line longer (without CRLF)
+inline constexpr size_t kArFoldAt = 78;           // RFC 5322 §2.1.1: lines SHOULD stay within 78
+inline constexpr size_t kArMaxValueOctets = 400;  // longer property values and reasons are cut
+inline constexpr size_t kArMaxCommentDepth = 16;  // nested comments deeper than this end the scan of a field
+
 struct Report {
   bool spf_checked = false;
   SpfOutcome spf;                 // MAIL FROM (or HELO identity when MAIL FROM was empty)
@@ -35,6 +40,7 @@ std::string authenticationResults(std::string_view authserv_id, const Report& r)
 // Byte ranges [begin, end) (each a whole field with its CRLF) of the Authentication-Results
 // fields in the header section of `message` whose authserv-id equals `authserv_id`
 // (case-insensitive, after CFWS). Pure; the header ends at the first empty line.
+// (In results_fields.cc, pure: fuzz/dmarc_record_fuzz.cc.)
 std::vector<std::pair<size_t, size_t>> ownResultsFields(std::string_view message, std::string_view authserv_id);
 
 }  // namespace postern::auth
