@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "auth/dmarc.h"
+#include "auth/dmarc_record.h"
 #include "util/strings.h"
 
 namespace postern::auth {

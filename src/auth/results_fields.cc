@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "auth/results.h"
+#include "auth/results_fields.h"
 #include "util/strings.h"
 
 namespace postern::auth {
