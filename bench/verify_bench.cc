@@ -20,9 +20,9 @@
 // from its DNS form for every message (as auth/dkim_verify.cc does today) or decoded once.
 #include <benchmark/benchmark.h>
 
-#include <asio/thread_pool.hpp>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <asio/thread_pool.hpp>
 
 #include <cstdio>
 #include <exception>
@@ -127,8 +127,10 @@ void run(benchmark::State& state, config::Verify cfg, dkim::KeyType type, bool p
   asio::co_spawn(io, loop(state, v, f, failed), [&](std::exception_ptr e) { error = e; });
   io.run();
   if (cpu) cpu->join();
-  if (error) state.SkipWithError("exception in the verifier");
-  else if (failed) state.SkipWithError("the DKIM signature did not verify");
+  if (error)
+    state.SkipWithError("exception in the verifier");
+  else if (failed)
+    state.SkipWithError("the DKIM signature did not verify");
   state.counters["msg_bytes"] = static_cast<double>(f.message->size());
 }
 
