@@ -44,32 +44,6 @@ bool isDomainName(std::string_view s) {
   return true;
 }
 
-// RFC 8601 §2.7.1 (dkim) and RFC 8617 §10.1 (arc) result names. Written here rather than
-// taken from dkimResultName()/arcResultName() so this file links while DKIM/ARC live on
-// another branch (main carries placeholders that answer "none"); the names are fixed by the
-// RFCs, and tests/unit/auth_results_test.cc checks them.
-const char* dkimName(DkimResult r) {
-  switch (r) {
-    case DkimResult::kNone: return "none";
-    case DkimResult::kPass: return "pass";
-    case DkimResult::kFail: return "fail";
-    case DkimResult::kNeutral: return "neutral";
-    case DkimResult::kPolicy: return "policy";
-    case DkimResult::kTempError: return "temperror";
-    case DkimResult::kPermError: return "permerror";
-  }
-  return "none";
-}
-
-const char* arcName(ArcResult r) {
-  switch (r) {
-    case ArcResult::kNone: return "none";
-    case ArcResult::kPass: return "pass";
-    case ArcResult::kFail: return "fail";
-  }
-  return "none";
-}
-
 std::string_view clip(std::string_view v) { return v.substr(0, kArMaxValueOctets); }
 
 // RFC 5322 quoted-string: '"' and '\' escaped; control characters (CR and LF above all) never
@@ -159,7 +133,7 @@ std::string authenticationResults(std::string_view authserv_id, const Report& r)
   if (r.dkim_checked) {
     if (r.dkim.empty()) w.method("dkim=none");
     for (const DkimVerdict& d : r.dkim) {
-      w.method(std::string("dkim=") + dkimName(d.result));
+      w.method(std::string("dkim=") + dkimResultName(d.result));
       if (d.result != DkimResult::kPass) w.reason(d.reason);
       if (!d.domain.empty()) w.property("header.d", d.domain);
       if (!d.selector.empty()) w.property("header.s", d.selector);
@@ -175,7 +149,7 @@ std::string authenticationResults(std::string_view authserv_id, const Report& r)
     if (!d.header_from.empty()) w.property("header.from", d.header_from);
   }
   if (r.arc_checked) {
-    w.method(std::string("arc=") + arcName(r.arc.result));
+    w.method(std::string("arc=") + arcResultName(r.arc.result));
     if (r.arc.result == ArcResult::kFail) w.reason(r.arc.reason);
   }
   return w.finish();
