@@ -74,7 +74,7 @@ net::awaitable<Report> Verifier::verify(VerifyRequest req, std::optional<SpfOutc
   }
   if (cfg_.arc) {
     r.arc_checked = true;
-    r.arc = co_await verifyArc(dns_, req.message, req.now);
+    r.arc = co_await verifyArc(dns_, req.message, req.now, cpu_);
   }
   if (cfg_.dmarc) {
     r.dmarc_checked = true;
