@@ -128,6 +128,14 @@ net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string
     if (!s) co_return failed(fmt::format("AS i={}: {}", i, s.status().message()));
     seals[static_cast<size_t>(i)] = std::move(*s);
   }
+  // §5.2 step 2 ("the form of any ARC Set"): every AMS must parse, though only the newest is
+  // verified below.
+  std::vector<DkimSignature> signatures(static_cast<size_t>(newest) + 1);
+  for (int i = 1; i <= newest; ++i) {
+    auto a = parseArcMessageSignature(valueOf(*sets[static_cast<size_t>(i)][kAms]));
+    if (!a) co_return failed(fmt::format("AMS i={}: {}", i, a.status().message()));
+    signatures[static_cast<size_t>(i)] = std::move(*a);
+  }
   v.sealer = seals[static_cast<size_t>(newest)].domain;
   // §5.2 step 3: a chain its newest sealer declared failed stays failed.
   if (seals[static_cast<size_t>(newest)].cv == ArcChainStatus::kFail)
@@ -154,8 +162,7 @@ net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string
   {
     std::string what = fmt::format("AMS i={}", newest);
     const HeaderField& f = *sets[static_cast<size_t>(newest)][kAms];
-    auto ams = parseArcMessageSignature(valueOf(f));
-    if (!ams) co_return failed(fmt::format("{}: {}", what, ams.status().message()));
+    const DkimSignature* ams = &signatures[static_cast<size_t>(newest)];
     if (ams->algorithm == DkimAlgorithm::kRsaSha1) co_return failed(what + ": rsa-sha1 is not accepted (RFC 8301)");
     if (ams->expiration && *ams->expiration < now) co_return failed(what + ": signature expired");
     const dkimint::KeyOutcome* k = co_await cachedKey(dns, keys, ams->selector, ams->domain, ams->algorithm);

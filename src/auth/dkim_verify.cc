@@ -23,6 +23,8 @@ namespace postern::auth {
 namespace dkimint {
 namespace {
 
+constexpr size_t kHashChunk = 64 * 1024;   // bytes per digest update and per canonicalizer feed
+
 bool fws(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
@@ -148,14 +150,22 @@ std::string bodyHash(std::string_view body, dkim::Canon c, std::optional<uint64_
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return {};
   uint64_t size = 0;
+  // The canonicalizer hands out a line at a time; the digest gets kHashChunk bytes at once.
+  std::string chunk;
+  chunk.reserve(kHashChunk);
   dkim::BodyCanonicalizer canon(c, [&](std::string_view s) {
     uint64_t take = s.size();
     if (limit) take = size >= *limit ? 0 : std::min<uint64_t>(take, *limit - size);
-    if (take > 0) EVP_DigestUpdate(ctx.get(), s.data(), static_cast<size_t>(take));
+    chunk.append(s.substr(0, static_cast<size_t>(take)));
+    if (chunk.size() >= kHashChunk) {
+      EVP_DigestUpdate(ctx.get(), chunk.data(), chunk.size());
+      chunk.clear();
+    }
     size += s.size();
   });
-  canon.feed(body);
+  for (size_t at = 0; at < body.size(); at += kHashChunk) canon.feed(body.substr(at, kHashChunk));
   canon.finish();
+  EVP_DigestUpdate(ctx.get(), chunk.data(), chunk.size());
   canonical_size = size;
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned len = 0;

@@ -2,8 +2,9 @@
 // libpsl, policy discovery (§6.6.3), identifier alignment (§3.1) and the policy to apply
 // (§6.6.4, pct= of §6.3). The record parser is in dmarc_record.cc.
 //
-// Not done: the optional check that the RFC5322.From domain exists (§6.6.3 mentions it; a
-// receiver may reject mail from non-existent domains on its own, outside DMARC).
+// Not done: special treatment of a From domain that does not exist in DNS (NXDOMAIN for A,
+// AAAA and MX); such mail gets the DMARC result its records give (usually none), and a
+// receiver may refuse it on other grounds.
 #include <libpsl.h>
 
 #include <string>

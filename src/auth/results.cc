@@ -130,6 +130,11 @@ std::string authenticationResults(std::string_view authserv_id, const Report& r)
     else if (!r.helo.empty())
       w.property("smtp.helo", r.helo);
   }
+  if (r.spf_helo_checked) {
+    w.method(std::string("spf=") + spfResultName(r.spf_helo.result));
+    w.reason(r.spf_helo.problem);
+    w.property("smtp.helo", r.helo);
+  }
   if (r.dkim_checked) {
     if (r.dkim.empty()) w.method("dkim=none");
     for (const DkimVerdict& d : r.dkim) {

@@ -22,6 +22,8 @@ inline constexpr size_t kArMaxValueOctets = 400;  // longer property values and 
 struct Report {
   bool spf_checked = false;
   SpfOutcome spf;                 // MAIL FROM (or HELO identity when MAIL FROM was empty)
+  bool spf_helo_checked = false;  // the HELO identity as well (RFC 7208 §2.3), when MAIL FROM was not empty
+  SpfOutcome spf_helo;
   std::string mail_from;          // for smtp.mailfrom
   std::string helo;               // for smtp.helo
   bool dkim_checked = false;

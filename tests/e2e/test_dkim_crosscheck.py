@@ -277,6 +277,8 @@ def test_arc_chains_agree_with_dkimpy(keys, dns, hops):
         "aar1": m.replace(b"ARC-Authentication-Results: i=1; hop1.example",
                           b"ARC-Authentication-Results: i=1; hop9.example"),  # every AS covers AAR i=1
         "seal1": m.replace(b"ARC-Seal: i=1; cv=none", b"ARC-Seal: i=1; cv=pass"),
+        "ams1_syntax": m.replace(b"ARC-Message-Signature: i=1; a=rsa-sha256",
+                                 b"ARC-Message-Signature: i=1; a=rsa-md5"),   # every set's form counts
     }
     for what, b in broken.items():
         assert b != m, what

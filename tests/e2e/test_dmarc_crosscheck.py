@@ -42,7 +42,10 @@ import dns.resolver
 import pytest
 
 from dns_server import DnsServer
-from harness import BIN
+from verify_cli import verify
+
+# pyspf and authheaders call dnspython's deprecated dns.resolver.query(); not this test's business.
+pytestmark = pytest.mark.filterwarnings("ignore:please use dns.resolver.resolve:DeprecationWarning")
 
 CLIENT_IP = "192.0.2.10"
 HELO = "client.helo.example"
@@ -205,29 +208,11 @@ def authheaders_dmarc(msg, mail_from):
     return result.group(1), (policy.group(1) if policy else None), header
 
 
-def postern_verify(config, msg_path, mail_from):
-    out = subprocess.run([BIN, "verify", "--config", str(config), "--ip", CLIENT_IP, "--helo", HELO,
-                          "--mail-from", mail_from, "--json", str(msg_path)],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def write_config(tmp_path, server):
-    config = tmp_path / "postern.toml"
-    (tmp_path / "var").mkdir(exist_ok=True)
-    config.write_text(f'hostname = "{AUTHSERV_ID}"\ndata_dir = "{tmp_path / "var"}"\n'
-                      f'[dns]\nservers = ["{server.address}"]\n')
-    return config
-
-
-def evaluate(tmp_path, config, private_key, name, from_domain, mail_from, dkim_d, tamper):
+def evaluate(server, private_key, name, from_domain, mail_from, dkim_d, tamper):
     """(authheaders' (result, policy), its header, Postern's verify --json dmarc object, its JSON)."""
     msg = make_message(name, from_domain, dkim_d, tamper, private_key)
-    path = tmp_path / (re.sub(r"[^a-z0-9]+", "-", name.lower()) + ".eml")
-    path.write_bytes(msg)
     ah_result, ah_policy, ah_header = authheaders_dmarc(msg, mail_from)
-    verdict = postern_verify(config, path, mail_from)
+    verdict = verify((server.host, server.port), msg, CLIENT_IP, helo=HELO, mail_from=mail_from)
     dm = verdict["dmarc"]
     assert dm["header_from"] == from_domain, (name, dm)
     if dm["result"] == "pass":
@@ -237,14 +222,13 @@ def evaluate(tmp_path, config, private_key, name, from_domain, mail_from, dkim_d
     return (ah_result, ah_policy), ah_header, dm, verdict
 
 
-def test_dmarc_crosscheck(tmp_path, rsa_key):
+def test_dmarc_crosscheck(rsa_key):
     assert len(CASES) >= 25
     private_key, public_key = rsa_key
     with DnsServer(zone(public_key)) as server, LoopbackResolver(server.address):
-        config = write_config(tmp_path, server)
         disagreements = []
         for name, from_domain, mail_from, dkim_d, tamper, want_result, want_policy in CASES:
-            ah, ah_header, dm, verdict = evaluate(tmp_path, config, private_key, name, from_domain, mail_from,
+            ah, ah_header, dm, verdict = evaluate(server, private_key, name, from_domain, mail_from,
                                                   dkim_d, tamper)
             # The table itself is checked against the independent evaluator first.
             assert ah == (want_result, want_policy), (name, ah_header)
@@ -255,12 +239,11 @@ def test_dmarc_crosscheck(tmp_path, rsa_key):
     assert not disagreements, "\n".join(map(repr, disagreements))
 
 
-def test_dmarc_known_authheaders_differences(tmp_path, rsa_key):
+def test_dmarc_known_authheaders_differences(rsa_key):
     private_key, public_key = rsa_key
     with DnsServer(zone(public_key)) as server, LoopbackResolver(server.address):
-        config = write_config(tmp_path, server)
         for name, from_domain, mail_from, dkim_d, tamper, rfc, theirs in DIFFERENCES:
-            ah, ah_header, dm, _ = evaluate(tmp_path, config, private_key, name, from_domain, mail_from, dkim_d,
+            ah, ah_header, dm, _ = evaluate(server, private_key, name, from_domain, mail_from, dkim_d,
                                             tamper)
             assert ah == theirs, (name, "authheaders changed; move the case to CASES?", ah_header)
             assert (dm["result"], dm["policy"]) == rfc, (name, dm)

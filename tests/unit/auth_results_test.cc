@@ -95,6 +95,37 @@ TEST(AuthResults, DkimNoneAndDmarcNone) {
             "\tdmarc=none reason=\"no record\" header.from=example.org\r\n");
 }
 
+// The method results under their RFC 8601 §2.7 / RFC 8617 names.
+TEST(AuthResults, ResultNames) {
+  const std::pair<DkimResult, const char*> dkims[] = {
+      {DkimResult::kNone, "none"},       {DkimResult::kPass, "pass"},           {DkimResult::kFail, "fail"},
+      {DkimResult::kNeutral, "neutral"}, {DkimResult::kPolicy, "policy"},       {DkimResult::kTempError, "temperror"},
+      {DkimResult::kPermError, "permerror"}};
+  for (auto [res, name] : dkims) {
+    Report r;
+    r.dkim_checked = true;
+    r.dkim = {dkim(res, "example.org", "s", "")};
+    EXPECT_NE(authenticationResults("mx.test", r).find(std::string("\tdkim=") + name + " "), std::string::npos) << name;
+  }
+  const std::pair<ArcResult, const char*> arcs[] = {
+      {ArcResult::kNone, "none"}, {ArcResult::kPass, "pass"}, {ArcResult::kFail, "fail"}};
+  for (auto [res, name] : arcs) {
+    Report r;
+    r.arc_checked = true;
+    r.arc.result = res;
+    EXPECT_EQ(authenticationResults("mx.test", r), std::string("Authentication-Results: mx.test;\r\n\tarc=") + name + "\r\n");
+  }
+  const std::pair<DmarcResult, const char*> dmarcs[] = {
+      {DmarcResult::kNone, "none"}, {DmarcResult::kPass, "pass"}, {DmarcResult::kFail, "fail"},
+      {DmarcResult::kTempError, "temperror"}, {DmarcResult::kPermError, "permerror"}};
+  for (auto [res, name] : dmarcs) {
+    Report r;
+    r.dmarc_checked = true;
+    r.dmarc.result = res;
+    EXPECT_NE(authenticationResults("mx.test", r).find(std::string("\tdmarc=") + name), std::string::npos) << name;
+  }
+}
+
 TEST(AuthResults, AddressesAndOddValues) {
   Report r;
   r.spf_checked = true;

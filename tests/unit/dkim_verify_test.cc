@@ -730,6 +730,8 @@ const ArcTamper kArcTampers[] = {
     {"cv_middle_none", "i=2; cv=pass;", "i=2; cv=none;", "AS i=2 has cv=none, not pass"},
     {"cv_first_pass", "i=1; cv=none;", "i=1; cv=pass;", "AS i=1 has cv=pass, not none"},
     {"seal_h_tag", "i=2; cv=pass;", "i=2; cv=pass; h=From;", "AS i=2: h= is not allowed"},
+    {"old_ams_malformed", "ARC-Message-Signature: i=1; a=rsa-sha256;", "ARC-Message-Signature: i=1; a=rsa-md5;",
+     "AMS i=1: unknown algorithm"},
 };
 
 class ArcVerifyTamper : public testing::TestWithParam<ArcTamper> {};
