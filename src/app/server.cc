@@ -21,6 +21,7 @@
 #include "app/file_watcher.h"
 #include "app/notify.h"
 #include "app/privileges.h"
+#include "auth/verifier.h"
 #include "delivery/deliverer.h"
 #include "delivery/remote.h"
 #include "delivery/srs.h"
@@ -130,6 +131,11 @@ class Server {
   std::unique_ptr<delivery::QuotaUsage> quota_usage_;   // used by deliverer_ and the sessions
   std::unique_ptr<delivery::Deliverer> deliverer_;
   std::unique_ptr<dns::Resolver> resolver_;
+  // Lookups of the SMTP sessions (SPF, DKIM, DMARC, ARC): a resolver of their own, since its
+  // answers are posted to the workers' event loops and it must be gone before they are.
+  std::unique_ptr<dns::Resolver> inbound_resolver_;
+  std::unique_ptr<auth::ResolverDns> inbound_dns_;
+  std::unique_ptr<auth::Verifier> verifier_;
   std::unique_ptr<delivery::RemoteDeliverer> remote_;
   std::unique_ptr<asio::thread_pool> cpu_pool_;
   std::unique_ptr<smtp::ServerContext> smtp_ctx_;
@@ -560,7 +566,8 @@ int Server::run() {
   protector_->setOffloader([this](std::function<void()> f) { asio::post(*cpu_pool_, std::move(f)); });
   if (auto bans = protector_->list(); !bans.empty()) log::info("protect.bans_loaded").kv("active", uint64_t(bans.size()));
   if (!c.protect.dnsbl.zones.empty()) {
-    auto d = protect::Dnsbl::create(c.protect.dnsbl);
+    // Through the shared resolver, unless [protect.dnsbl] resolver names a server of its own.
+    auto d = protect::Dnsbl::create(c.protect.dnsbl, *resolver_);
     if (!d) {
       log::error("server.start_failed").kv("reason", d.status().message());
       return 1;
@@ -582,6 +589,21 @@ int Server::run() {
   smtp_ctx_->dkim = dkim_.get();
   smtp_ctx_->quota_usage = quota_usage_.get();
   smtp_ctx_->srs = srs_.get();
+  if (c.verify.enabled) {
+    dns::ResolverOptions ro;
+    ro.servers = c.dns.servers;
+    ro.timeout = std::chrono::milliseconds(c.dns.timeout_ms);
+    ro.cache_entries = c.dns.cache_size;
+    auto resolver = dns::Resolver::create(ro);
+    if (!resolver) {
+      log::error("server.start_failed").kv("reason", resolver.status().message());
+      return 1;
+    }
+    inbound_resolver_ = std::move(resolver.value());
+    inbound_dns_ = std::make_unique<auth::ResolverDns>(*inbound_resolver_);
+    verifier_ = std::make_unique<auth::Verifier>(c.verify, c.hostname, *inbound_dns_, cpu_pool_.get());
+    smtp_ctx_->verifier = verifier_.get();
+  }
 
   auto acceptor = acceptors_.begin();
   for (const auto& l : c.listeners) {
@@ -627,7 +649,11 @@ int Server::run() {
   main_io.run();
   for (size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
   if (shutdown_thread_.joinable()) shutdown_thread_.join();
-  dnsbl_.reset();   // answers pending lookups; their posts go to the stopped loops
+  // Answers pending checks (their posts go to the stopped loops) and returns only when no
+  // verdict is being or will be posted: the shared resolver may still hold DNSBL lookups, but
+  // their answers are dropped from here on, so resolver_ may outlive the workers' io_contexts.
+  dnsbl_.reset();
+  inbound_resolver_.reset();   // its answers are posted to the workers' loops: gone before them
   acceptors_.clear();
   signals_.reset();
   control_.reset();

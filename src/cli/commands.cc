@@ -48,6 +48,7 @@ int usage(int status) {
                "  doctor [--through [LISTENER=]HOST:PORT] [--ca FILE]\n"
                "  cert status                        every configured certificate: names, issuer, expiry\n"
                "  import docker-mailserver DIR [--output FILE] [--dry-run] [--force]\n"
+               "  verify --ip IP [--helo NAME] [--mail-from ADDR] [--json] [FILE|-]   SPF/DKIM/DMARC/ARC of a message\n"
                "  version\n"
                "default configuration: %s\n",
                kDefaultConfigPath);

@@ -22,6 +22,8 @@ struct Args {
   std::string output;                 // import --output (default: config_path)
   bool dry_run = false;               // import --dry-run
   bool force = false;                 // import --force
+  std::string ip, helo, mail_from;    // verify --ip/--helo/--mail-from
+  bool json = false;                  // verify --json
 };
 
 int runServe(const Args& a);
@@ -34,6 +36,7 @@ int runCert(const Args& a);
 int runDoctor(const Args& a);
 int runDkim(const Args& a);   // cli/dkim_command.cc
 int runImport(const Args& a);   // cli/import.cc
+int runVerify(const Args& a);   // cli/verify_command.cc
 int usage(int status);
 
 }  // namespace postern::cli

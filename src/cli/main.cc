@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
     else if (arg == "--output" || arg == "-o") a.output = value("--output");
     else if (arg == "--dry-run") a.dry_run = true;
     else if (arg == "--force") a.force = true;
+    else if (arg == "--ip") a.ip = value("--ip");
+    else if (arg == "--helo") a.helo = value("--helo");
+    else if (arg == "--mail-from") a.mail_from = value("--mail-from");
+    else if (arg == "--json") a.json = true;
     else if (arg == "--help" || arg == "-h") return usage(0);
     else if (arg.size() > 1 && arg[0] == '-') {
       std::fprintf(stderr, "postern: unknown option %s\n", arg.c_str());
@@ -47,6 +51,7 @@ int main(int argc, char** argv) {
   if (cmd == "doctor") return runDoctor(a);
   if (cmd == "dkim") return runDkim(a);
   if (cmd == "import") return runImport(a);
+  if (cmd == "verify") return runVerify(a);
   if (cmd == "version" || cmd == "--version") {
     std::printf("postern %s\n", POSTERN_VERSION);
     return 0;

@@ -1194,6 +1194,34 @@ std::string describe(const Config& c) {
                      c.srs.enabled ? "true" : "false", c.srs.domain, c.srs.secret_file, c.srs.max_age_days,
                      c.srs.exclude_domains.empty() ? std::string("(none)")
                                                    : fmt::format("{}", fmt::join(c.srs.exclude_domains, ", ")));
+  {
+    const Verify& v = c.verify;
+    std::vector<std::string> rej;
+    for (auto [bit, name] : {std::pair{SpfResultSet::kFail, "fail"}, {SpfResultSet::kSoftFail, "softfail"},
+                             {SpfResultSet::kPermError, "permerror"}, {SpfResultSet::kTempError, "temperror"}})
+      if (v.spf_reject & unsigned(bit)) rej.push_back(name);
+    auto onoff = [](bool b) { return b ? "on" : "off"; };
+    out += fmt::format("verify: {}\n", onoff(v.enabled));
+    if (v.enabled)
+      out += fmt::format("verify.authserv_id: {}\nverify.spf: {} (reject: {})\nverify.dkim: {} (max {} signatures, l= {})\n"
+                         "verify.dmarc: {} ({})\nverify.arc: {}\n",
+                         v.authserv_id, onoff(v.spf), rej.empty() ? std::string("none") : fmt::format("{}", fmt::join(rej, ", ")),
+                         onoff(v.dkim), v.dkim_max_signatures, v.dkim_honour_length ? "honoured" : "ignored",
+                         onoff(v.dmarc), v.dmarc_enforce ? "enforced" : "recorded only", onoff(v.arc));
+    out += fmt::format("verify.junk_header: {}\n", v.junk_header.empty() ? std::string("(none)") : v.junk_header);
+  }
+  for (const Milter& m : c.milters) {
+    static const char* kStageNames[] = {"connect", "helo", "mail", "rcpt", "header", "body"};
+    std::vector<std::string> stages;
+    for (unsigned i = 0; i < 6; ++i)
+      if (m.stages & (1u << i)) stages.push_back(kStageNames[i]);
+    stages.push_back("end-of-message");
+    out += fmt::format("milter {}: default_action={} timeouts connect={} command={} message={} stages={} services={}\n", m.name,
+                       m.default_action == MilterDefault::kAccept ? "accept" : "tempfail",
+                       formatDurationMs(m.connect_timeout_ms), formatDurationMs(m.command_timeout_ms),
+                       formatDurationMs(m.message_timeout_ms), fmt::join(stages, ","),
+                       m.services.empty() ? std::string("all") : fmt::format("{}", fmt::join(m.services, ",")));
+  }
   std::vector<std::string> dns_servers;
   for (const auto& e : c.dns.servers) dns_servers.push_back(e.toString());
   out += fmt::format("dns.servers: {}\ndns.timeout: {}\ndns.cache_size: {}\n",
@@ -1219,7 +1247,7 @@ std::string describe(const Config& c) {
     out += fmt::format("protect.dnsbl.zone: {} action={} score={}\n", z.name, z.reject ? "reject" : "score", z.score);
   if (!p.dnsbl.zones.empty())
     out += fmt::format("protect.dnsbl.threshold: {}\nprotect.dnsbl.resolver: {}\nprotect.dnsbl.timeout: {}\n",
-                       p.dnsbl.threshold, p.dnsbl.resolver ? p.dnsbl.resolver->toString() : "system (resolv.conf)",
+                       p.dnsbl.threshold, p.dnsbl.resolver ? p.dnsbl.resolver->toString() : "shared ([dns] servers)",
                        formatDurationMs(p.dnsbl.timeout_ms));
   const Greylist& g = p.greylist;
   out += fmt::format("protect.greylist: {}\n", g.enabled ? "on" : "off");

@@ -180,7 +180,7 @@ struct DnsblZone {
 struct Dnsbl {
   std::vector<DnsblZone> zones;
   int threshold = 1;                 // score needed to reject (score zones)
-  std::optional<Endpoint> resolver;  // default: the system resolver (resolv.conf)
+  std::optional<Endpoint> resolver;  // default: the shared resolver ([dns]); set: one of its own
   uint64_t timeout_ms = 2000;
 };
 // [protect.greylist] (protect/greylist.h): off unless `enabled = true`.

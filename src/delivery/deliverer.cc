@@ -162,9 +162,12 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
         fail(j, i, Outcome::kPermanent, fmt::format("the mailbox {} no longer exists", r.mailbox));
         continue;
       }
-      auto d = dirs.find(r.mailbox);
+      // A spam verdict at acceptance ([verify], milters) files it in the Junk folder.
+      const bool junk = (job.env.flags & spool::kJunk) != 0;
+      const std::string dir_key = junk ? fmt::format("{}/.{}", r.mailbox, kJunkFolder) : r.mailbox;
+      auto d = dirs.find(dir_key);
       if (d == dirs.end()) {
-        auto opened = openMailbox(env_, *root, *name);
+        auto opened = openMailbox(env_, *root, *name, junk ? kJunkFolder : std::string_view());
         if (!opened) {
           int e = opened.status().sysErrno();
           if (e == ELOOP || e == ENOTDIR) {
@@ -175,7 +178,7 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
           fail(j, i, Outcome::kTemporary, opened.status().message());
           continue;
         }
-        d = dirs.emplace(r.mailbox, std::move(opened.value())).first;
+        d = dirs.emplace(dir_key, std::move(opened.value())).first;
       }
       if (!body) {
         auto b = spool_.readBody(job.env.queue_id);
@@ -266,7 +269,8 @@ void Deliverer::deliverBatch(std::vector<Job>& batch) {
     const Job& job = batch[f.job];
     for (uint32_t i : f.rcpts) reports[f.job].outcomes.push_back({i, Outcome::kDelivered, {}});
     log::info("delivery.delivered").kv("queue_id", job.env.queue_id).kv("to", f.mailbox)
-        .kv("status", f.skip ? "already_delivered" : "delivered").kv("file", f.name);
+        .kv("status", f.skip ? "already_delivered" : "delivered").kv("file", f.name)
+        .opt("folder", (job.env.flags & spool::kJunk) ? std::string(kJunkFolder) : std::string());
     (f.skip ? skipped : delivered)++;
   }
   {

@@ -58,13 +58,21 @@ Result<io::Fd> openFolder(io::Env& env, int parent, const std::string& name) {
 
 }  // namespace
 
-Result<MailboxDirs> openMailbox(io::Env& env, int root_fd, const MailboxName& name) {
+Result<MailboxDirs> openMailbox(io::Env& env, int root_fd, const MailboxName& name, std::string_view folder) {
   auto dom = openFolder(env, root_fd, name.domain);
   if (!dom) return dom.status();
   auto box = openFolder(env, dom->get(), name.local);
   if (!box) return box.status();
   MailboxDirs d;
   d.box = std::move(box.value());
+  if (!folder.empty()) {
+    auto sub = openFolder(env, d.box.get(), fmt::format(".{}", folder));
+    if (!sub) return sub.status();
+    auto mark = env.openAt(sub->get(), "maildirfolder", io::kWrite | io::kCreate | io::kNoFollow, 0600);
+    if (!mark) return mark.status();
+    (void)env.close(*mark);
+    d.box = std::move(sub.value());
+  }
   for (auto [sub, out] : {std::pair{"tmp", &d.tmp}, std::pair{"new", &d.fresh}, std::pair{"cur", &d.cur}}) {
     auto f = openFolder(env, d.box.get(), sub);
     if (!f) return f.status();

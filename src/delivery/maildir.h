@@ -33,7 +33,10 @@ struct MailboxDirs {
 // Opens <root>/<domain>/<local>/{tmp,new,cur} below the open root folder one component at
 // a time with O_NOFOLLOW|O_DIRECTORY, creating missing ones (0700, made durable). A
 // symbolic link or a non-folder on the way fails with ELOOP or ENOTDIR, never followed.
-Result<MailboxDirs> openMailbox(io::Env& env, int root_fd, const MailboxName& name);
+// With `folder` ("Junk"), the Maildir++ subfolder <local>/.<folder>/{tmp,new,cur} instead,
+// with the empty `maildirfolder` file Maildir++ (and Dovecot) mark subfolders with.
+inline constexpr std::string_view kJunkFolder = "Junk";
+Result<MailboxDirs> openMailbox(io::Env& env, int root_fd, const MailboxName& name, std::string_view folder = {});
 // The bytes stored in the mailbox: Return-Path and Delivered-To, then the message with
 // CRLF line ends turned into LF (the on-disk convention of Maildir).
 std::string renderForMaildir(std::string_view mail_from, std::string_view delivered_to, std::string_view message);

@@ -1,10 +1,10 @@
 // The shared resolver: c-ares for transport only, message.h for reading answers.
 //
-// Threading (as in protect/dnsbl.cc): requests are closures appended to `incoming_` under
-// `mu_`, with a byte written to a self-pipe. The resolver thread owns the c-ares channel
-// (not thread-safe in c-ares 1.18), the in-flight queries and the sockets: it polls the
-// self-pipe and the sockets c-ares asks for (ARES_OPT_SOCK_STATE_CB), sleeping until the
-// next c-ares retry or the earliest query deadline. The cache has its own mutex because
+// Threading: requests are closures appended to `incoming_` under `mu_`, with a byte written
+// to a self-pipe. The resolver thread owns the c-ares channel (not thread-safe in c-ares
+// 1.18), the in-flight queries and the sockets: it polls the self-pipe and the sockets c-ares
+// asks for (ARES_OPT_SOCK_STATE_CB; poll, not select, because a busy server's descriptors
+// exceed FD_SETSIZE), sleeping until the next c-ares retry or the earliest query deadline. The cache has its own mutex because
 // cache hits are answered inline on the caller's thread.
 //
 // One query per (name, type): identical lookups in flight share it. Each query has a
@@ -54,7 +54,10 @@ constexpr int kTries = 2;                            // c-ares attempts per quer
 constexpr size_t kMaxCnameHops = 16;                 // CNAMEs followed inside one answer
 constexpr int kMaxCnameQueries = 8;                  // new queries for the target of a CNAME chain
 constexpr size_t kMaxRecordsKept = 256;              // records of one RRset kept (a real one has a few)
-constexpr int kReceiveBufferBytes = 1 << 20;         // bursts of answers on one UDP socket (see dnsbl.cc)
+// Answers to a burst of lookups (DNSBL checks of many clients) arrive together on one UDP
+// socket; the default buffer drops some of a few hundred (measured), and each drop costs a
+// retry. The kernel caps it at rmem_max.
+constexpr int kReceiveBufferBytes = 1 << 20;
 constexpr size_t kFlags2Offset = 3;                  // RFC 1035 §4.1.1: RA, Z, AD, CD, RCODE
 constexpr uint8_t kAdBit = 0x20;                     // RFC 4035 §3.2.3 (in the byte above)
 constexpr uint8_t kLoopbackV4FirstOctet = 127;       // 127.0.0.0/8 (RFC 1122 §3.2.1.3)
@@ -365,7 +368,9 @@ Status Resolver::Loop::init() {
   auto timeout_ms = std::max<int64_t>(1, opts_.timeout.count());
   o.timeout = static_cast<int>(std::clamp<int64_t>(timeout_ms / kTries, 1, INT_MAX));
   o.tries = kTries;
-  // SERVFAIL and REFUSED come back as answers (see dnsbl.cc): read from the message itself.
+  // SERVFAIL and REFUSED come back as answers, read from the message itself: without
+  // NOCHECKRESP c-ares 1.18 tries the next server and finally reports them as
+  // ARES_ECONNREFUSED, which would send an operator looking for a firewall problem.
   o.flags = ARES_FLAG_NOCHECKRESP;
   o.socket_receive_buffer_size = kReceiveBufferBytes;
   int rc = ares_init_options(
@@ -737,7 +742,8 @@ void Resolver::Loop::cancelAll() {
 // ---------------------------------------------------------------------------------------
 
 Result<std::unique_ptr<Resolver>> Resolver::create(ResolverOptions options) {
-  // One process-wide c-ares initialisation (see dnsbl.cc); a function-local static is thread-safe.
+  // c-ares asks for one process-wide initialisation, itself not thread-safe; a function-local
+  // static is. Never cleaned up: the library state lives as long as the process.
   static const int kLibraryStatus = ares_library_init(ARES_LIB_INIT_ALL);
   if (kLibraryStatus != ARES_SUCCESS)
     return Status::io(fmt::format("dns: c-ares initialisation failed: {}", ares_strerror(kLibraryStatus)));

@@ -88,6 +88,7 @@ inline constexpr std::string_view kEventNames[] = {
     "smtp.bare_newline_command",
     "smtp.bare_newline_data",
     "smtp.bdat_after_error",
+    "smtp.dmarc_rejected",
     "smtp.dnsbl",
     "smtp.dnsbl_rejected",
     "smtp.early_talker",
@@ -100,6 +101,7 @@ inline constexpr std::string_view kEventNames[] = {
     "smtp.relay_denied",
     "smtp.sender_denied",
     "smtp.size_exceeded",
+    "smtp.spf_rejected",
     "smtp.spool_failed",
     "smtp.srs_bad_hash",
     "smtp.srs_expired",
@@ -119,6 +121,10 @@ inline constexpr std::string_view kEventNames[] = {
     "srs.rewritten",
     "tls.handshake_failed",
     "tls.reload_failed",
+    "verify.checked",
+    "verify.dmarc_quarantined",
+    "verify.junk",
+    "verify.spf_timeout",
 };
 inline constexpr size_t kEventCount = std::size(kEventNames);
 static_assert(std::is_sorted(std::begin(kEventNames), std::end(kEventNames)), "keep kEventNames sorted");

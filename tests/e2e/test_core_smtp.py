@@ -41,7 +41,12 @@ def test_plain_smtp_delivers_byte_for_byte(server):
     lines = data.split(b"\n")
     assert lines[0] == b"Return-Path: <sender@remote.test>"
     assert lines[1] == b"Delivered-To: alice@example.test"
-    assert lines[2].startswith(b"Received: from client.remote.test ([127.0.0.1])")
+    # [verify] is on by default: our Authentication-Results field (folded) is on top.
+    assert lines[2].startswith(b"Authentication-Results: mail.example.test;")
+    i = 3
+    while lines[i][:1] in (b" ", b"\t"):
+        i += 1
+    assert lines[i].startswith(b"Received: from client.remote.test ([127.0.0.1])")
     # The client's message follows the trace headers unchanged (CRLF stored as LF).
     body = MESSAGE.replace(b"\r\n", b"\n")
     assert data.endswith(body)

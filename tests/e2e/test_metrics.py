@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from dnsbl_server import DnsblServer
+from dns_server import DnsServer
 from harness import Postern, wait_until
 
 LISTENERS = [("smtp", "off"), ("submission", "required"), ("submissions", "off"), ("metrics", "off")]
@@ -343,12 +343,12 @@ def send_from(port, source):
 
 
 def test_dnsbl_hits_and_bans(tmp_path):
-    with DnsblServer() as dns, Postern(tmp_path / "p", listeners=[("smtp", "off"), ("metrics", "off")],
+    with DnsServer() as dns, Postern(tmp_path / "p", listeners=[("smtp", "off"), ("metrics", "off")],
                                        protect_toml=DNSBL_PROTECT, extra_toml=dnsbl_toml(dns.address)) as s:
         port = s.ports["metrics"]
         before = scrape(port)
         # Not 127.0.0.1: the harness's own connect probe (from there) may still be looked up.
-        dns.answers["3.0.0.127." + ZONE] = ["127.0.0.2"]
+        dns.records["3.0.0.127." + ZONE] = [("A", "127.0.0.2")]
         assert send_from(s.ports["smtp"], "127.0.0.3") == 554
         assert send_from(s.ports["smtp"], "127.0.0.2") == 250
         after = scrape(port)

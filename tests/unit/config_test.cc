@@ -176,6 +176,103 @@ TEST_F(ConfigTest, DnsSection) {
   EXPECT_NE(shown.find("dns.timeout: 2s\ndns.cache_size: 500\n"), std::string::npos) << shown;
 }
 
+TEST_F(ConfigTest, VerifySection) {
+  auto def = load(kBase);
+  ASSERT_TRUE(def.config) << joined(def);
+  const Verify& d = def.config->verify;
+  EXPECT_TRUE(d.enabled && d.spf && d.dkim && d.dmarc && d.arc);
+  EXPECT_FALSE(d.dmarc_enforce);
+  EXPECT_EQ(d.spf_reject, 0u);
+  EXPECT_EQ(d.authserv_id, "mail.example.test");
+  EXPECT_EQ(d.dkim_max_signatures, 5u);
+  EXPECT_TRUE(d.dkim_honour_length);
+  EXPECT_NE(describe(*def.config).find("verify: on\nverify.authserv_id: mail.example.test\nverify.spf: on (reject: none)\n"),
+            std::string::npos) << describe(*def.config);
+
+  auto r = load(std::string(kBase) +
+                "[verify]\nauthserv_id = \"mx.example\"\nspf_reject = [\"fail\", \"TempError\"]\ndkim_max_signatures = 3\n"
+                "dkim_length_tag = \"ignore\"\ndmarc_enforce = true\narc = false\njunk_header = \"X-Spam: Yes\"\n");
+  ASSERT_TRUE(r.config) << joined(r);
+  const Verify& v = r.config->verify;
+  EXPECT_EQ(v.authserv_id, "mx.example");
+  EXPECT_EQ(v.spf_reject, unsigned(SpfResultSet::kFail) | unsigned(SpfResultSet::kTempError));
+  EXPECT_EQ(v.dkim_max_signatures, 3u);
+  EXPECT_FALSE(v.dkim_honour_length);
+  EXPECT_TRUE(v.dmarc_enforce);
+  EXPECT_FALSE(v.arc);
+  EXPECT_EQ(v.junk_header, "X-Spam: Yes");
+  std::string shown = describe(*r.config);
+  EXPECT_NE(shown.find("verify.spf: on (reject: fail, temperror)\nverify.dkim: on (max 3 signatures, l= ignored)\n"
+                       "verify.dmarc: on (enforced)\nverify.arc: off\nverify.junk_header: X-Spam: Yes\n"),
+            std::string::npos) << shown;
+
+  struct Bad {
+    const char* text;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {"[verify]\nspf_rejects = []\n", "unknown setting 'spf_rejects' in [verify] (did you mean 'spf_reject'?)"},
+      {"[verify]\nspf_reject = [\"neutral\"]\n", "\"neutral\" is not one of fail, softfail, permerror, temperror"},
+      {"[verify]\nspf_reject = \"fail\"\n", "'spf_reject' must be an array"},
+      {"[verify]\ndkim_max_signatures = 0\n", "'dkim_max_signatures' must be from 1 to 50"},
+      {"[verify]\ndkim_length_tag = \"maybe\"\n", "'dkim_length_tag' must be \"honour\" or \"ignore\""},
+      {"[verify]\njunk_header = \"X-Spam Yes\"\n", "'junk_header' must be \"Name: value\""},
+      {"[verify]\nauthserv_id = \"a b\"\n", "'authserv_id' must be a name without spaces"},
+      {"[verify]\nenabled = 1\n", "'enabled' must be true or false"},
+  };
+  for (const auto& b : bad) {
+    auto res = load(std::string(kBase) + b.text);
+    EXPECT_FALSE(res.config) << b.text;
+    EXPECT_NE(joined(res).find(b.error), std::string::npos) << b.text << "\n" << joined(res);
+  }
+}
+
+TEST_F(ConfigTest, MilterSection) {
+  auto r = load(std::string(kBase) +
+                "[[milter]]\naddress = \"127.0.0.1:11332\"\n"
+                "[[milter]]\naddress = \"unix:run/milter.sock\"\ndefault_action = \"accept\"\ncommand_timeout = \"5s\"\n"
+                "stages = [\"connect\", \"rcpt\"]\nservices = [\"smtp\"]\n");
+  ASSERT_TRUE(r.config) << joined(r);
+  ASSERT_EQ(r.config->milters.size(), 2u);
+  const Milter& a = r.config->milters[0];
+  ASSERT_TRUE(a.tcp.has_value());
+  EXPECT_EQ(a.tcp->toString(), "127.0.0.1:11332");
+  EXPECT_EQ(a.default_action, MilterDefault::kTempFail);
+  EXPECT_EQ(a.stages, unsigned(kMilterAll));
+  EXPECT_TRUE(a.services.empty());
+  const Milter& b = r.config->milters[1];
+  EXPECT_EQ(b.unix_path, dir_ + "/run/milter.sock");
+  EXPECT_EQ(b.default_action, MilterDefault::kAccept);
+  EXPECT_EQ(b.command_timeout_ms, 5000u);
+  EXPECT_EQ(b.stages, unsigned(kMilterConnect | kMilterRcpt));
+  EXPECT_EQ(b.services, (std::vector<std::string>{"smtp"}));
+  std::string shown = describe(*r.config);
+  EXPECT_NE(shown.find("milter unix:run/milter.sock: default_action=accept timeouts connect=5s command=5s message=2m "
+                       "stages=connect,rcpt,end-of-message services=smtp\n"),
+            std::string::npos) << shown;
+
+  struct Bad {
+    const char* text;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {"[[milter]]\ndefault_action = \"accept\"\n", "[[milter]] needs 'address'"},
+      {"[[milter]]\naddress = \"localhost\"\n", "bad milter address \"localhost\""},
+      {"[[milter]]\naddress = \"unix:\"\n", "\"unix:\" needs a socket path"},
+      {"[[milter]]\naddress = \"127.0.0.1:1\"\ndefault_action = \"reject\"\n", "'default_action' must be \"tempfail\" or \"accept\""},
+      {"[[milter]]\naddress = \"127.0.0.1:1\"\nstages = [\"eom\"]\n", "unknown stage \"eom\""},
+      {"[[milter]]\naddress = \"127.0.0.1:1\"\nservices = [\"imap\"]\n", "\"imap\" is not an SMTP service"},
+      {"[[milter]]\naddress = \"127.0.0.1:1\"\ncommand_timeout = \"10ms\"\n", "'command_timeout' must be from 100ms to 1h"},
+      {"[[milter]]\naddress = \"127.0.0.1:1\"\nflags = 1\n", "unknown setting 'flags' in [[milter]]"},
+      {"[milter]\naddress = \"127.0.0.1:1\"\n", "'milter' must be written as [[milter]] tables"},
+  };
+  for (const auto& b : bad) {
+    auto res = load(std::string(kBase) + b.text);
+    EXPECT_FALSE(res.config) << b.text;
+    EXPECT_NE(joined(res).find(b.error), std::string::npos) << b.text << "\n" << joined(res);
+  }
+}
+
 TEST_F(ConfigTest, SrsSection) {
   auto def = load(kBase);
   ASSERT_TRUE(def.config) << joined(def);

@@ -1,20 +1,14 @@
 // The resolver against a real DNS responder: tests/e2e/dns_server.py in a subprocess,
-// started once for the suite with the zone below, on a loopback UDP port.
+// started once for the suite with the zone below (dns_test_server.h), on a loopback UDP port.
 #include <gtest/gtest.h>
 
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <future>
 #include <set>
 #include <thread>
 
 #include "dns/resolver.h"
+#include "dns_test_server.h"
 
 namespace postern::dns {
 namespace {
@@ -57,65 +51,13 @@ const char* kZone = R"({
   "negative_ttl": 60
 })";
 
-// The responder as a child process; its port is read from its first line of output.
-class ServerProcess {
- public:
-  bool start(std::string* error) {
-    zone_path_ = ::testing::TempDir() + "/dns_resolver_test_zone." + std::to_string(::getpid()) + ".json";
-    std::string zone = kZone;
-    zone.replace(zone.find("LONGTEXT"), 8, std::string(700, 'k'));   // 3 character-strings, > 512 bytes
-    std::ofstream(zone_path_) << zone;
-    int out[2];
-    if (::pipe(out) != 0) return fail(error, "pipe");
-    std::string script = std::string(POSTERN_SOURCE_DIR) + "/tests/e2e/dns_server.py";
-    pid_ = ::fork();
-    if (pid_ < 0) return fail(error, "fork");
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);   // a crashed test binary leaves no server behind
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      ::close(out[1]);
-      ::execl("/usr/bin/python3", "python3", script.c_str(), "--port", "0", "--zone", zone_path_.c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    FILE* f = ::fdopen(out[0], "r");
-    char line[256] = {};
-    bool got = std::fgets(line, sizeof line, f) != nullptr;
-    std::fclose(f);   // the server prints nothing else
-    if (!got) return fail(error, "the server printed nothing (is python3-dnslib installed?)");
-    std::string s(line);
-    auto colon = s.rfind(':');
-    if (s.rfind("listening on ", 0) != 0 || colon == std::string::npos) return fail(error, "unexpected output: " + s);
-    port_ = static_cast<uint16_t>(std::stoi(s.substr(colon + 1)));
-    return true;
-  }
-  void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-    if (!zone_path_.empty()) std::remove(zone_path_.c_str());
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  bool fail(std::string* error, std::string what) {
-    *error = std::move(what);
-    return false;
-  }
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  std::string zone_path_;
-};
-
 class DnsResolverTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new ServerProcess;
-    if (!server_->start(&server_error_)) {
+    server_ = new test::DnsTestServer;
+    std::string zone = kZone;
+    zone.replace(zone.find("LONGTEXT"), 8, std::string(700, 'k'));   // 3 character-strings, > 512 bytes
+    if (!server_->start(zone, &server_error_)) {
       server_->stop();
       delete server_;
       server_ = nullptr;
@@ -165,12 +107,12 @@ class DnsResolverTest : public ::testing::Test {
     return out;
   }
 
-  static ServerProcess* server_;
+  static test::DnsTestServer* server_;
   static std::string server_error_;
   std::unique_ptr<Resolver> resolver_;
 };
 
-ServerProcess* DnsResolverTest::server_ = nullptr;
+test::DnsTestServer* DnsResolverTest::server_ = nullptr;
 std::string DnsResolverTest::server_error_;
 
 TEST_F(DnsResolverTest, MxHostsAndOrder) {

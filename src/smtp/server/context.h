@@ -41,6 +41,9 @@ class Srs;
 namespace postern::dkim {
 class KeyStore;
 }
+namespace postern::auth {
+class Verifier;
+}
 
 namespace postern::smtp {
 
@@ -60,6 +63,7 @@ struct ServerContext {
   protect::Greylist* greylist = nullptr;   // null unless [protect.greylist] enabled
   dkim::KeyStore* dkim = nullptr;   // signing keys; null: nothing is signed
   delivery::QuotaUsage* quota_usage = nullptr;   // mailbox usage; null: quotas are not checked at RCPT
+  auth::Verifier* verifier = nullptr;   // null unless [verify] enabled: SPF/DKIM/DMARC/ARC of unauthenticated mail
   const delivery::Srs* srs = nullptr;   // null unless [srs] enabled: RCPT to SRS addresses is refused as unknown
 };
 

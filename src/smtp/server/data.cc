@@ -101,7 +101,7 @@ bool Session::holdForSigning() const {
 // message takes tens of milliseconds); body_ is not touched by anything else meanwhile.
 net::awaitable<Session::Signed> Session::signBody() {
   Signed out;
-  if (!holdForSigning() || spilled_) co_return out;
+  if (!holdForSigning() || (spilled_ && !whole_)) co_return out;
   std::shared_ptr<const dkim::KeySet> keys = ctx_.dkim->current();
   const std::string* message = &body_;
   const int64_t now = static_cast<int64_t>(nowUnixUs() / 1'000'000);
@@ -125,19 +125,15 @@ net::awaitable<Session::Signed> Session::signBody() {
 }
 
 net::awaitable<bool> Session::commitMessage() {
-  // Stand-in for the lead's hook until it lands on main (whole messages in memory only).
-  if (!spilled_) {
-    if (!co_await milterMessage(body_)) {
-      resetTransaction();
-      co_return true;
-    }
-    body_size_ = body_.size();
+  if (!co_await prepareMessage()) {
+    resetTransaction();
+    co_return !quit_;
   }
   Signed dkim = co_await signBody();
   env_.size = body_size_;
   pending_tail_ = std::make_shared<const std::string>(std::move(body_));
   body_.clear();
-  auto start = [this](auto cb) { ctx_.spool.commit(env_, pending_tail_, std::move(cb)); };
+  auto start = [this](auto cb) { ctx_.spool.commit(env_, pending_tail_, std::move(cb), whole_); };
   Status s = co_await awaitSpool(start);
   std::shared_ptr<const std::string> tail = std::move(pending_tail_);
   std::vector<std::string> to;
@@ -149,6 +145,8 @@ net::awaitable<bool> Session::commitMessage() {
   ev.opt("user", user_).kv("queue_id", env_.queue_id).kv("from", env_.mail_from).kv("to", fmt::format("{}", fmt::join(to, ",")))
       .kv("size", body_size_).kv("status", s ? "queued" : "failed");
   if (!dkim.status.empty()) ev.kv("dkim", dkim.status).kv("d", dkim.domain).kv("s", dkim.selector);
+  if (!verify_summary_.empty()) ev.kv("verify", verify_summary_);
+  if (env_.flags & spool::kJunk) ev.kv("folder", "Junk");
   if (!s) {
     ev.kv("reason", s.message());
     ctx_.counters.inc("smtp.spool_failed");
@@ -159,7 +157,7 @@ net::awaitable<bool> Session::commitMessage() {
   ctx_.counters.inc("smtp.accepted");
   reply(250, "2.0.0", fmt::format("Ok: queued as {}", env_.queue_id));
   // A small message is delivered from memory, without reading it back from the spool.
-  ctx_.queue.add(env_, spilled_ ? nullptr : tail);
+  ctx_.queue.add(env_, spilled_ && !whole_ ? nullptr : tail);
   spilled_ = false;                 // the spool owns it now; reset must not abort it
   resetTransaction();
   co_return true;

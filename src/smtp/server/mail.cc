@@ -69,6 +69,7 @@ void Session::onMail(const Command& cmd) {
              : cmd.ret == DsnRetParam::kHdrs ? spool::DsnRet::kHdrs
                                              : spool::DsnRet::kUnset;
   if (!cmd.envid.empty()) env_.envid = decodeXtext(cmd.envid).value_or(std::string());
+  startSpf();   // runs while the client sends RCPT (verify.cc)
   reply(250, "2.1.0", "Ok");
 }
 
@@ -114,6 +115,7 @@ net::awaitable<void> Session::onRcpt(const Command& cmd) {
                                    info_.client.address.toString(), v->zone));
     }
   }
+  if (co_await refusedBySpf()) co_return;
   co_return onRcptChecked(cmd);
 }
 

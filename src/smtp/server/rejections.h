@@ -41,8 +41,11 @@ inline constexpr Rejection kBadSequence{"smtp.bad_sequence", protect::Offense::k
 inline constexpr Rejection kBareNewlineCommand{"smtp.bare_newline_command", protect::Offense::kProtocolError};
 inline constexpr Rejection kBareNewlineData{"smtp.bare_newline_data", protect::Offense::kProtocolError};
 inline constexpr Rejection kBdatAfterError{"smtp.bdat_after_error"};
+inline constexpr Rejection kDmarc{"smtp.dmarc_rejected"};   // 550 5.7.1: DMARC p=reject, with dmarc_enforce
 inline constexpr Rejection kDnsbl{"smtp.dnsbl"};
 inline constexpr Rejection kExpn{"smtp.expn"};
+// RCPT refused for the SPF result of MAIL FROM ([verify] spf_reject; RFC 7372 §3.2 codes).
+inline constexpr Rejection kSpf{"smtp.spf_rejected"};
 inline constexpr Rejection kLineTooLong{"smtp.line_too_long", protect::Offense::kProtocolError};
 inline constexpr Rejection kNoValidRecipients{"smtp.no_valid_recipients"};
 inline constexpr Rejection kNulInCommand{"smtp.nul_in_command", protect::Offense::kProtocolError};

@@ -403,6 +403,9 @@ void Session::resetTransaction() {
   std::string().swap(body_);
   body_size_ = 0;
   spilled_ = false;
+  whole_ = false;
+  spf_.reset();
+  verify_summary_.clear();
   dir_.reset();
 }
 

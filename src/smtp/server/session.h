@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/spf.h"
 #include "directory/directory.h"
 #include "milter/client.h"
 #include "net/stream.h"
@@ -118,6 +119,22 @@ class Session {
   };
   bool holdForSigning() const;
   net::awaitable<Signed> signBody();
+  // Sender authentication (verify.cc): SPF starts at MAIL FROM, runs while the client sends
+  // RCPT, and is awaited at the first RCPT when [verify] spf_reject may refuse, else at the
+  // end of the message. Then DKIM/ARC/DMARC, the Authentication-Results field, milters
+  // (milter.cc) and the Junk decision, on the whole message, before it is committed.
+  bool verifying() const;
+  void startSpf();
+  net::awaitable<std::optional<auth::SpfOutcome>> spfOutcome();
+  // True when the recipient was refused because of the SPF result (reply sent).
+  net::awaitable<bool> refusedBySpf();
+  // The message is complete (body_ plus spilled chunks): verify, filter and rewrite it.
+  // False when it was refused or dropped (the reply is sent); true to commit body_ (with
+  // whole_ set when it replaces spilled chunks).
+  net::awaitable<bool> prepareMessage();
+  // Milters at end of message (milter.cc): edits `message` in place; false when refused or
+  // discarded (the reply is sent).
+  net::awaitable<bool> milterMessage(std::string& message);
   std::string receivedHeader() const;
 
   // Milters (milter.cc): one client per applicable [[milter]], opened before the greeting.
@@ -129,10 +146,6 @@ class Session {
   net::awaitable<void> milterRcpt(const Command& cmd, size_t mark, size_t recipients, size_t displayed);
   net::awaitable<void> milterAbort();
   net::awaitable<void> milterQuit();
-  // The complete message (our Received on top), just before it is committed: sent to each
-  // filter, their edits applied in place, kJunk on quarantine. False when it must not be
-  // committed; the reply (554/451, or 250 for a discarded message) has been sent then.
-  net::awaitable<bool> milterMessage(std::string& message);
   void milterSessionChanged();   // AUTH or STARTTLS: the macros sent with MAIL
   void milterLog(const milter::Client& c, std::string_view stage, const milter::Decision& d);
   void milterRefuse(const milter::Decision& d, bool message);
@@ -186,6 +199,15 @@ class Session {
   std::shared_ptr<const std::string> pending_tail_;   // while a commit is in flight
   uint64_t body_size_ = 0;          // all body bytes, spilled or not
   bool spilled_ = false;
+  bool whole_ = false;              // body_ is the whole message and replaces the spilled chunks
+  struct SpfPending {
+    explicit SpfPending(const asio::any_io_executor& ex) : wake(ex) {}
+    bool done = false;
+    auth::SpfOutcome outcome;
+    asio::steady_timer wake;   // cancelled when the outcome arrives
+  };
+  std::shared_ptr<SpfPending> spf_;
+  std::string verify_summary_;      // "spf=pass dkim=pass dmarc=pass arc=none" for smtp.accepted
   std::chrono::steady_clock::time_point transaction_start_;
 };
 
