@@ -228,7 +228,7 @@ net::awaitable<Decision> Client::connect(const ConnectInfo& info) {
   if (m.skip(kMilterConnect, kProtoNoConnect)) co_return Decision{};
   std::vector<std::pair<std::string, std::string>> macros = {
       {"j", info.our_hostname},
-      {"{daemon_name}", info.our_hostname},
+      {"{daemon_name}", "postern"},
       {"{client_addr}", info.client_ip.toString()},
       {"{client_name}", info.client_hostname},
   };

@@ -93,6 +93,10 @@ struct Script {
   std::string seen;                   // command letters received
   std::vector<std::string> headers;   // 'L' data
   bool close_after_optneg = false;
+  bool hang = false;                  // when the script runs out: keep reading, answer nothing
+  std::chrono::milliseconds delay{0}; // before each reply
+  // At end of message: each piece sent after its delay (from the previous piece).
+  std::vector<std::pair<std::chrono::milliseconds, std::string>> eom_timed;
 };
 
 net::awaitable<void> serve(net::tcp::acceptor& acc, Script& s) {
@@ -114,9 +118,27 @@ net::awaitable<void> serve(net::tcp::acceptor& acc, Script& s) {
     if (cmd == 'D' || cmd == 'A') continue;
     if (cmd == 'Q') co_return;
     if (cmd == 'O' && s.close_after_optneg) co_return;
-    if (next >= s.replies.size()) co_return;
+    if (cmd == 'E' && !s.eom_timed.empty()) {
+      for (const auto& [after, piece] : s.eom_timed) {
+        asio::steady_timer t(sock.get_executor());
+        t.expires_after(after);
+        co_await t.async_wait(net::use_nothrow);
+        auto [ew, nw] = co_await asio::async_write(sock, asio::buffer(piece), net::use_nothrow);
+        if (ew) co_return;
+      }
+      continue;
+    }
+    if (next >= s.replies.size()) {
+      if (s.hang) continue;
+      co_return;
+    }
     std::string out = s.replies[next++];
     if (out.empty()) continue;   // a command the filter asked not to answer
+    if (s.delay.count() > 0) {
+      asio::steady_timer t(sock.get_executor());
+      t.expires_after(s.delay);
+      co_await t.async_wait(net::use_nothrow);
+    }
     co_await asio::async_write(sock, asio::buffer(out), net::use_nothrow);
   }
 }
@@ -279,6 +301,47 @@ TEST(MilterClientTest, ProtocolErrorsAndTimeoutsFail) {
       EXPECT_EQ(!o.decisions[i].failure.empty(), i == k.failing_step) << k.what << " " << i;
     }
   }
+}
+
+TEST(MilterClientTest, SilentFilterTimesOut) {
+  Script s;
+  s.replies = {options(0, 0)};
+  s.hang = true;
+  auto start = std::chrono::steady_clock::now();
+  Outcome o = exchange(s);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(o.decisions.size(), 6u);
+  EXPECT_FALSE(o.decisions[0].unavailable);
+  EXPECT_NE(o.decisions[1].failure.find("timeout"), std::string::npos) << o.decisions[1].failure;
+  EXPECT_TRUE(o.decisions[5].unavailable);
+  // One command_timeout (300 ms), not one per stage.
+  EXPECT_LT(took, std::chrono::milliseconds(1500));
+}
+
+TEST(MilterClientTest, ProgressExtendsTheWait) {
+  // command_timeout 300 ms, message_timeout 600 ms. The filter answers the end of message
+  // after 1000 ms, sending progress every 250 ms: each moves the deadline to 300 ms later.
+  using ms = std::chrono::milliseconds;
+  const uint32_t only_eom = kProtoNoConnect | kProtoNoHelo | kProtoNoMail | kProtoNoRcpt | kProtoNoData |
+                            kProtoNoHeaders | kProtoNoEoh | kProtoNoBody;
+  Script s;
+  s.replies = {options(kActAddHeaders, only_eom)};
+  s.hang = true;
+  s.eom_timed = {{ms(250), pkt('p', "")}, {ms(250), pkt('p', "")}, {ms(250), pkt('p', "")},
+                 {ms(250), pkt('h', "X-A\0b\0"s) + pkt('c', "")}};
+  Outcome o = exchange(s);
+  EXPECT_EQ(o.decisions[5].action, A::kAccept) << o.decisions[5].failure;
+  EXPECT_FALSE(o.decisions[5].unavailable);
+  EXPECT_EQ(o.mods.headers.size(), 1u);
+
+  // One progress at 250 ms, then nothing until 750 ms: the deadline (600 ms; 300 ms after
+  // the progress is earlier) passes first.
+  Script quiet;
+  quiet.replies = s.replies;
+  quiet.hang = true;
+  quiet.eom_timed = {{ms(250), pkt('p', "")}, {ms(500), pkt('c', "")}};   // 'c' at 750 ms: too late
+  Outcome q = exchange(quiet);
+  EXPECT_NE(q.decisions[5].failure.find("timeout"), std::string::npos) << q.decisions[5].failure;
 }
 
 }  // namespace

@@ -75,9 +75,9 @@ net::awaitable<void> Session::milterConnect() {
     if (applies(m, l)) milters_.push_back(std::make_unique<milter::Client>(stream_.socket().get_executor(), m));
   if (milters_.empty()) co_return;
   milter::ConnectInfo ci;
-  ci.client_ip = info_.client.address;   // the real client, after a PROXY header
+  ci.client_ip = info_.client.address.unmapped();   // the real client, after a PROXY header
   ci.client_port = info_.client.port;
-  ci.client_hostname = "[" + info_.client.address.toString() + "]";   // no verified PTR name here
+  ci.client_hostname = "[" + ci.client_ip.toString() + "]";   // no verified PTR name here
   ci.our_hostname = ctx_.config.hostname;
   ci.tls = stream_.isTls();
   for (auto& c : milters_) {
