@@ -146,6 +146,13 @@ def send(server, subject, body="hello\r\n", rcpt="bob@example.test", sender="sen
         return (r[0], r[1].decode()), (d[0], d[1].decode())
 
 
+def stored(path):
+    """A delivered file as text with LF line ends, and its header lines (delivery's own
+    Return-Path and Delivered-To first)."""
+    text = path.read_bytes().decode(errors="replace").replace("\r\n", "\n")
+    return text, text.split("\n\n", 1)[0].split("\n")
+
+
 def junk(server, address):
     local, domain = address.split("@")
     d = server.mail_root / domain / local / ".Junk" / "new"
@@ -172,9 +179,11 @@ def test_spam_goes_to_junk_with_rspamds_headers(server):
     _, data = send(server, f"offer {MARKER}")
     assert data[0] == 250, data
     files = wait_until(lambda: junk(server, "bob@example.test"), timeout=15, what="message in Junk")
-    text = files[0].read_text()
-    assert "\nX-Spam: Yes\r\n" in text or text.startswith("X-Spam: Yes"), text[:2000]
-    assert "X-Spamd-Result:" in text and "POSTERN_TEST_MARKER" in text, text[:2000]
+    text, header = stored(files[0])
+    assert "X-Spam: Yes" in header, text[:2000]
+    assert "X-Spam-Status: Yes, score=10.00" in header, text[:2000]
+    assert any(h.startswith("X-Spamd-Result: ") for h in header), text[:2000]
+    assert "POSTERN_TEST_MARKER(10.00)" in text, text[:2000]
     assert server.maildir("bob@example.test") == []
 
 
@@ -182,9 +191,10 @@ def test_clean_message_goes_to_inbox_with_headers(server):
     _, data = send(server, "lunch on friday?", body="Shall we meet at noon?\r\n")
     assert data[0] == 250, data
     files = server.wait_mail("bob@example.test", timeout=15)
-    text = files[0].read_text()
-    assert "X-Spamd-Result:" in text, text[:2000]
-    assert "X-Spam: Yes" not in text
+    text, header = stored(files[0])
+    assert any(h.startswith("X-Spamd-Result: ") for h in header), text[:2000]
+    assert any(h.startswith("X-Spam-Status: No") for h in header), text[:2000]
+    assert "X-Spam: Yes" not in header
     assert "Shall we meet at noon?" in text
     assert junk(server, "bob@example.test") == []
 
@@ -221,19 +231,22 @@ def test_scripted_header_and_body_edits_and_quarantine(tmp_path):
         _, data = send(s, "original subject", body="original body\r\n")
         assert data[0] == 250, data
         files = wait_until(lambda: junk(s, "bob@example.test"), timeout=15, what="message in Junk")
-        text = files[0].read_text()
-        assert text.startswith("X-Top: first\r\n"), text
-        assert "Subject: rewritten\r\n" in text and "original subject" not in text
-        assert "X-Filter: seen\r\n" in text
-        assert text.endswith("\r\n\r\nreplaced body\r\n") and "original body" not in text
+        text, header = stored(files[0])
+        # Inserted at index 0: above everything but what delivery itself adds.
+        assert header[:3] == ["Return-Path: <sender@remote.test>", "Delivered-To: bob@example.test", "X-Top: first"], text
+        assert "Subject: rewritten" in header and "original subject" not in text
+        assert header[-1] == "X-Filter: seen", text   # added: at the end of the header
+        assert text.endswith("\n\nreplaced body\n") and "original body" not in text
         ev = s.wait_event("milter.quarantine")
         assert ev["reply"] == "suspicious"
-        # What the filter saw: the real client, our Received first, headers as name/value.
+        # What the filter saw: the real client, our Received above the client's fields,
+        # headers as name/value.
         assert m.macros.get("{client_addr}") == "127.0.0.1"
         assert m.macros.get("{mail_addr}") == "sender@remote.test"
         assert m.macros.get("{rcpt_addr}") == "bob@example.test"
         assert m.macros.get("{i}")
-        assert m.headers[0][0] == "Received"
+        names = [h[0] for h in m.headers]   # our trace (and Authentication-Results) on top
+        assert names.index("Received") < names.index("From"), names
         assert ("Subject", "original subject") in m.headers
         assert m.body == b"original body\r\n"
 

@@ -266,10 +266,14 @@ TEST(MilterClientTest, UnreachableFilterGivesDefaultActionLoggedOnce) {
     EXPECT_FALSE(o.decisions[0].failure.empty());
     for (size_t i = 0; i < o.decisions.size(); ++i) {
       EXPECT_TRUE(o.decisions[i].unavailable) << i;
-      if (i > 0) EXPECT_TRUE(o.decisions[i].failure.empty()) << i;
+      if (i > 0) {
+        EXPECT_TRUE(o.decisions[i].failure.empty()) << i;
+      }
       EXPECT_EQ(o.decisions[i].action, def == config::MilterDefault::kAccept ? A::kAccept : A::kTempFail);
     }
-    if (def == config::MilterDefault::kTempFail) EXPECT_EQ(o.decisions[4].code, 451);
+    if (def == config::MilterDefault::kTempFail) {
+      EXPECT_EQ(o.decisions[4].code, 451);
+    }
   }
 }
 
