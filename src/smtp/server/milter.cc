@@ -77,7 +77,7 @@ net::awaitable<void> Session::milterConnect() {
   milter::ConnectInfo ci;
   ci.client_ip = info_.client.address.unmapped();   // the real client, after a PROXY header
   ci.client_port = info_.client.port;
-  ci.client_hostname = "[" + ci.client_ip.toString() + "]";   // no verified PTR name here
+  ci.client_hostname = fmt::format("[{}]", ci.client_ip.toString());   // no verified PTR name here
   ci.our_hostname = ctx_.config.hostname;
   ci.tls = stream_.isTls();
   for (auto& c : milters_) {
