@@ -86,6 +86,7 @@ struct Client::Impl {
   bool msg_accepted = false;    // 'a' in a transaction: nothing more for this message
   bool in_txn = false;          // MAIL sent, message not finished
   std::string auth_user, tls_version;   // {auth_authen}, {tls_version} with MAIL
+  std::string queue_id;                 // {i}: with MAIL, DATA and end of message
 
   std::chrono::milliseconds commandTimeout() const { return std::chrono::milliseconds(cfg.command_timeout_ms); }
 
@@ -264,6 +265,7 @@ net::awaitable<Decision> Client::mail(const std::string& from, const std::vector
   m.msg_accepted = false;
   if (!m.opened || m.conn_accepted) co_return Decision{};
   m.in_txn = true;
+  m.queue_id = queue_id;
   if (m.skip(kMilterMail, kProtoNoMail)) co_return Decision{};
   std::vector<std::pair<std::string, std::string>> macros = {{"{i}", queue_id}, {"{mail_addr}", from}};
   if (!m.auth_user.empty()) macros.emplace_back("{auth_authen}", m.auth_user);
@@ -367,7 +369,8 @@ net::awaitable<Decision> Client::message(std::shared_ptr<const std::string> mess
   };
   // DATA
   if ((m.protocol & kProtoNoData) == 0) {
-    std::string pkts = encodeMacros('T', {}) + encodeData();
+    Macros macros{{"{i}", m.queue_id}};
+    std::string pkts = encodeMacros('T', macros) + encodeData();
     Decision d = co_await m.step(pkts, m.protocol & kProtoNrData, "data");
     if (d.action != A::kContinue) co_return finished(d);
   }
@@ -405,7 +408,8 @@ net::awaitable<Decision> Client::message(std::shared_ptr<const std::string> mess
       if (d.action != A::kContinue) co_return finished(d);
     }
   }
-  std::string eom = encodeMacros('E', {}) + encodeEndOfMessage();
+  Macros eom_macros{{"{i}", m.queue_id}};
+  std::string eom = encodeMacros('E', eom_macros) + encodeEndOfMessage();
   if (auto ec = co_await m.write(eom, deadline); ec)
     co_return m.fail("eom: write: " + ec.message());
   // Modifications until the final reply.

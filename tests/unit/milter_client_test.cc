@@ -92,6 +92,7 @@ struct Script {
   std::vector<std::string> replies;   // per command that expects a reply (in order)
   std::string seen;                   // command letters received
   std::vector<std::string> headers;   // 'L' data
+  std::vector<std::string> macros;    // 'D' data
   bool close_after_optneg = false;
   bool hang = false;                  // when the script runs out: keep reading, answer nothing
   std::chrono::milliseconds delay{0}; // before each reply
@@ -115,6 +116,7 @@ net::awaitable<void> serve(net::tcp::acceptor& acc, Script& s) {
     char cmd = body[0];
     s.seen.push_back(cmd);
     if (cmd == 'L') s.headers.push_back(body.substr(1));
+    if (cmd == 'D') s.macros.push_back(body.substr(1));
     if (cmd == 'D' || cmd == 'A') continue;
     if (cmd == 'Q') co_return;
     if (cmd == 'O' && s.close_after_optneg) co_return;
@@ -210,6 +212,14 @@ TEST(MilterClientTest, FullExchangeCollectsModifications) {
   for (size_t i = 0; i < 5; ++i) EXPECT_EQ(o.decisions[i].action, A::kContinue) << i;
   EXPECT_EQ(o.decisions[5].action, A::kAccept);   // 'c' at end of message
   EXPECT_EQ(o.script.seen, "ODCHDMDRDTLLNBDEQ");
+  // Macros per stage: the command they go with, then name\0value\0 pairs.
+  ASSERT_EQ(o.script.macros.size(), 5u);
+  EXPECT_EQ(o.script.macros[0],
+            "Cj\0mx.test\0{daemon_name}\0postern\0{client_addr}\0" "192.0.2.7\0{client_name}\0[192.0.2.7]\0"s);
+  EXPECT_EQ(o.script.macros[1], "M{i}\0Q1\0{mail_addr}\0a@b.test\0"s);
+  EXPECT_EQ(o.script.macros[2], "R{rcpt_addr}\0c@d.test\0"s);
+  EXPECT_EQ(o.script.macros[3], "T{i}\0Q1\0"s);
+  EXPECT_EQ(o.script.macros[4], "E{i}\0Q1\0"s);
   ASSERT_EQ(o.script.headers.size(), 2u);
   EXPECT_EQ(o.script.headers[0], "Subject\0 hi\0"s);   // leading space kept (HDR_LEADSPC)
   ASSERT_EQ(o.mods.headers.size(), 2u);
