@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -282,3 +283,19 @@ def test_scripted_rcpt_reject_and_discard(tmp_path):
         assert "A" in m.commands
         time.sleep(0.5)
         assert s.maildir("bob@example.test") == []
+
+
+def test_filter_sees_the_real_client_behind_a_proxy(tmp_path):
+    """After a PROXY header the filter is told the client the proxy speaks for, not the proxy."""
+    with FakeMilter() as m, Postern(tmp_path / "p", listeners=[("smtp", "required")],
+                                    proxy_toml='[proxy_protocol]\ntrusted_networks = ["127.0.0.1/32"]',
+                                    extra_toml=milter_toml(m.address)) as s:
+        with socket.create_connection(("127.0.0.1", s.ports["smtp"]), timeout=10) as c:
+            c.sendall(f"PROXY TCP4 203.0.113.7 127.0.0.1 40000 {s.ports['smtp']}\r\n".encode())
+            f = c.makefile("rb")
+            assert f.readline().startswith(b"220 ")
+            c.sendall(b"QUIT\r\n")
+            assert f.readline().startswith(b"221 ")
+        wait_until(lambda: "C" in m.commands, what="connect sent to the filter")
+        assert m.macros.get("{client_addr}") == "203.0.113.7"
+        assert m.macros.get("{client_name}") == "[203.0.113.7]"
