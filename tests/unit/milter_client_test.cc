@@ -1,9 +1,12 @@
 // Milter client (milter/client.h): applyModifications over header/body edits, and the
 // client against a scripted filter on a loopback TCP socket (negotiation, replies,
 // modifications, progress, failures turning into default_action).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <asio/local/stream_protocol.hpp>
 #include <asio/read.hpp>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -100,7 +103,8 @@ struct Script {
   std::vector<std::pair<std::chrono::milliseconds, std::string>> eom_timed;
 };
 
-net::awaitable<void> serve(net::tcp::acceptor& acc, Script& s) {
+template <class Acceptor>
+net::awaitable<void> serve(Acceptor& acc, Script& s) {
   auto [ec, sock] = co_await acc.async_accept(net::use_nothrow);
   if (ec) co_return;
   size_t next = 0;
@@ -315,6 +319,36 @@ TEST(MilterClientTest, ProtocolErrorsAndTimeoutsFail) {
       EXPECT_EQ(!o.decisions[i].failure.empty(), i == k.failing_step) << k.what << " " << i;
     }
   }
+}
+
+TEST(MilterClientTest, UnixSocketFilter) {
+  std::string path = fmt::format("/tmp/postern-milter-test-{}.sock", ::getpid());
+  ::unlink(path.c_str());
+  asio::io_context io;
+  asio::local::stream_protocol::acceptor acc(io, asio::local::stream_protocol::endpoint(path));
+  Script s;
+  s.replies = {options(0, kProtoNoConnect | kProtoNoHelo | kProtoNoRcpt | kProtoNoData), pkt('y', "550 5.7.1 no\0"s)};
+  asio::co_spawn(io, serve(acc, s), asio::detached);
+  config::Milter cfg = milterConfig(0);
+  cfg.tcp.reset();
+  cfg.unix_path = path;
+  std::vector<Decision> ds;
+  auto run = [&]() -> net::awaitable<void> {
+    Client c(io.get_executor(), cfg);
+    ds.push_back(co_await c.open());
+    std::string from = "a@b.test", qid = "Q";
+    std::vector<std::string> none;
+    ds.push_back(co_await c.mail(from, none, qid));
+    co_await c.quit();
+  };
+  asio::co_spawn(io, run(), asio::detached);
+  io.run();
+  ::unlink(path.c_str());
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_FALSE(ds[0].unavailable) << ds[0].failure;
+  EXPECT_EQ(ds[1].action, A::kReject);
+  EXPECT_EQ(ds[1].text, "no");
+  EXPECT_EQ(s.seen, "ODMQ");
 }
 
 TEST(MilterClientTest, SilentFilterTimesOut) {
