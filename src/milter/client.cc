@@ -43,6 +43,9 @@ constexpr size_t kReadBuffer = 8192;
 // Limits on what one end-of-message exchange may collect (beyond kMaxPacket per packet).
 constexpr size_t kMaxModifications = 1000;
 constexpr size_t kMaxReplacementBody = 64 * 1024 * 1024;
+// How far past its first deadline a reply may be awaited however often the filter says
+// "progress": a filter stuck in a loop of 'p' must not hold the session for ever.
+constexpr std::chrono::minutes kMaxProgressExtension{10};
 
 Decision fromReplyCode(const std::string& text) {
   // "554 5.7.1 text" / "451 4.7.1 text" / "550 text"
@@ -109,7 +112,7 @@ struct Client::Impl {
     failed = true;
     std::error_code ec;
     sock.close(ec);
-    return unavailable(fmt::format("{}", reason));
+    return unavailable(std::move(reason));
   }
 
   net::awaitable<std::error_code> write(std::string_view data, Clock::time_point deadline) {
@@ -122,13 +125,14 @@ struct Client::Impl {
 
   // One reply; 'p' (progress) is consumed here and moves the deadline on.
   net::awaitable<Result<Reply>> read(Clock::time_point deadline, std::chrono::milliseconds progress_step) {
-    for (int guard = 0;; ++guard) {
+    const Clock::time_point hard_deadline = deadline + kMaxProgressExtension;
+    for (;;) {
       ParseResult p = parseReply(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(in.data()), in.size()));
       if (p.state == ParseResult::State::kError) co_return Status::invalid("malformed reply: " + p.error);
       if (p.state == ParseResult::State::kDone) {
         in.erase(0, p.consumed);
         if (p.reply.kind == Reply::Kind::kProgress) {
-          deadline = std::max(deadline, Clock::now() + progress_step);
+          deadline = std::min(hard_deadline, std::max(deadline, Clock::now() + progress_step));
           continue;
         }
         co_return std::move(p.reply);
@@ -147,7 +151,6 @@ struct Client::Impl {
       in.resize(old + n);
       if (ec == asio::error::eof) co_return Status::io("the filter closed the connection");
       if (ec) co_return Status::io("read: " + ec.message());
-      (void)guard;
     }
   }
 
