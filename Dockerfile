@@ -21,7 +21,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPOSTERN_BENCH=OFF \
 
 FROM debian:12-slim
 # One package per NEEDED library of build/postern; ca-certificates to verify relays and
-# ACME servers.
+# ACME servers; publicsuffix is the Public Suffix List libpsl reads for DMARC.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates \
@@ -29,12 +29,14 @@ RUN apt-get update \
       libcrypt1 \
       libfmt9 \
       libgcc-s1 \
+      libpsl5 \
       libsodium23 \
       libspdlog1.10 \
       libssl3 \
       libstdc++6 \
       libsystemd0 \
       libtomlplusplus3 \
+      publicsuffix \
  && rm -rf /var/lib/apt/lists/*
 # uid/gid 5000 is the owner of docker-mailserver's /var/mail: a mail volume carried over from
 # it is served as it is, without a chown.

@@ -26,7 +26,7 @@
 #include "delivery/remote.h"
 #include "delivery/srs.h"
 #include "delivery/srs_secret.h"
-#include "dns/resolver.h"
+#include "dns/configured.h"
 #include "dkim/key_store.h"
 #include "io/env.h"
 #include "queue/queue.h"
@@ -500,11 +500,7 @@ int Server::run() {
                        &counters_);
   queue_->setDeliverer(deliverer_.get());
   {
-    dns::ResolverOptions ro;
-    ro.servers = c.dns.servers;
-    ro.timeout = std::chrono::milliseconds(c.dns.timeout_ms);
-    ro.cache_entries = c.dns.cache_size;
-    auto resolver = dns::Resolver::create(ro);
+    auto resolver = dns::createConfigured(c.dns);
     if (!resolver) {
       log::error("server.start_failed").kv("reason", resolver.status().message());
       return 1;
@@ -590,11 +586,7 @@ int Server::run() {
   smtp_ctx_->quota_usage = quota_usage_.get();
   smtp_ctx_->srs = srs_.get();
   if (c.verify.enabled) {
-    dns::ResolverOptions ro;
-    ro.servers = c.dns.servers;
-    ro.timeout = std::chrono::milliseconds(c.dns.timeout_ms);
-    ro.cache_entries = c.dns.cache_size;
-    auto resolver = dns::Resolver::create(ro);
+    auto resolver = dns::createConfigured(c.dns);
     if (!resolver) {
       log::error("server.start_failed").kv("reason", resolver.status().message());
       return 1;

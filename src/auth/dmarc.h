@@ -2,7 +2,8 @@
 // Suffix List (§3.2; libpsl with Debian's publicsuffix data), the policy discovery of §6.6.3
 // (the From domain, then its organizational domain), identifier alignment (§3.1) in strict and
 // relaxed modes, and the result and policy to apply (§6.6.2, pct= §6.3).
-// The parser is pure (tests/unit/dmarc_test.cc; fuzz: fuzz/dmarc_record.cc).
+// The parser is pure and declared in auth/dmarc_record.h (tests/unit/dmarc_test.cc; fuzz:
+// fuzz/dmarc_record_fuzz.cc).
 #pragma once
 
 #include <optional>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "auth/dkim_verify.h"
+#include "auth/dmarc_record.h"
 #include "auth/dns.h"
 #include "auth/spf.h"
 #include "net/asio.h"
@@ -18,27 +20,9 @@
 
 namespace postern::auth {
 
-enum class DmarcPolicy : uint8_t { kNone, kQuarantine, kReject };
-const char* dmarcPolicyName(DmarcPolicy p);   // "none", "quarantine", "reject"
-
-struct DmarcRecord {
-  DmarcPolicy p = DmarcPolicy::kNone;
-  std::optional<DmarcPolicy> sp;
-  bool adkim_strict = false;
-  bool aspf_strict = false;
-  unsigned pct = 100;
-  std::vector<std::string> rua, ruf;   // kept for reporting; not acted on
-};
-// "v=DMARC1; p=reject; ..." (§6.4). v must come first, p= second (a record without a valid
-// p= is still usable when rua= is present: §6.6.3 step 6; then p=none).
-Result<DmarcRecord> parseDmarcRecord(std::string_view text);
-
 // The organizational domain (§3.2) of `domain`: the registrable domain by the Public Suffix
 // List, lower case; the domain itself when it is a public suffix or unknown.
 std::string organizationalDomain(std::string_view domain);
-
-enum class DmarcResult : uint8_t { kNone, kPass, kFail, kTempError, kPermError };
-const char* dmarcResultName(DmarcResult r);
 
 struct DmarcVerdict {
   DmarcResult result = DmarcResult::kNone;

@@ -10,13 +10,20 @@
 #include "auth/arc.h"
 #include "auth/dkim_verify.h"
 #include "auth/dmarc.h"
+#include "auth/results_fields.h"
 #include "auth/spf.h"
 
 namespace postern::auth {
 
+inline constexpr size_t kArMaxLineOctets = 998;   // RFC 5322 §2.1.1: no line longer (without CRLF)
+inline constexpr size_t kArFoldAt = 78;           // RFC 5322 §2.1.1: lines SHOULD stay within 78
+inline constexpr size_t kArMaxValueOctets = 400;  // longer property values and reasons are cut
+
 struct Report {
   bool spf_checked = false;
   SpfOutcome spf;                 // MAIL FROM (or HELO identity when MAIL FROM was empty)
+  bool spf_helo_checked = false;  // the HELO identity as well (RFC 7208 §2.3), when MAIL FROM was not empty
+  SpfOutcome spf_helo;
   std::string mail_from;          // for smtp.mailfrom
   std::string helo;               // for smtp.helo
   bool dkim_checked = false;
@@ -32,9 +39,6 @@ struct Report {
 // that are not RFC 8601 tokens are quoted; reasons go in reason="..." (§2.7).
 std::string authenticationResults(std::string_view authserv_id, const Report& r);
 
-// Byte ranges [begin, end) (each a whole field with its CRLF) of the Authentication-Results
-// fields in the header section of `message` whose authserv-id equals `authserv_id`
-// (case-insensitive, after CFWS). Pure; the header ends at the first empty line.
-std::vector<std::pair<size_t, size_t>> ownResultsFields(std::string_view message, std::string_view authserv_id);
+// ownResultsFields(): auth/results_fields.h.
 
 }  // namespace postern::auth

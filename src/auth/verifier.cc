@@ -51,6 +51,18 @@ net::awaitable<Report> Verifier::verify(VerifyRequest req, std::optional<SpfOutc
     // (No co_await inside ?: — g++ 12 miscompiles that in coroutines.)
     if (spf_done) r.spf = std::move(*spf_done);
     else r.spf = co_await spf(req.ip, req.helo, req.mail_from, req.now);
+    // RFC 7208 §2.3: the HELO identity too, when it is a domain name (not an address
+    // literal) and MAIL FROM was not already checked as postmaster@HELO.
+    if (!req.mail_from.empty() && isValidSpfDomain(req.helo) && req.helo.find('.') != std::string::npos) {
+      SpfRequest h;
+      h.ip = req.ip;
+      h.helo = req.helo;
+      h.sender = "postmaster@" + req.helo;
+      h.receiver = receiver_;
+      h.now = req.now;
+      r.spf_helo = co_await checkHost(dns_, std::move(h), toLower(req.helo));
+      r.spf_helo_checked = true;
+    }
   }
   if (cfg_.dkim) {
     r.dkim_checked = true;
@@ -62,7 +74,7 @@ net::awaitable<Report> Verifier::verify(VerifyRequest req, std::optional<SpfOutc
   }
   if (cfg_.arc) {
     r.arc_checked = true;
-    r.arc = co_await verifyArc(dns_, req.message, req.now);
+    r.arc = co_await verifyArc(dns_, req.message, req.now, cpu_);
   }
   if (cfg_.dmarc) {
     r.dmarc_checked = true;

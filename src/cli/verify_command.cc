@@ -13,6 +13,7 @@
 #include "auth/verifier.h"
 #include "cli/commands.h"
 #include "config/config.h"
+#include "dns/configured.h"
 #include "util/fs.h"
 #include "util/time_text.h"
 
@@ -84,11 +85,7 @@ int runVerify(const Args& a) {
   }
   auto message = std::make_shared<const std::string>(toCrlf(text));
 
-  dns::ResolverOptions ro;
-  ro.servers = c.dns.servers;
-  ro.timeout = std::chrono::milliseconds(c.dns.timeout_ms);
-  ro.cache_entries = c.dns.cache_size;
-  auto resolver = dns::Resolver::create(ro);
+  auto resolver = dns::createConfigured(c.dns);
   if (!resolver) {
     std::fprintf(stderr, "postern: DNS: %s\n", resolver.status().message().c_str());
     return 1;

@@ -47,7 +47,8 @@ inline constexpr std::string_view kImapReason =
 inline constexpr std::string_view kPop3Reason =
     "Postern has no POP3 yet: keep Dovecot serving the same Maildirs (docs/migration-docker-mailserver.md)";
 inline constexpr std::string_view kFilterReason =
-    "Postern has no built-in spam, virus or greylisting filter (a milter hook is planned)";
+    "Postern has no built-in content or virus filter: run rspamd (or another milter) yourself and add it as a "
+    "[[milter]]; greylisting is [protect.greylist] (docs/configuration.md)";
 inline constexpr std::string_view kLogReason =
     "Postern logs one line per event to stderr; reports and rotation belong to the log collector";
 inline constexpr std::string_view kAccountSourceReason =

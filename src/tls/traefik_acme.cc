@@ -1,5 +1,7 @@
 #include "tls/traefik_acme.h"
 
+#include "util/base64.h"
+
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -8,15 +10,6 @@ namespace postern::tls {
 namespace {
 
 using json = nlohmann::json;
-
-int base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 
 // A string member under either spelling (v2+ lower case, v1 capitalised); null if absent.
 const json* member(const json& obj, const char* lower, const char* upper) {
@@ -68,29 +61,14 @@ void readCertificates(const json& list, const std::string& resolver, AcmeFile& o
 }  // namespace
 
 bool decodeBase64(std::string_view in, std::string& out) {
-  out.clear();
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t chars = 0, pad = 0;
-  for (char c : in) {
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-    if (c == '=') {
-      ++pad;
-      ++chars;
-      continue;
-    }
-    if (pad) return false;   // data after padding
-    int v = base64Value(c);
-    if (v < 0) return false;
-    ++chars;
-    acc = (acc << 6) | uint32_t(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(char((acc >> bits) & 0xff));
-    }
-  }
-  return chars % 4 == 0 && pad <= 2;
+  // acme.json may wrap its base64 (PEM-like line breaks): white space is dropped first.
+  std::string compact;
+  compact.reserve(in.size());
+  for (char c : in)
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') compact += c;
+  auto decoded = base64Decode(compact);
+  out = decoded ? std::move(*decoded) : std::string();
+  return decoded.has_value();
 }
 
 Result<AcmeFile> parseTraefikAcme(std::string_view text) {

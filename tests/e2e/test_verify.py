@@ -19,6 +19,12 @@ RECORDS = {
     "sender.test": [("TXT", "v=spf1 ip4:192.0.2.10 ip4:127.0.0.2 ip6:2001:db8::10 -all")],
     "soft.test": [("TXT", "v=spf1 ip4:192.0.2.10 ~all")],
     "broken.test": [("TXT", "v=spf1 ip4:192.0.2.10 foo:bar -all")],
+    "strict.test": [("TXT", "v=spf1 ip4:192.0.2.10 -all")],
+    "_dmarc.strict.test": [("TXT", "v=DMARC1; p=reject")],
+    "quar.test": [("TXT", "v=spf1 ip4:192.0.2.10 -all")],
+    "_dmarc.quar.test": [("TXT", "v=DMARC1; p=quarantine")],
+    "sampled.test": [("TXT", "v=spf1 ip4:192.0.2.10 -all")],
+    "_dmarc.sampled.test": [("TXT", "v=DMARC1; p=quarantine; pct=0")],
 }
 
 
@@ -204,3 +210,48 @@ def test_spf_behind_haproxy_passes_for_the_real_client_not_the_proxy(tmp_path, d
         assert "spf=fail" in got["other"], got
         ev = [e for e in s.log_events("smtp.accepted") if e["client"].startswith("127.0.0.2:")]
         assert ev and ev[0]["via"].startswith("127.0.0.1:") and ev[0]["verify"].startswith("spf=pass")
+
+
+def dmarc_message(domain, subject):
+    return (f"From: <news@{domain}>\r\nTo: alice@example.test\r\nSubject: {subject}\r\n\r\nHello.\r\n").encode()
+
+
+def test_dmarc_enforce_rejects_and_quarantines_recording_only_by_default(tmp_path, dns):
+    # SPF fails for 198.51.100.7 and there is no DKIM signature: DMARC fails for each domain.
+    with make_server(tmp_path / "enforce", dns, "dmarc_enforce = true") as s:
+        with ProxiedSMTP(s.ports["smtp"], "198.51.100.7", timeout=10) as c:
+            c.ehlo("client.example.net")
+            c.mail(f"news@strict.test")
+            assert c.rcpt("alice@example.test")[0] == 250   # DMARC needs the message: refused at its end
+            code, text = c.data(dmarc_message("strict.test", "rejected"))
+            assert code == 550 and text.startswith(b"5.7.1") and b"strict.test" in text, (code, text)
+            c.rset()
+            c.sendmail("news@quar.test", ["alice@example.test"], dmarc_message("quar.test", "quarantined"))
+            c.sendmail("news@sampled.test", ["alice@example.test"], dmarc_message("sampled.test", "sampled"))
+        junk = s.mail_root / "example.test" / "alice" / ".Junk" / "new"
+        wait_until(lambda: list(junk.glob("*")), what="the quarantined message in Junk")
+        files = list(junk.iterdir())
+        assert len(files) == 1 and b"Subject: quarantined" in files[0].read_bytes()
+        assert "dmarc=fail" in auth_results(files[0].read_bytes())
+        inbox = s.wait_mail("alice@example.test")
+        assert len(inbox) == 1 and b"Subject: sampled" in inbox[0].read_bytes()   # pct=0: quarantine not applied (RFC 7489 §6.6.4)
+        assert "dis=none" in auth_results(inbox[0].read_bytes())
+        ev = s.wait_event("verify.dmarc_rejected")
+        assert ev["header_from"] == "strict.test"
+    # Without dmarc_enforce the same message is only recorded.
+    with make_server(tmp_path / "record", dns) as s:
+        with ProxiedSMTP(s.ports["smtp"], "198.51.100.7", timeout=10) as c:
+            c.ehlo("client.example.net")
+            c.sendmail("news@strict.test", ["alice@example.test"], dmarc_message("strict.test", "recorded"))
+        data = s.wait_mail("alice@example.test")[0].read_bytes()
+        assert "dmarc=fail (p=reject dis=reject)" in auth_results(data)
+
+
+def test_helo_identity_is_checked_as_well(tmp_path, dns):
+    with make_server(tmp_path, dns) as s:
+        with ProxiedSMTP(s.ports["smtp"], "192.0.2.10", timeout=10) as c:
+            c.ehlo("sender.test")
+            c.sendmail("someone@soft.test", ["alice@example.test"], message("helo"))
+        ar = auth_results(s.wait_mail("alice@example.test")[0].read_bytes())
+        assert "spf=pass smtp.mailfrom=someone@soft.test" in ar, ar
+        assert "spf=pass smtp.helo=sender.test" in ar, ar

@@ -13,20 +13,6 @@
 #include "util/strings.h"
 
 namespace postern::smtp {
-namespace {
-
-std::optional<std::string> base64Decode(std::string_view in) {
-  std::string out(in.size(), '\0');
-  size_t len = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), in.data(), in.size(), nullptr, &len,
-                        nullptr, sodium_base64_VARIANT_ORIGINAL) != 0)
-    return std::nullopt;
-  out.resize(len);
-  return out;
-}
-
-}  // namespace
-
 net::awaitable<bool> Session::onAuth(const Command& cmd) {
   if (!stream_.isTls()) {
     reject(rejection::kAuthWithoutTls, 538, "5.7.11", "Encryption required for requested authentication mechanism");

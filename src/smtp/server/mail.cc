@@ -84,7 +84,7 @@ void Session::startDnsbl() {
     m.dnsblLookups(!v.listed.empty()).inc();
     m.dnsblHits().inc(v.listed.size());
     asio::post(ex, [p, v = std::move(v)]() mutable {
-      p->verdict = std::move(v);
+      p->value = std::move(v);
       p->done = true;
       p->wake.cancel();
     });
@@ -99,7 +99,7 @@ net::awaitable<std::optional<protect::DnsblVerdict>> Session::dnsblVerdict() {
     co_await dnsbl_->wake.async_wait(net::use_nothrow);
     if (!dnsbl_->done) co_return std::nullopt;
   }
-  co_return dnsbl_->verdict;
+  co_return dnsbl_->value;
 }
 
 net::awaitable<void> Session::onRcpt(const Command& cmd) {

@@ -172,12 +172,16 @@ class Session {
   unsigned auth_failures_ = 0;
   std::shared_ptr<const directory::Directory> dir_;   // snapshot for this transaction
 
-  struct DnsblPending {
-    explicit DnsblPending(const asio::any_io_executor& ex) : wake(ex) {}
+  // A lookup started early (DNSBL at connect, SPF at MAIL FROM) and awaited later: the
+  // result lands here on this connection's executor and cancels `wake`.
+  template <class T>
+  struct Pending {
+    explicit Pending(const asio::any_io_executor& ex) : wake(ex) {}
     bool done = false;
-    protect::DnsblVerdict verdict;
-    asio::steady_timer wake;   // cancelled when the verdict arrives
+    T value;
+    asio::steady_timer wake;
   };
+  using DnsblPending = Pending<protect::DnsblVerdict>;
   std::shared_ptr<DnsblPending> dnsbl_;
 
   std::vector<std::unique_ptr<milter::Client>> milters_;
@@ -200,12 +204,7 @@ class Session {
   uint64_t body_size_ = 0;          // all body bytes, spilled or not
   bool spilled_ = false;
   bool whole_ = false;              // body_ is the whole message and replaces the spilled chunks
-  struct SpfPending {
-    explicit SpfPending(const asio::any_io_executor& ex) : wake(ex) {}
-    bool done = false;
-    auth::SpfOutcome outcome;
-    asio::steady_timer wake;   // cancelled when the outcome arrives
-  };
+  using SpfPending = Pending<auth::SpfOutcome>;
   std::shared_ptr<SpfPending> spf_;
   std::string verify_summary_;      // "spf=pass dkim=pass dmarc=pass arc=none" for smtp.accepted
   std::chrono::steady_clock::time_point transaction_start_;

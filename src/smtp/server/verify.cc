@@ -77,7 +77,7 @@ void Session::startSpf() {
                      o.result = auth::SpfResult::kTempError;
                      o.problem = "internal error";
                    }
-                   p->outcome = std::move(o);
+                   p->value = std::move(o);
                    p->done = true;
                    p->wake.cancel();
                  });
@@ -97,7 +97,7 @@ net::awaitable<std::optional<auth::SpfOutcome>> Session::spfOutcome() {
       co_return o;
     }
   }
-  co_return p->outcome;
+  co_return p->value;
 }
 
 net::awaitable<bool> Session::refusedBySpf() {
