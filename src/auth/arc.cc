@@ -176,7 +176,7 @@ net::awaitable<ArcVerdict> verifyArc(Dns& dns, std::shared_ptr<const std::string
       return std::make_pair(std::move(h), n);
     };
     std::pair<std::string, uint64_t> hashed;
-    if (cpu)
+    if (cpu && message->size() > dkimint::kInlineHashMax)
       hashed = co_await net::offload(*cpu, std::move(work));
     else
       hashed = work();

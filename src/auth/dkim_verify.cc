@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 #include <tuple>
 
 #include "auth/dkim_internal.h"
@@ -48,6 +50,36 @@ std::shared_ptr<EVP_PKEY> loadRsa(const std::string& der) {
   }
   ERR_clear_error();   // this thread may run TLS next: no stale errors for SSL_get_error
   return p ? own(p) : nullptr;
+}
+
+// Decoded public keys by record bytes. Decoding an RSA key (d2i_PUBKEY and OpenSSL's setup
+// on first use) costs several times the signature check itself, and the same few keys sign
+// most mail: they are decoded once. EVP_PKEY objects are only read after that, which OpenSSL
+// allows from several threads. Bounded: the map is emptied when it is full.
+constexpr size_t kDecodedKeyCacheEntries = 1024;
+
+std::shared_ptr<EVP_PKEY> cachedKey(bool ed25519, const std::string& raw) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<EVP_PKEY>> cache;
+  std::string k = (ed25519 ? "e:" : "r:") + raw;
+  {
+    std::lock_guard lock(mu);
+    if (auto it = cache.find(k); it != cache.end()) return it->second;
+  }
+  std::shared_ptr<EVP_PKEY> key;
+  if (ed25519) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(raw.data());
+    EVP_PKEY* p = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, bytes, raw.size());
+    ERR_clear_error();
+    if (p) key = own(p);
+  } else {
+    key = loadRsa(raw);
+  }
+  if (!key) return nullptr;   // not cached: a bad record is rare and cheap to reject again
+  std::lock_guard lock(mu);
+  if (cache.size() >= kDecodedKeyCacheEntries) cache.clear();
+  cache.emplace(std::move(k), key);
+  return key;
 }
 
 }  // namespace
@@ -116,17 +148,14 @@ net::awaitable<KeyOutcome> fetchKey(Dns& dns, std::string selector, std::string 
   }
   PublicKey pk;
   if (ed) {
-    const auto* raw = reinterpret_cast<const unsigned char*>(k.public_key.data());
-    EVP_PKEY* p = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw, k.public_key.size());
-    ERR_clear_error();
-    if (!p) {
+    pk.pkey = cachedKey(true, k.public_key);
+    if (!pk.pkey) {
       out.reason = "key syntax error: p= is not an Ed25519 key";
       co_return out;
     }
-    pk.pkey = own(p);
     pk.bits = 256;
   } else {
-    pk.pkey = loadRsa(k.public_key);
+    pk.pkey = cachedKey(false, k.public_key);
     if (!pk.pkey) {
       out.reason = "key syntax error: p= is not an RSA public key";
       co_return out;
@@ -413,7 +442,7 @@ net::awaitable<std::vector<DkimVerdict>> verifyDkim(Dns& dns, std::shared_ptr<co
 
   std::vector<Outcome> outcomes;
   bool honour = options.honour_length;
-  if (cpu) {
+  if (cpu && message->size() > dkimint::kInlineHashMax) {
     // The views in `m` point into *message: the task holds it even if this coroutine is gone.
     auto work = [message, m = *parts, pending = std::move(pending), honour]() { return checkHashes(m, pending, honour); };
     outcomes = co_await net::offload(*cpu, std::move(work));

@@ -23,6 +23,7 @@ struct Decision {
   std::string enhanced;          // "5.7.1"
   std::string text;              // reply text (the filter's, or a default)
   bool unavailable = false;      // the filter failed; this is its default_action
+  std::string failure;           // set once, on the call where the filter failed: why (for the log)
 };
 
 // Changes the filter asked for at end of message.
@@ -69,6 +70,10 @@ class Client {
   // Ends the transaction (RSET or after the message), keeping the connection for the next.
   net::awaitable<void> abort();
   net::awaitable<void> quit();
+  // After STARTTLS or AUTH: the {auth_authen} and {tls_version} macros sent with MAIL.
+  void setSession(std::string auth_user, std::string tls_version);
+  // The filter failed (or the connection was closed): every call returns default_action.
+  bool failed() const;
   const config::Milter& config() const { return cfg_; }
 
  private:

@@ -3,7 +3,7 @@
 // MTA's commands and a parser for the filter's replies (need-more / done / error). The
 // protocol has no RFC; the reference is libmilter's mfdef.h/mfapi.h constants and
 // Postfix's MILTER_README, restated here in our own words.
-// Tests: tests/unit/milter_protocol_test.cc; fuzz: fuzz/milter_reply.cc.
+// Tests: tests/unit/milter_protocol_test.cc; fuzz: fuzz/milter_reply_fuzz.cc.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,19 @@ namespace postern::milter {
 inline constexpr uint32_t kProtocolVersion = 6;
 inline constexpr size_t kMaxPacket = 1024 * 1024;      // a larger reply is an error
 inline constexpr size_t kBodyChunk = 65535;            // SMFIC_BODY data per packet (MILTER_CHUNK_SIZE)
+
+// Actions the MTA allows the filter (SMFIF_*), offered in the negotiation.
+inline constexpr uint32_t kActAddHeaders = 0x01, kActChangeBody = 0x02, kActAddRcpt = 0x04, kActDeleteRcpt = 0x08,
+                          kActChangeHeaders = 0x10, kActQuarantine = 0x20, kActChangeFrom = 0x40,
+                          kActAddRcptPar = 0x80, kActSetSymList = 0x100;
+// Protocol flags (SMFIP_*): stages the MTA leaves out, stages the filter does not answer
+// (NR_*), and capabilities.
+inline constexpr uint32_t kProtoNoConnect = 0x1, kProtoNoHelo = 0x2, kProtoNoMail = 0x4, kProtoNoRcpt = 0x8,
+                          kProtoNoBody = 0x10, kProtoNoHeaders = 0x20, kProtoNoEoh = 0x40, kProtoNrHeader = 0x80,
+                          kProtoNoUnknown = 0x100, kProtoNoData = 0x200, kProtoSkip = 0x400, kProtoRcptRej = 0x800,
+                          kProtoNrConnect = 0x1000, kProtoNrHelo = 0x2000, kProtoNrMail = 0x4000,
+                          kProtoNrRcpt = 0x8000, kProtoNrData = 0x10000, kProtoNrUnknown = 0x20000,
+                          kProtoNrEoh = 0x40000, kProtoNrBody = 0x80000, kProtoHeaderLeadingSpace = 0x100000;
 
 // One reply from the filter.
 struct Reply {

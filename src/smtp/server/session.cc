@@ -276,6 +276,7 @@ net::awaitable<void> Session::run() {
   }
   if (quit_) co_return;
   startDnsbl();
+  co_await milterConnect();
   reply(220, "", fmt::format("{} ESMTP Postern", ctx_.config.hostname));
   while (!quit_) {
     if (ctx_.shutting_down.load(std::memory_order_relaxed) && !in_mail_) {
@@ -302,19 +303,39 @@ net::awaitable<void> Session::run() {
   stream_.setDeadline(kFinalWriteGrace);
   co_await flush();
   if (in_mail_) resetTransaction();
+  co_await milterQuit();
 }
 
 net::awaitable<bool> Session::dispatch(const Command& cmd) {
   switch (cmd.verb) {
-    case Verb::kEhlo: onHelo(cmd, true); break;
-    case Verb::kHelo: onHelo(cmd, false); break;
-    case Verb::kMail: onMail(cmd); break;
-    case Verb::kRcpt: co_await onRcpt(cmd); break;
+    case Verb::kEhlo:
+    case Verb::kHelo: {
+      if (!milters_.empty()) co_await milterAbort();
+      size_t mark = out_.size();
+      onHelo(cmd, cmd.verb == Verb::kEhlo);
+      if (!milters_.empty() && repliedOk(mark)) co_await milterHelo(mark);
+      break;
+    }
+    case Verb::kMail: {
+      if (!milters_.empty() && !in_mail_) co_await milterAbort();
+      size_t mark = out_.size();
+      onMail(cmd);
+      if (!milters_.empty() && in_mail_ && repliedOk(mark)) co_await milterMail(cmd, mark);
+      break;
+    }
+    case Verb::kRcpt: {
+      size_t mark = out_.size(), recipients = env_.recipients.size(), displayed = rcpt_display_.size();
+      co_await onRcpt(cmd);
+      if (!milters_.empty() && rcpt_display_.size() > displayed && repliedOk(mark))
+        co_await milterRcpt(cmd, mark, recipients, displayed);
+      break;
+    }
     case Verb::kData: co_return co_await onData(cmd);
     case Verb::kBdat: co_return co_await onBdat(cmd);
     case Verb::kAuth: co_return co_await onAuth(cmd);
     case Verb::kStarttls: co_return co_await onStarttls(cmd);
     case Verb::kRset:
+      if (!milters_.empty()) co_await milterAbort();
       resetTransaction();
       reply(250, "2.0.0", "Ok");
       break;

@@ -13,6 +13,7 @@
 
 #include "auth/spf.h"
 #include "directory/directory.h"
+#include "milter/client.h"
 #include "net/stream.h"
 #include "smtp/proto/command.h"
 #include "smtp/proto/data_scanner.h"
@@ -135,6 +136,20 @@ class Session {
   // discarded (the reply is sent).
   net::awaitable<bool> milterMessage(std::string& message);
   std::string receivedHeader() const;
+
+  // Milters (milter.cc): one client per applicable [[milter]], opened before the greeting.
+  // The stage functions run after the command's own checks passed (its reply, at out_[mark],
+  // starts with 2); a filter's refusal replaces that reply.
+  net::awaitable<void> milterConnect();
+  net::awaitable<void> milterHelo(size_t mark);
+  net::awaitable<void> milterMail(const Command& cmd, size_t mark);
+  net::awaitable<void> milterRcpt(const Command& cmd, size_t mark, size_t recipients, size_t displayed);
+  net::awaitable<void> milterAbort();
+  net::awaitable<void> milterQuit();
+  void milterSessionChanged();   // AUTH or STARTTLS: the macros sent with MAIL
+  void milterLog(const milter::Client& c, std::string_view stage, const milter::Decision& d);
+  void milterRefuse(const milter::Decision& d, bool message);
+  bool repliedOk(size_t mark) const;
   std::string protocolName() const;
   bool tlsAvailable() const;
   bool authRequired() const;
@@ -168,6 +183,10 @@ class Session {
   };
   using DnsblPending = Pending<protect::DnsblVerdict>;
   std::shared_ptr<DnsblPending> dnsbl_;
+
+  std::vector<std::unique_ptr<milter::Client>> milters_;
+  std::optional<milter::Decision> milter_connect_reply_;   // a refusal at connect, given at MAIL
+  bool milter_discard_ = false;    // a filter said discard during this transaction
 
   // Transaction state
   bool in_mail_ = false;
