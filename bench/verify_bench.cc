@@ -17,7 +17,7 @@
 // remain): the floor the figures above are compared against. BM_VerifyOnly4K turns on one
 // check at a time (rsa-2048 signature, inline), to show where the time goes.
 // BM_OpensslVerify is the signature check alone through OpenSSL, with the public key decoded
-// from its DNS form for every message (as auth/dkim_verify.cc does today) or decoded once.
+// from its DNS form for every message (as auth/dkim_verify.cc did before its key cache) or once.
 #include <benchmark/benchmark.h>
 
 #include <openssl/evp.h>
