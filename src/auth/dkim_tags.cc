@@ -16,15 +16,6 @@ namespace {
 
 using TagList = std::vector<std::pair<std::string, std::string>>;
 
-bool isWsp(char c) {
-  return c == ' ' || c == '\t';
-}
-bool isAlpha(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool isDigit(char c) {
-  return c >= '0' && c <= '9';
-}
 
 // FWS at either end removed (WSP, and CRLF when WSP follows it; parseTagList has already
 // refused a CR or LF that is not part of FWS).

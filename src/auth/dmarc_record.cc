@@ -10,7 +10,6 @@
 namespace postern::auth {
 namespace {
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
 
 std::string_view trimWsp(std::string_view s) {
   while (!s.empty() && isWsp(s.front())) s.remove_prefix(1);
@@ -18,8 +17,6 @@ std::string_view trimWsp(std::string_view s) {
   return s;
 }
 
-bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
 
 // One "tag=value" of the list (§6.4: *WSP around "=" and ";").
 struct Tag {

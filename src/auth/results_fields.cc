@@ -12,7 +12,6 @@
 namespace postern::auth {
 namespace {
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
 
 // Skips CFWS (RFC 5322 §3.2.2): blanks, line breaks of folded lines and comments, which nest
 // and may hold quoted-pairs. False when a comment does not end or nests deeper than

@@ -18,9 +18,6 @@ constexpr unsigned kMaxCidr4 = 32;                    // §12 ip4-cidr-length
 constexpr unsigned kMaxCidr6 = 128;                   // §12 ip6-cidr-length
 constexpr size_t kMaxCidrDigits = 3;                  // "128"
 
-bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
-bool isAlnum(char c) { return isAlpha(c) || isDigit(c); }
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // One element of a macro-string (§7.1): a literal octet or a macro-expand.

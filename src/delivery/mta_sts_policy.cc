@@ -18,18 +18,6 @@ constexpr size_t kMaxChunkLineBytes = 1024;
 // Chunk sizes in hex: more digits than this would already exceed any limit here.
 constexpr size_t kMaxChunkSizeDigits = 8;
 
-bool isWsp(char c) {
-  return c == ' ' || c == '\t';
-}
-bool isAlpha(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool isDigit(char c) {
-  return c >= '0' && c <= '9';
-}
-bool isAlnum(char c) {
-  return isAlpha(c) || isDigit(c);
-}
 bool isNameChar(char c) {
   return isAlnum(c) || c == '_' || c == '-' || c == '.';
 }

@@ -10,9 +10,6 @@
 namespace postern::dkim {
 namespace {
 
-bool isWsp(char c) {
-  return c == ' ' || c == '\t';
-}
 
 // RFC 5322 §3.6.8 field-name: printable US-ASCII except colon.
 bool validFieldName(std::string_view n) {

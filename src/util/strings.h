@@ -9,6 +9,13 @@
 
 namespace postern {
 
+// ASCII character classes of the RFC grammars (ABNF WSP, ALPHA, DIGIT), independent of
+// the C locale.
+inline bool isWsp(char c) { return c == ' ' || c == '\t'; }
+inline bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+inline bool isDigit(char c) { return c >= '0' && c <= '9'; }
+inline bool isAlnum(char c) { return isAlpha(c) || isDigit(c); }
+
 std::string toLower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
 bool istartsWith(std::string_view s, std::string_view prefix);
