@@ -2,18 +2,12 @@
 
 #include <random>
 
+#include "delivery/route.h"
 #include "dkim/canon.h"
 #include "util/strings.h"
 
 namespace postern::auth {
 namespace {
-
-// The domain of an address ("user@Example.ORG" -> "example.org"); empty when none.
-std::string domainOf(std::string_view address) {
-  auto at = address.rfind('@');
-  if (at == std::string_view::npos) return {};
-  return toLower(address.substr(at + 1));
-}
 
 uint32_t pctRoll() {
   thread_local std::mt19937 rng{std::random_device{}()};
@@ -32,7 +26,7 @@ net::awaitable<SpfOutcome> Verifier::spf(IpAddress ip, std::string helo, std::st
   req.receiver = receiver_;
   req.now = now;
   // RFC 7208 §2.4: MAIL FROM; a null reverse-path is checked as postmaster@HELO (§2.3, §4.3).
-  std::string domain = domainOf(mail_from);
+  std::string domain = delivery::domainOf(mail_from);
   if (mail_from.empty() || domain.empty()) {
     req.sender = "postmaster@" + helo;
     domain = toLower(helo);
