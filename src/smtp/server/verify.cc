@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "auth/verifier.h"
+#include "dkim/canon.h"
 #include "log/log.h"
 #include "smtp/server/session.h"
 #include "spool/spool.h"
@@ -28,31 +29,19 @@ unsigned resultBit(auth::SpfResult r) {
 }
 
 // True when the header section of `message` has a field `name: value` (names compared
-// case-insensitively, value case-insensitively after leading/trailing blanks).
+// case-insensitively, the unfolded value case-insensitively without surrounding blanks).
 bool hasHeaderField(std::string_view message, std::string_view spec) {
   auto colon = spec.find(':');
   std::string_view name = trim(spec.substr(0, colon));
   std::string_view value = trim(spec.substr(colon + 1));
-  size_t at = 0;
-  while (at < message.size()) {
-    size_t eol = message.find("\r\n", at);
-    if (eol == std::string_view::npos) eol = message.size();
-    std::string_view line = message.substr(at, eol - at);
-    if (line.empty()) break;   // end of the header section
-    size_t c = line.find(':');
-    if (c != std::string_view::npos && line[0] != ' ' && line[0] != '\t' && iequals(trim(line.substr(0, c)), name)) {
-      // The value with its continuation lines.
-      std::string v(line.substr(c + 1));
-      size_t next = eol + 2;
-      while (next < message.size() && (message[next] == ' ' || message[next] == '\t')) {
-        size_t e = message.find("\r\n", next);
-        if (e == std::string_view::npos) e = message.size();
-        v += message.substr(next, e - next);
-        next = e + 2;
-      }
-      if (iequals(trim(v), value)) return true;
-    }
-    at = eol + 2;
+  auto parts = dkim::splitMessage(message);
+  if (!parts) return false;
+  for (const dkim::HeaderField& f : parts->fields) {
+    if (!iequals(f.name, name)) continue;
+    std::string v;   // unfolded (RFC 5322 §2.2.3): the CRLFs of continuation lines dropped
+    for (char c : f.raw.substr(f.raw.find(':') + 1))
+      if (c != '\r' && c != '\n') v += c;
+    if (iequals(trim(v), value)) return true;
   }
   return false;
 }
