@@ -723,8 +723,9 @@ void Loader::loadVerify(const toml::table& root) {
     }
   }
   getBool(*t, "dkim", v.dkim);
-  if (getUnsigned(*t, "dkim_max_signatures", 50, v.dkim_max_signatures) && v.dkim_max_signatures == 0)
-    error(pos(*t->get("dkim_max_signatures")), "'dkim_max_signatures' must be from 1 to 50 (use dkim = false to check none)");
+  if (getUnsigned(*t, "dkim_max_signatures", kMaxDkimSignatures, v.dkim_max_signatures) && v.dkim_max_signatures == 0)
+    error(pos(*t->get("dkim_max_signatures")),
+          fmt::format("'dkim_max_signatures' must be from 1 to {} (use dkim = false to check none)", kMaxDkimSignatures));
   std::string length;
   if (getString(*t, "dkim_length_tag", length)) {
     if (length == "honour" || length == "honor") v.dkim_honour_length = true;
@@ -778,14 +779,15 @@ void Loader::loadMilters(const toml::table& root) {
     for (auto [key, slot] : {std::pair<const char*, uint64_t*>{"connect_timeout", &m.connect_timeout_ms},
                              {"command_timeout", &m.command_timeout_ms},
                              {"message_timeout", &m.message_timeout_ms}}) {
-      if (getDuration(t, key, *slot) && (*slot < 100 || *slot > 3'600'000))
-        error(pos(*t.get(key)), fmt::format("'{}' must be from 100ms to 1h", key));
+      if (getDuration(t, key, *slot) && (*slot < kMinMilterTimeoutMs || *slot > kMaxMilterTimeoutMs))
+        error(pos(*t.get(key)), fmt::format("'{}' must be from {} to {}", key, formatDurationMs(kMinMilterTimeoutMs),
+                                            formatDurationMs(kMaxMilterTimeoutMs)));
     }
     if (const toml::node* sn = t.get("stages")) {
       const toml::array* sa = sn->as_array();
       if (!sa) error(pos(*sn), "'stages' must be an array such as [\"connect\", \"helo\", \"mail\", \"rcpt\", \"header\", \"body\"]");
       else m.stages = 0;
-      static const std::vector<std::string> kStages = {"connect", "helo", "mail", "rcpt", "header", "body"};
+      static const std::vector<std::string> kStages(std::begin(kMilterStageNames), std::end(kMilterStageNames));
       for (size_t i = 0; sa && i < sa->size(); ++i) {
         const toml::node& s = *sa->get(i);
         std::string v = s.is_string() ? s.as_string()->get() : std::string();
@@ -1211,10 +1213,9 @@ std::string describe(const Config& c) {
     out += fmt::format("verify.junk_header: {}\n", v.junk_header.empty() ? std::string("(none)") : v.junk_header);
   }
   for (const Milter& m : c.milters) {
-    static const char* kStageNames[] = {"connect", "helo", "mail", "rcpt", "header", "body"};
     std::vector<std::string> stages;
-    for (unsigned i = 0; i < 6; ++i)
-      if (m.stages & (1u << i)) stages.push_back(kStageNames[i]);
+    for (unsigned i = 0; i < std::size(kMilterStageNames); ++i)
+      if (m.stages & (1u << i)) stages.push_back(kMilterStageNames[i]);
     stages.push_back("end-of-message");
     out += fmt::format("milter {}: default_action={} timeouts connect={} command={} message={} stages={} services={}\n", m.name,
                        m.default_action == MilterDefault::kAccept ? "accept" : "tempfail",

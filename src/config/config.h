@@ -245,6 +245,10 @@ struct Dns {
 // [verify]: inbound sender authentication (auth/): SPF, DKIM, DMARC, ARC, reported in one
 // Authentication-Results header (RFC 8601). Applies to mail from clients that did not
 // authenticate. Default: everything checked and recorded, nothing refused.
+inline constexpr unsigned kMaxDkimSignatures = 50;           // [verify] dkim_max_signatures
+inline constexpr uint64_t kMinMilterTimeoutMs = 100;           // [[milter]] *_timeout
+inline constexpr uint64_t kMaxMilterTimeoutMs = 3'600'000;
+inline constexpr const char* kMilterStageNames[] = {"connect", "helo", "mail", "rcpt", "header", "body"};   // bit i = 1 << i
 enum class SpfResultSet : uint8_t { kFail = 1, kSoftFail = 2, kPermError = 4, kTempError = 8 };
 struct Verify {
   bool enabled = true;
