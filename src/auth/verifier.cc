@@ -94,16 +94,17 @@ net::awaitable<Report> Verifier::verify(VerifyRequest req, std::optional<SpfOutc
 
 std::string Verifier::header(const Report& r) const { return authenticationResults(cfg_.authserv_id, r); }
 
+void putResults(std::string& message, std::string_view authserv_id, std::string_view field) {
+  auto own = ownResultsFields(message, authserv_id);
+  for (auto it = own.rbegin(); it != own.rend(); ++it) message.erase(it->first, it->second - it->first);
+  message.insert(0, field);
+}
+
 std::string withResults(std::string_view message, std::string_view authserv_id, std::string_view field) {
   std::string out;
   out.reserve(message.size() + field.size());
-  out.append(field);
-  size_t at = 0;
-  for (auto [begin, end] : ownResultsFields(message, authserv_id)) {
-    out.append(message.substr(at, begin - at));
-    at = end;
-  }
-  out.append(message.substr(at));
+  out.append(message);
+  putResults(out, authserv_id, field);
   return out;
 }
 

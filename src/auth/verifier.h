@@ -48,5 +48,7 @@ class Verifier {
 // The message with every Authentication-Results field that claims `authserv_id` removed
 // (RFC 8601 §5), and `field` put on top.
 std::string withResults(std::string_view message, std::string_view authserv_id, std::string_view field);
+// The same, in place: no copy of the message when its capacity has room for the field.
+void putResults(std::string& message, std::string_view authserv_id, std::string_view field);
 
 }  // namespace postern::auth

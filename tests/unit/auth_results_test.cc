@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "auth/results.h"
+#include "auth/verifier.h"
 
 using namespace postern;
 using namespace postern::auth;
@@ -244,3 +245,30 @@ TEST(AuthResults, OwnFieldsDeepComments) {
 }
 
 }  // namespace
+
+namespace postern::auth {
+namespace {
+
+// The field goes on top; fields of our id go (folded ones whole), other ids stay; the
+// in-place form gives the same bytes as the copying one.
+TEST(AuthResultsPut, OwnFieldsReplacedOthersKept) {
+  const std::string field = "Authentication-Results: mx.example; spf=pass\r\n";
+  const std::string in =
+      "Received: from x\r\n"
+      "Authentication-Results: MX.example; dkim=pass\r\n\theader.d=a.example\r\n"
+      "Authentication-Results: other.example; spf=fail\r\n"
+      "Subject: s\r\n\r\nAuthentication-Results: mx.example; in the body\r\n";
+  const std::string want =
+      field + "Received: from x\r\nAuthentication-Results: other.example; spf=fail\r\nSubject: s\r\n\r\n"
+              "Authentication-Results: mx.example; in the body\r\n";
+  EXPECT_EQ(withResults(in, "mx.example", field), want);
+  std::string inplace = in;
+  putResults(inplace, "mx.example", field);
+  EXPECT_EQ(inplace, want);
+  std::string none = "Subject: s\r\n\r\nbody\r\n";
+  putResults(none, "mx.example", field);
+  EXPECT_EQ(none, field + "Subject: s\r\n\r\nbody\r\n");
+}
+
+}  // namespace
+}  // namespace postern::auth

@@ -17,6 +17,8 @@ namespace {
 
 // RFC 7208 §4.6.4 asks for an overall bound of at least 20 seconds on one check.
 constexpr std::chrono::seconds kSpfBackstop{20};
+// Capacity kept in front of a message read back from the spool, for the field put on top.
+constexpr size_t kResultsRoom = 4096;
 
 unsigned resultBit(auth::SpfResult r) {
   switch (r) {
@@ -136,12 +138,16 @@ net::awaitable<bool> Session::prepareMessage() {
       replyStorageError(chunks.status());
       co_return false;
     }
+    // Room for the Authentication-Results field, so that it goes on top without a copy.
+    chunks.value().reserve(chunks.value().size() + body_.size() + kResultsRoom);
     chunks.value() += body_;
     body_ = std::move(chunks.value());
     whole_ = true;
   }
   if (verify) {
-    auto message = std::make_shared<const std::string>(std::move(body_));
+    // Lent to the verifier and taken back afterwards: the field then goes on top in place
+    // (a copy only if a task of the verifier still holds the message).
+    auto message = std::make_shared<std::string>(std::move(body_));
     auth::VerifyRequest req;
     req.ip = info_.client.address.unmapped();
     req.helo = helo_;
@@ -151,7 +157,13 @@ net::awaitable<bool> Session::prepareMessage() {
     std::optional<auth::SpfOutcome> spf = co_await spfOutcome();
     auth::Report report = co_await ctx_.verifier->verify(std::move(req), std::move(spf));
     ctx_.counters.inc("verify.checked");
-    body_ = auth::withResults(*message, vc.authserv_id, ctx_.verifier->header(report));
+    const std::string field = ctx_.verifier->header(report);
+    if (message.use_count() == 1) {
+      auth::putResults(*message, vc.authserv_id, field);
+      body_ = std::move(*message);
+    } else {
+      body_ = auth::withResults(*message, vc.authserv_id, field);
+    }
     message.reset();
     // For the smtp.accepted line.
     std::string dkim = report.dkim.empty() ? std::string("none") : std::string();
